@@ -1,0 +1,1 @@
+"""The `ftrobot` command line."""

@@ -1,0 +1,26 @@
+"""Shared argparse plumbing for the `ftrobot` subcommand modules."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line `ftrobot: error: ...`, exit code 2."""
+
+
+def command_group(
+    subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, help_text: str
+) -> "argparse._SubParsersAction[argparse.ArgumentParser]":
+    """The subcommands of group ``name`` (e.g. ``dept``), created on first use and shared after.
+
+    Several modules add commands to one group (``dept init`` and ``dept monitor``), so the group's
+    own sub-parsers are kept on its parser.
+    """
+    existing = subparsers.choices.get(name)
+    if existing is not None:
+        return existing._ftrobot_subcommands  # type: ignore[attr-defined, no-any-return]
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    group = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+    parser._ftrobot_subcommands = group  # type: ignore[attr-defined]
+    return group
