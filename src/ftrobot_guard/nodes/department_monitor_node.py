@@ -1,0 +1,170 @@
+"""Department monitor node: verifies every robot's heartbeat and raises alerts (measures 2.3, 6.4b).
+
+Finds heartbeat topics by type (any namespace) or takes a fixed list, verifies each heartbeat
+against the trusted department CA certificates, keeps its own timestamp watchdog for silence, and
+publishes ``department/alerts`` (ftrobot_msgs/DepartmentAlert) and ``/diagnostics``. It also keeps
+the black-box checkpoints each genuine heartbeat carried (witnessed heads) for later audits.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+
+from ftrobot_guard.certificates import CertificateError, load_certificates
+from ftrobot_guard.fleet_monitor import Alert, FleetMonitor, HeartbeatFormatError, RobotRow, heartbeat_view_from_fields
+from ftrobot_guard.nodes.node_parameters import (
+    NodeConfigurationError,
+    declare_double,
+    declare_int,
+    declare_string,
+    declare_string_list,
+)
+from ftrobot_guard.nodes.qos_profiles import EVENTS, HEARTBEAT_MONITOR
+from ftrobot_guard.signed_fields import message_fields
+from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead, WitnessedHeadError, WitnessedHeadStore
+from ftrobot_msgs.msg import DepartmentAlert, Heartbeat
+
+HEARTBEAT_TYPE = "ftrobot_msgs/msg/Heartbeat"
+
+
+class DepartmentMonitorNode(Node):
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__("department_monitor", **node_kwargs)
+        ca_files = declare_string_list(self, "trusted_ca_files", [], "Department CA certificates (files or directories)")
+        period = declare_double(self, "heartbeat_period", 1.0, "Expected heartbeat period of every robot", 0.02, 3600.0, "s")
+        silent_periods = declare_int(self, "silent_periods", 3, "Periods without a heartbeat before SILENT", 1, 1000)
+        self._topics = declare_string_list(
+            self, "heartbeat_topics", [], "Heartbeat topics to watch; empty: every topic of type Heartbeat"
+        )
+        discovery = declare_double(self, "discovery_period", 1.0, "How often to look for new heartbeat topics", 0.1, 60.0, "s")
+        check_rate = declare_double(self, "check_rate_hz", 4.0, "Rate of the silence watchdog", 0.1, 100.0, "Hz")
+        heads_file = declare_string(
+            self, "witnessed_heads_file", "", "JSON Lines file keeping witnessed black-box heads ('' = keep in memory only)"
+        )
+        if not ca_files:
+            raise NodeConfigurationError(f"{self.get_name()}: parameter trusted_ca_files is required and was not set")
+        try:
+            cas = load_certificates(ca_files)
+        except CertificateError as exc:
+            raise NodeConfigurationError(f"{self.get_name()}: parameter trusted_ca_files: {exc}") from None
+        self._monitor = FleetMonitor(cas, period_s=period, silent_periods=silent_periods)
+        try:
+            self._heads = WitnessedHeadStore(Path(heads_file) if heads_file else None)
+        except (OSError, WitnessedHeadError) as exc:
+            raise NodeConfigurationError(f"{self.get_name()}: parameter witnessed_heads_file: {exc}") from None
+        self._wall = Clock(clock_type=ClockType.SYSTEM_TIME)
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._alert_pub = self.create_publisher(DepartmentAlert, "department/alerts", EVENTS)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._subscribed: dict[str, Any] = {}
+        self._alert_listeners: list[Callable[[Alert], None]] = []
+        self.heartbeats_received = 0
+        for topic in self._topics:
+            self._subscribe(topic)
+        if not self._topics:
+            self._discover()
+            self.create_timer(discovery, self._discover, clock=self._steady)
+        self.create_timer(1.0 / check_rate, self._check, clock=self._steady)
+        self.create_timer(1.0, self._publish_diagnostics, clock=self._steady)
+        self.get_logger().info(
+            f"department monitor: {len(cas)} trusted CA(s), silence after {silent_periods} x {period} s"
+        )
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def _discover(self) -> None:
+        for name, types in self.get_topic_names_and_types():
+            if HEARTBEAT_TYPE in types and name not in self._subscribed:
+                self._subscribe(name)
+
+    def _subscribe(self, topic: str) -> None:
+        sub = self.create_subscription(
+            Heartbeat, topic, lambda msg, t=topic: self._on_heartbeat(msg, t), HEARTBEAT_MONITOR
+        )
+        self._subscribed[sub.topic_name] = sub
+        self.get_logger().info(f"watching heartbeats on {sub.topic_name}")
+
+    def _on_heartbeat(self, msg: Heartbeat, topic: str) -> None:
+        now_s = time.monotonic()
+        self.heartbeats_received += 1
+        try:
+            view = heartbeat_view_from_fields(message_fields(msg), bytes(msg.signature), sender=topic)
+        except (HeartbeatFormatError, ValueError) as exc:
+            self.get_logger().warning(f"malformed heartbeat on {topic} refused: {exc}")
+            return
+        alerts = self._monitor.on_heartbeat(view, now_s)
+        if msg.log_checkpoint_sequence > 0 and self._monitor.accepted(view):
+            self._witness(msg)
+        self._emit(alerts)
+
+    def _witness(self, msg: Heartbeat) -> None:
+        stamp = msg.log_checkpoint_stamp
+        head = WitnessedHead(
+            identity_number=msg.identity_number, segment_id=msg.log_segment_id,
+            sequence=int(msg.log_checkpoint_sequence), chain_head=msg.log_chain_head,
+            witnessed_at_ns=self._wall.now().nanoseconds, time_ns=stamp.sec * 1_000_000_000 + stamp.nanosec,
+            signature=bytes(msg.log_checkpoint_signature),
+        )
+        if not self._heads.witness(head) and self._heads.last_error:
+            self.get_logger().error(f"witnessed head of {msg.identity_number}: {self._heads.last_error}")
+
+    def _check(self) -> None:
+        self._emit(self._monitor.check(time.monotonic()))
+
+    # --- outputs --------------------------------------------------------------------------------
+    def add_alert_listener(self, listener: Callable[[Alert], None]) -> None:
+        self._alert_listeners.append(listener)
+
+    def rows(self) -> list[RobotRow]:
+        return self._monitor.rows(time.monotonic())
+
+    @property
+    def witnessed_heads(self) -> WitnessedHeadStore:
+        return self._heads
+
+    def _emit(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            msg = DepartmentAlert()
+            msg.header.stamp = self._wall.now().to_msg()
+            msg.kind = int(alert.kind)
+            msg.kind_name = alert.kind.name
+            msg.raised = alert.raised
+            msg.identity_number = alert.identity_number
+            msg.robot_name = alert.robot_name
+            msg.detail = alert.detail
+            self._alert_pub.publish(msg)
+            log = self.get_logger().warning if alert.raised else self.get_logger().info
+            log(f"{'ALERT' if alert.raised else 'cleared'} {alert.kind.name} {alert.identity_number}: {alert.detail}")
+            for listener in self._alert_listeners:
+                listener(alert)
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self._wall.now().to_msg()
+        for row in self.rows():
+            status = DiagnosticStatus()
+            status.name = f"department_monitor: {row.identity_number}"
+            status.hardware_id = row.identity_number
+            status.level = DiagnosticStatus.ERROR if row.active_alerts else DiagnosticStatus.OK
+            status.message = ", ".join(kind.name for kind in row.active_alerts) or "healthy"
+            status.values = [
+                KeyValue(key="robot_name", value=row.robot_name),
+                KeyValue(key="safety_mode", value=row.safety_mode),
+                KeyValue(key="signature", value=row.signature_state.name),
+                KeyValue(
+                    key="last_seen_age", value="never" if row.last_seen_age_s is None else f"{row.last_seen_age_s:.1f}"
+                ),
+            ]
+            array.status.append(status)
+        self._diagnostics.publish(array)
+
+
+def main(args: list[str] | None = None) -> None:
+    from ftrobot_guard.nodes.single_node import run_single_node
+
+    run_single_node(DepartmentMonitorNode, args)
