@@ -36,7 +36,7 @@ class ParamsFile:
     sections: Mapping[str, Mapping[str, ParameterValue]]  # node key -> flattened parameters
 
 
-def _flatten(prefix: str, value: Any, path: Path, out: dict[str, ParameterValue]) -> None:
+def _flatten(prefix: str, value: Any, path: str, out: dict[str, ParameterValue]) -> None:
     if isinstance(value, Mapping):
         for key, sub in value.items():
             if not isinstance(key, str) or not key:
@@ -46,7 +46,7 @@ def _flatten(prefix: str, value: Any, path: Path, out: dict[str, ParameterValue]
     out[prefix] = _check_value(prefix, value, path)
 
 
-def _check_value(name: str, value: Any, path: Path) -> ParameterValue:
+def _check_value(name: str, value: Any, path: str) -> ParameterValue:
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamsFileError(f"{path}: {name}: {value} is not a finite number")
     if isinstance(value, (bool, int, float, str)):
@@ -99,7 +99,7 @@ def load_params_file(path: str | Path) -> ParamsFile:
         if not isinstance(params, Mapping):
             raise ParamsFileError(f"{target}: {node_key}.ros__parameters: expected a mapping")
         flat: dict[str, ParameterValue] = {}
-        _flatten("", params, target, flat)
+        _flatten("", params, f"{target}: {node_key}", flat)
         sections[node_key] = flat
     return ParamsFile(target, sections)
 

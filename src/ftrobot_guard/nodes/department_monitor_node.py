@@ -55,6 +55,8 @@ class DepartmentMonitorNode(Node):
             raise NodeConfigurationError(f"{self.get_name()}: parameter trusted_ca_files: {exc}") from None
         self._monitor = FleetMonitor(cas, period_s=period, silent_periods=silent_periods)
         try:
+            if heads_file:
+                Path(heads_file).parent.mkdir(parents=True, exist_ok=True)
             self._heads = WitnessedHeadStore(Path(heads_file) if heads_file else None)
         except (OSError, WitnessedHeadError) as exc:
             raise NodeConfigurationError(f"{self.get_name()}: parameter witnessed_heads_file: {exc}") from None
@@ -110,8 +112,10 @@ class DepartmentMonitorNode(Node):
             witnessed_at_ns=self._wall.now().nanoseconds, time_ns=stamp.sec * 1_000_000_000 + stamp.nanosec,
             signature=bytes(msg.log_checkpoint_signature),
         )
-        if not self._heads.witness(head) and self._heads.last_error:
+        self._heads.witness(head)
+        if self._heads.last_error:  # refused or not written to disk: say so, never lose it silently
             self.get_logger().error(f"witnessed head of {msg.identity_number}: {self._heads.last_error}")
+            self._heads.last_error = ""
 
     def _check(self) -> None:
         self._emit(self._monitor.check(time.monotonic()))

@@ -1,0 +1,27 @@
+"""Robot-side guard stack of one robot employee (the nodes of `ftrobot up robot`).
+
+    ros2 launch ftrobot_guard robot.launch.py params_file:=/etc/ftrobot/robot.yaml namespace:=/futian/robot01
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    params_file = LaunchConfiguration("params_file")
+    namespace = LaunchConfiguration("namespace")
+    common = {"namespace": namespace, "output": "screen", "emulate_tty": True}
+    parameters = [params_file, {"config_files": [params_file]}]
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([FindPackageShare("ftrobot_guard"), "config", "robot.yaml"]),
+            description="ROS 2 params file with the robot's identity, keys and black box settings",
+        ),
+        DeclareLaunchArgument("namespace", default_value="", description="the robot's namespace"),
+        Node(package="ftrobot_guard", executable="heartbeat", name="heartbeat", parameters=parameters, **common),
+        Node(package="ftrobot_guard", executable="recorder", name="recorder", parameters=parameters, **common),
+    ])

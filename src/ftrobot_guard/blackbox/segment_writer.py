@@ -1,0 +1,188 @@
+"""Sealing records into one segment file (append-only, fsync on demand, rollback on write errors)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ftrobot_guard.blackbox.errors import LogWriteError
+from ftrobot_guard.blackbox.record_format import (
+    Checkpoint,
+    RecordType,
+    SegmentHeader,
+    chain_next,
+    chain_start,
+    counter_nonce,
+    data_aad,
+    encode_block,
+    encode_record_with_header,
+    encode_segment_prefix,
+    record_header_bytes,
+    segment_file_name,
+    sign_header,
+)
+
+_ZERO_NONCE = bytes(12)
+
+
+def describe_os_error(path: Path, exc: OSError, action: str) -> str:
+    """One-line explanation of an OSError while writing the log."""
+    if exc.errno == errno.ENOSPC:
+        return f"{path}: disk full while {action}"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{path}: not writable while {action} ({exc.strerror}; read-only directory or file system?)"
+    return f"{path}: I/O error while {action} ({exc.strerror or exc})"
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a file creation or rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class SealedBatch:
+    """Records built in memory, not yet written: applied to the writer's state only after writing."""
+
+    data: bytes
+    last_sequence: int
+    head: bytes
+    records: int
+    checkpoints: tuple[Checkpoint, ...]
+    closes: bool
+
+
+class SegmentWriter:
+    """Writes one segment: its signed header, then sealed DATA and signed CHECKPOINT/CLOSE records."""
+
+    def __init__(
+        self,
+        directory: Path,
+        header: SegmentHeader,
+        signing_key: ed25519.Ed25519PrivateKey,
+        data_key: bytes,
+        compress_level: int = 1,
+    ) -> None:
+        self.header = header
+        self.path = directory / segment_file_name(header.segment_index, header.segment_id)
+        self._key = signing_key
+        self._aead = AESGCM(data_key)
+        self._compress_level = compress_level
+        self._robot_id = header.robot_id
+        self._segment_id_raw = header.segment_id_raw
+        header_json = header.encode()
+        signature = sign_header(signing_key, header_json)
+        prefix = encode_segment_prefix(header_json, signature)
+        self.head = chain_start(bytes.fromhex(header.prev_chain_head), header_json, signature)
+        self.next_sequence = header.first_sequence
+        self.records_since_checkpoint = 0
+        self.closed = False
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        except OSError as exc:
+            raise LogWriteError(describe_os_error(self.path, exc, "creating a segment")) from None
+        try:
+            _write_all(self._fd, prefix)
+            os.fsync(self._fd)
+            fsync_directory(directory)
+        except OSError as exc:
+            os.close(self._fd)
+            self.path.unlink(missing_ok=True)
+            raise LogWriteError(describe_os_error(self.path, exc, "writing a segment header")) from None
+        self.size = len(prefix)
+
+    # ------------------------------------------------------------------ sealing (pure, in memory)
+
+    def seal(
+        self, blocks: list[tuple[bytes, int]], checkpoint_time_ns: int | None, close: bool = False
+    ) -> SealedBatch:
+        """Seal entry blocks ``(entries bytes, time_ns)`` into DATA records, then optionally a signed
+        CHECKPOINT (or CLOSE when ``close``) at ``checkpoint_time_ns``."""
+        parts: list[bytes] = []
+        sequence = self.next_sequence
+        head = self.head
+        aead = self._aead
+        robot_id = self._robot_id
+        sid = self._segment_id_raw
+        for entry_bytes, time_ns in blocks:
+            plaintext = encode_block(entry_bytes, self._compress_level)
+            nonce = counter_nonce(sequence)
+            rec_head = record_header_bytes(len(plaintext) + 16, RecordType.DATA, sequence, time_ns, nonce)
+            record = encode_record_with_header(rec_head, aead.encrypt(nonce, plaintext, data_aad(robot_id, sid, rec_head)))
+            head = chain_next(head, record)
+            parts.append(record)
+            sequence += 1
+        checkpoints: list[Checkpoint] = []
+        if checkpoint_time_ns is not None or close:
+            when = checkpoint_time_ns if checkpoint_time_ns is not None else 0
+            cp = Checkpoint(robot_id, self.header.segment_id, sequence - 1, head, when).signed(self._key)
+            payload = cp.encode()
+            rtype = RecordType.CLOSE if close else RecordType.CHECKPOINT
+            rec_head = record_header_bytes(len(payload), rtype, sequence, when, _ZERO_NONCE)
+            record = encode_record_with_header(rec_head, payload)
+            head = chain_next(head, record)
+            parts.append(record)
+            sequence += 1
+            checkpoints.append(cp)
+        return SealedBatch(
+            data=b"".join(parts),
+            last_sequence=sequence - 1,
+            head=head,
+            records=len(parts),
+            checkpoints=tuple(checkpoints),
+            closes=close,
+        )
+
+    # ------------------------------------------------------------------ I/O
+
+    def write(self, batch: SealedBatch) -> None:
+        """Append a sealed batch; on failure, cut the file back so no half record stays behind."""
+        if self.closed:
+            raise LogWriteError(f"{self.path}: segment already closed")
+        if not batch.data:
+            return
+        try:
+            _write_all(self._fd, batch.data)
+        except OSError as exc:
+            message = describe_os_error(self.path, exc, "appending records")
+            try:
+                os.ftruncate(self._fd, self.size)
+            except OSError:
+                message += "; could not cut back the partial write (recovery will on restart)"
+            raise LogWriteError(message) from None
+        self.size += len(batch.data)
+        self.next_sequence = batch.last_sequence + 1
+        self.head = batch.head
+        data_records = batch.records - len(batch.checkpoints)
+        self.records_since_checkpoint = 0 if batch.checkpoints else self.records_since_checkpoint + data_records
+        if batch.closes:
+            self.closed = True
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise LogWriteError(describe_os_error(self.path, exc, "syncing to disk")) from None
+
+    def release(self) -> None:
+        """Close the file descriptor (after a CLOSE record, or when abandoning the segment)."""
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            finally:
+                self._fd = -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -1,0 +1,5 @@
+"""Auditor commands (being written)."""
+
+
+def register(subparsers: object) -> None:
+    return None

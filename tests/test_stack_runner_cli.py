@@ -1,0 +1,95 @@
+"""`ftrobot up` and `ftrobot dept monitor` as users run them: real processes, real DDS, clean stops, clear errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from credentials import make_fleet
+
+
+def _ftrobot(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ftrobot_guard.cli.main", *args]
+
+
+def _robot_params(tmp_path: Path, fleet, rate: float = 5.0) -> Path:  # type: ignore[no-untyped-def]
+    path = tmp_path / "robot.yaml"
+    path.write_text(
+        "/**/heartbeat:\n  ros__parameters:\n"
+        f'    identity_number: "{fleet.robot.identity_number}"\n'
+        f'    robot_name: "{fleet.robot.robot_name}"\n'
+        f'    department: "{fleet.robot.department}"\n'
+        f'    private_key_file: "{fleet.robot.private_key}"\n'
+        f'    certificate_file: "{fleet.robot.certificate}"\n'
+        f'    department_ca_files: ["{fleet.department.ca_certificate}"]\n'
+        f"    rate_hz: {rate}\n"
+        '    guardian_on_duty: "G-440304-0007"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_up_and_monitor_run_and_stop_cleanly(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path)
+    params = _robot_params(tmp_path, fleet)
+    robot = subprocess.Popen(_ftrobot("up", "heartbeat", "--params", str(params), "--namespace", "/robot7"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert robot.stdout is not None
+        assert "ftrobot up heartbeat: ready (/robot7/heartbeat)" in robot.stdout.readline()
+        monitor = subprocess.run(
+            _ftrobot("dept", "monitor", "--ca", str(fleet.department.ca_certificate), "--duration", "4",
+                     "--interval", "0.5"),
+            capture_output=True, text=True, timeout=60,
+        )
+        assert monitor.returncode == 0, monitor.stderr
+        assert fleet.robot.identity_number in monitor.stdout
+        assert "verified" in monitor.stdout
+        robot.send_signal(signal.SIGTERM)
+        assert robot.wait(timeout=15) == 0
+        _, err = robot.communicate()
+        assert "Traceback" not in err
+    finally:
+        if robot.poll() is None:
+            robot.kill()
+            robot.wait()
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("heartbeat: [unclosed\n", "not valid YAML"),
+        ("/**/heartbeat:\n  params: {}\n", "expected exactly one key 'ros__parameters'"),
+        ("/**/heartbeat:\n  ros__parameters:\n    rate_hz: .nan\n", "/**/heartbeat: rate_hz: nan is not a finite number"),
+        ("/**/heartbeat:\n  ros__parameters:\n    rate_hz: 1.0\n", "identity_number is required"),
+        ("/**/heartbeat:\n  ros__parameters:\n    identity_number: '440304-RB-2026-000123-9'\n    rate_hz: 1.0\n",
+         "parameter robot_name is required"),
+    ],
+)
+def test_up_refuses_bad_params_with_one_line(tmp_path: Path, content: str, expected: str) -> None:
+    params = tmp_path / "bad.yaml"
+    params.write_text(content, encoding="utf-8")
+    result = subprocess.run(_ftrobot("up", "heartbeat", "--params", str(params)), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ftrobot: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert "ready" not in result.stdout
+
+
+def test_up_refuses_bad_namespace_and_missing_file(tmp_path: Path) -> None:
+    result = subprocess.run(_ftrobot("up", "heartbeat", "--params", str(tmp_path / "none.yaml")),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no such file" in result.stderr
+    params = tmp_path / "p.yaml"
+    params.write_text("/**/heartbeat:\n  ros__parameters: {}\n", encoding="utf-8")
+    result = subprocess.run(_ftrobot("up", "heartbeat", "--params", str(params), "--namespace", "/9bad"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--namespace" in result.stderr and "Traceback" not in result.stderr
