@@ -170,7 +170,7 @@ class VerificationReport:
             lines.append(
                 f"  {len(self.segments)} segments (index {first.index}..{last.index}), {records} records"
                 f" (sequence {first.first_sequence}..{last.last_sequence}), {size / 1048576:.1f} MiB,"
-                f" {_iso(first.created_ns)} .. {_iso(max(s.last_time_ns for s in self.segments))}"
+                f" {iso_time(first.created_ns)} .. {iso_time(max(s.last_time_ns for s in self.segments))}"
             )
         if self.deleted_segments:
             lines.append(f"  {self.deleted_segments} older segments deleted by retention (signed manifests)")
@@ -189,7 +189,7 @@ class VerificationReport:
         return "\n".join(lines)
 
 
-def _iso(time_ns: int) -> str:
+def iso_time(time_ns: int) -> str:
     return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -448,7 +448,7 @@ def _deleted_info(deleted: dict[int, DeletedSegment], run: list[int]) -> Finding
     first, last = deleted[run[0]], deleted[run[-1]]
     return Finding(Severity.INFO, Diagnosis.DELETED_BY_RETENTION,
                    f"segments {run[0]}..{run[-1]} (records {first.first_sequence}..{last.last_sequence},"
-                   f" {_iso(first.created_ns)} .. {_iso(last.last_time_ns)}) were deleted by retention;"
+                   f" {iso_time(first.created_ns)} .. {iso_time(last.last_time_ns)}) were deleted by retention;"
                    " a signed manifest keeps their final chain head")
 
 
@@ -735,7 +735,7 @@ def _check_witnesses(
     log_last = max((s.last_sequence for s in summaries.values()), default=0)
     for head in sorted(heads, key=lambda h: h.sequence):
         report.heads_checked += 1
-        when = f" (witnessed {_iso(head.witnessed_at_ns)})" if head.witnessed_at_ns else ""
+        when = f" (witnessed {iso_time(head.witnessed_at_ns)})" if head.witnessed_at_ns else ""
         summary = summaries.get(head.segment_id)
         if summary is not None:
             found = heads_at.get(head.segment_id, {}).get(head.sequence)

@@ -4,3 +4,11 @@ Pure modules (no rclpy): the model loader, the joint-level actuation law, therma
 the fault schedule, ground truth, command validation, pictures. ``HumanoidSim`` in
 :mod:`ftrobot_guard.sim.humanoid_sim` ties them together for tests, benchmarks and the ROS node.
 """
+
+import os
+import sys
+
+# Offscreen rendering (snapshots) needs its OpenGL backend chosen before mujoco is first imported.
+# Without a display, EGL (Mesa on the CPU here) is the one that works; a user's choice is kept.
+if "mujoco" not in sys.modules and not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"

@@ -27,6 +27,7 @@ IMU_SITE = "imu_in_pelvis"
 IMU_GYRO_SENSOR = "imu-pelvis-angular-velocity"
 IMU_ACCEL_SENSOR = "imu-pelvis-linear-acceleration"
 JOINT_COUNT = 29
+STUCK_SOLREF_TIMECONST = 0.004  # s: as stiff as the 2 ms step allows (MuJoCo needs >= 2 steps)
 
 
 class ModelLoadError(Exception):
@@ -91,7 +92,10 @@ def _spec_with_torque_motors(path: Path) -> mujoco.MjSpec:
         actuator.inheritrange = 0.0
         actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
         actuator.ctrlrange = [low, high]
-        spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name=f"stuck_{joint.name}", name1=joint.name, active=False)
+        spec.add_equality(
+            type=mujoco.mjtEq.mjEQ_JOINT, name=f"stuck_{joint.name}", name1=joint.name, active=False,
+            solref=[STUCK_SOLREF_TIMECONST, 1.0], solimp=[0.95, 0.99, 0.001, 0.5, 2.0],
+        )
     return spec
 
 

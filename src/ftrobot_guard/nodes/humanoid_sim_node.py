@@ -1,0 +1,505 @@
+"""Simulated Unitree G1 behind the hardware contract (DESIGN.md §4, §5).
+
+Publishes ``joint_states``, ``imu``, ``odom`` (sensor QoS), ``actuator_temperatures``, ``battery``,
+``sim/ground_truth`` and, in lock-step mode, ``/clock``. Takes ``hw/joint_command``, ``hw/cmd_vel``
+and ``guard/alive``; serves ``hw/set_actuation_mode`` and ``sim/inject_fault``.
+
+A dedicated physics thread steps :class:`HumanoidSim` (2 ms steps): paced to wall time in real-time
+mode, as fast as possible in lock-step mode (waiting for the guard's heartbeat to keep up). Callbacks
+and the physics thread share the simulator under one lock. The ``rogue_publisher`` fault runs a second
+node, ``rogue_controller``, on the same context that publishes on ``hw/joint_command``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from builtin_interfaces.msg import Time as TimeMsg
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import BatteryState, Imu, JointState
+from std_msgs.msg import Header
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from ftrobot_guard.nodes.node_parameters import (
+    NodeConfigurationError,
+    declare_bool,
+    declare_double,
+    declare_int,
+    declare_string,
+)
+from ftrobot_guard.nodes.qos_profiles import COMMANDS, SENSOR_DATA
+from ftrobot_guard.sim.actuation_modes import STOP_MODES, ActuationMode
+from ftrobot_guard.sim.battery_model import BatteryParameters
+from ftrobot_guard.sim.command_validation import CommandRefused, validate_gains
+from ftrobot_guard.sim.g1_model import JOINT_COUNT, ModelLoadError
+from ftrobot_guard.sim.ground_truth import FallCriteria
+from ftrobot_guard.sim.humanoid_sim import HumanoidSim, RogueCommand, SimConfig
+from ftrobot_guard.sim.thermal_model import ThermalParameters
+from ftrobot_msgs.msg import JointTemperatures, SimGroundTruth
+from ftrobot_msgs.srv import InjectFault, SetActuationMode
+
+# guard/alive is taken from reliable and best-effort publishers alike.
+GUARD_ALIVE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+BEHIND_RESYNC_S = 0.25  # real-time mode: further behind than this, the schedule is reset (overrun counted)
+
+
+def node_parameter_overrides(lockstep: bool, headless: bool) -> dict[str, object]:
+    """Parameters for `ftrobot up sim [--lockstep] [--headless]`."""
+    return {"lockstep": bool(lockstep), "headless": bool(headless)}
+
+
+def _time_msg(seconds: float) -> TimeMsg:
+    whole = math.floor(seconds)
+    return TimeMsg(sec=int(whole), nanosec=min(999_999_999, int(round((seconds - whole) * 1e9))))
+
+
+class _Rate:
+    """Publication schedule in sim time."""
+
+    def __init__(self, rate_hz: float) -> None:
+        self.period = 1.0 / rate_hz
+        self.next = 0.0
+
+    def due(self, t: float) -> bool:
+        if t + 1e-9 < self.next:
+            return False
+        self.next = max(self.next + self.period, t)
+        return True
+
+
+class HumanoidSimNode(Node):
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__("humanoid_sim", **node_kwargs)
+        self._lockstep = declare_bool(self, "lockstep", False, "Step as fast as possible and publish /clock (deterministic tests)")
+        self._headless = declare_bool(self, "headless", True, "No viewer window (a passive MuJoCo viewer otherwise, if a display exists)")
+        self._rtf_target = declare_double(self, "real_time_factor", 1.0, "Real-time mode: sim seconds per wall second", 0.01, 100.0)
+        gains = {
+            name: self._declare_gains(name, default, description)
+            for name, default, description in (
+                ("kp", 300.0, "NORMAL joint stiffness, one value for all joints or 29 in model order [N·m/rad]"),
+                ("kd", 8.0, "NORMAL joint damping, one value or 29 [N·m·s/rad]"),
+                ("hold_kp", 300.0, "HOLD joint stiffness, one value or 29 [N·m/rad]"),
+                ("hold_kd", 8.0, "HOLD joint damping, one value or 29 [N·m·s/rad]"),
+            )
+        }
+        for prefix in ("", "hold_"):
+            try:
+                validate_gains(gains[f"{prefix}kp"], gains[f"{prefix}kd"], JOINT_COUNT)
+            except CommandRefused as exc:
+                raise NodeConfigurationError(f"{self.get_name()}: parameter {prefix}kp/{prefix}kd: {exc}") from None
+        damping_kd = declare_double(self, "damping_kd", 10.0, "DAMPING mode: tau = -damping_kd * qdot", 0.0, 200.0, "N·m·s/rad")
+        velocity_limit = declare_double(self, "velocity_limit", 30.0, "Largest accepted joint velocity target", 0.1, 100.0, "rad/s")
+        max_speed = declare_double(self, "max_base_speed", 1.0, "Largest accepted hw/cmd_vel planar speed", 0.0, 5.0, "m/s")
+        max_yaw = declare_double(self, "max_yaw_rate", 1.5, "Largest accepted hw/cmd_vel yaw rate", 0.0, 10.0, "rad/s")
+        cmd_vel_timeout = declare_double(self, "cmd_vel_timeout", 0.5, "Base velocity reset to 0 after this long without hw/cmd_vel", 0.01, 10.0, "s")
+        self._alive_timeout = declare_double(
+            self, "guard_alive_timeout", 0.1, "DAMPING when guard/alive stops for longer than this (sim time)", 0.005, 10.0, "s"
+        )
+        require_alive = declare_bool(
+            self, "require_guard_alive", True,
+            "NORMAL is refused until guard/alive is fresh (no guard, no driving); stop modes are always accepted",
+        )
+        self._check_stamp = declare_bool(
+            self, "guard_alive_check_stamp", True,
+            "Ignore a guard/alive whose header stamp differs from this node's clock by more than guard_alive_timeout",
+        )
+        initial = declare_string(self, "initial_mode", "HOLD", "Mode at start: HOLD, DAMPING, ZERO_TORQUE or POWER_OFF")
+        if initial not in {m.name for m in STOP_MODES}:
+            raise NodeConfigurationError(
+                f"{self.get_name()}: parameter initial_mode: {initial!r} is not one of HOLD, DAMPING, ZERO_TORQUE, POWER_OFF"
+            )
+        seed = declare_int(self, "seed", 0, "Seed of the encoder-noise generator", 0, 2**31 - 1)
+        self._rates = {
+            topic: _Rate(declare_double(self, f"{key}_rate_hz", default, f"Publication rate of {topic} (sim time)", 0.1, 500.0, "Hz"))
+            for topic, key, default in (
+                ("joint_states", "joint_states", 500.0), ("imu", "imu", 500.0), ("odom", "odom", 100.0),
+                ("actuator_temperatures", "temperature", 10.0), ("battery", "battery", 1.0),
+                ("sim/ground_truth", "ground_truth", 50.0),
+            )
+        }
+        fall_height = declare_double(self, "fall_height", 0.40, "Ground truth: fallen when the pelvis is lower", 0.05, 0.8, "m")
+        fall_tilt = declare_double(self, "fall_tilt", 1.0, "Ground truth: fallen when the torso tilts more", 0.1, 3.14, "rad")
+        ambient = declare_double(self, "ambient_temperature", 25.0, "Actuator ambient temperature", -20.0, 60.0, "degC")
+        thermal_tau = declare_double(self, "thermal_time_constant", 120.0, "Actuator thermal time constant", 1.0, 3600.0, "s")
+        battery_charge = declare_double(self, "battery_initial_charge", 0.9, "Battery charge at start (fraction)", 0.0, 1.0)
+        self._lead = declare_double(
+            self, "lockstep_guard_lead", 0.05, "Lock-step: sim time may run ahead of the last guard/alive by this much", 0.002, 10.0, "s"
+        )
+        self._wait = declare_double(
+            self, "lockstep_guard_wait", 1.0, "Lock-step: wall time to wait for a lagging guard before running on", 0.0, 60.0, "s"
+        )
+        if self._lockstep and self._lead >= self._alive_timeout:
+            raise NodeConfigurationError(
+                f"{self.get_name()}: parameter lockstep_guard_lead ({self._lead} s) must be below guard_alive_timeout "
+                f"({self._alive_timeout} s), or the watchdog would trip on a guard that keeps up"
+            )
+        self._record_file = declare_string(self, "record_file", "", "Write ground truth (summary + series) as JSON here on shutdown")
+        self.add_on_set_parameters_callback(self._refuse_parameter_changes)
+
+        config = SimConfig(
+            kp=gains["kp"], kd=gains["kd"], hold_kp=gains["hold_kp"], hold_kd=gains["hold_kd"], damping_kd=damping_kd,
+            velocity_limit=velocity_limit, max_base_speed=max_speed, max_yaw_rate=max_yaw, cmd_vel_timeout=cmd_vel_timeout,
+            guard_alive_timeout=self._alive_timeout, require_guard_alive=require_alive,
+            initial_mode=ActuationMode[initial], seed=seed, fall=FallCriteria(fall_height, fall_tilt),
+            thermal=ThermalParameters(ambient_c=ambient, time_constant_s=thermal_tau),
+            battery=BatteryParameters(initial_charge_fraction=battery_charge), apply_rogue_commands=False,
+        )
+        started = time.perf_counter()
+        try:
+            self._sim = HumanoidSim(config)
+        except (ModelLoadError, ValueError) as exc:
+            raise NodeConfigurationError(f"{self.get_name()}: {exc}") from None
+        self.model_load_seconds = time.perf_counter() - started
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._closed = False
+        self.last_refusal = ""
+        self._mode_changes_logged = 0
+        self._delayed: deque[tuple[float, Any, Any]] = deque()
+        self._rogue: Node | None = None
+        self._rogue_publisher: Any = None
+        self._rtf = math.nan
+        self._viewer: Any = None
+
+        self._pub = {
+            "joint_states": self.create_publisher(JointState, "joint_states", SENSOR_DATA),
+            "imu": self.create_publisher(Imu, "imu", SENSOR_DATA),
+            "odom": self.create_publisher(Odometry, "odom", SENSOR_DATA),
+            "actuator_temperatures": self.create_publisher(JointTemperatures, "actuator_temperatures", SENSOR_DATA),
+            "battery": self.create_publisher(BatteryState, "battery", SENSOR_DATA),
+            "sim/ground_truth": self.create_publisher(SimGroundTruth, "sim/ground_truth", COMMANDS),
+        }
+        self._clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if self._lockstep else None
+        self.create_subscription(JointTrajectory, "hw/joint_command", self._on_joint_command, COMMANDS)
+        self.create_subscription(Twist, "hw/cmd_vel", self._on_cmd_vel, COMMANDS)
+        self.create_subscription(Header, "guard/alive", self._on_guard_alive, GUARD_ALIVE_QOS)
+        self.create_service(SetActuationMode, "hw/set_actuation_mode", self._on_set_mode)
+        self.create_service(InjectFault, "sim/inject_fault", self._on_inject_fault)
+        if not self._headless:
+            self._open_viewer()
+        self._thread = threading.Thread(target=self._run, name="humanoid_sim_physics", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"G1 loaded in {self.model_load_seconds:.2f} s; {'lock-step (/clock)' if self._lockstep else 'real-time'} "
+            f"mode, actuation {self._sim.mode.name}, guard/alive timeout {self._alive_timeout} s"
+            f"{'' if require_alive else ' (NORMAL allowed without a guard)'}"
+        )
+
+    # ------------------------------------------------------------------ parameters
+    def _declare_gains(self, name: str, default: float, description: str) -> tuple[float, ...]:
+        descriptor = ParameterDescriptor(description=description)
+        try:
+            value = self.declare_parameter(name, [default], descriptor).value
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            raise NodeConfigurationError(
+                f"{self.get_name()}: parameter {name}: expected a list of floats (write 300.0, not 300): {exc}"
+            ) from None
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            raise NodeConfigurationError(f"{self.get_name()}: parameter {name}: expected a list of numbers, got {value!r}")
+        return tuple(float(v) for v in value)
+
+    def _refuse_parameter_changes(self, parameters: list[Parameter]) -> SetParametersResult:
+        if all(p.name == "use_sim_time" for p in parameters):
+            return SetParametersResult(successful=True)
+        return SetParametersResult(successful=False, reason="humanoid_sim reads its parameters at start; restart it to change them")
+
+    # ------------------------------------------------------------------ public helpers (tests, demo)
+    @property
+    def sim(self) -> HumanoidSim:
+        """The simulator; hold `lock` while touching it from another thread."""
+        return self._sim
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5.0)
+        self._destroy_rogue()
+        if self._viewer is not None:
+            try:
+                self._viewer.close()
+            except Exception:  # noqa: BLE001 - a viewer failing to close must not block shutdown
+                pass
+        if self._record_file:
+            with self._lock:
+                self._sim.recorder.write_json(Path(self._record_file), self._sim.faults)
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+    # ------------------------------------------------------------------ callbacks
+    def _refused(self, message: str) -> None:
+        self.last_refusal = message
+        self.get_logger().warning(message, throttle_duration_sec=1.0)
+
+    def _on_joint_command(self, msg: JointTrajectory) -> None:
+        if not msg.points:
+            self._refused("joint command refused: no trajectory points")
+            return
+        point = msg.points[0]
+        with self._lock:
+            outcome = self._sim.apply_joint_command(
+                list(msg.joint_names), list(point.positions), list(point.velocities), list(point.effort)
+            )
+        if not outcome.success and "refused" in outcome.message:
+            self._refused(outcome.message)
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        linear = (msg.linear.x, msg.linear.y, msg.linear.z)
+        angular = (msg.angular.x, msg.angular.y, msg.angular.z)
+        with self._lock:
+            outcome = self._sim.set_base_velocity(linear, angular)
+        if not outcome.success and "refused" in outcome.message:
+            self._refused(outcome.message)
+
+    def _now_s(self) -> float:
+        if self._lockstep:
+            with self._lock:
+                return self._sim.time
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_guard_alive(self, msg: Header) -> None:
+        if self._check_stamp:
+            age = self._now_s() - (msg.stamp.sec + msg.stamp.nanosec * 1e-9)
+            if abs(age) > self._alive_timeout:
+                self._refused(
+                    f"guard/alive ignored: stamp is {age:+.3f} s off this node's clock "
+                    f"({'sim time: does the guard use use_sim_time?' if self._lockstep else 'clock skew?'})"
+                )
+                return
+        with self._lock:
+            self._sim.guard_alive()
+
+    def _on_set_mode(self, request: SetActuationMode.Request, response: SetActuationMode.Response) -> SetActuationMode.Response:
+        with self._lock:
+            outcome = self._sim.set_actuation_mode(int(request.mode), request.reason, "service")
+        response.success = outcome.success
+        response.mode = int(outcome.mode if outcome.mode is not None else self._sim.mode)
+        response.message = outcome.message
+        if not outcome.success:
+            self._refused(f"set_actuation_mode({request.mode}): {outcome.message}")
+        return response
+
+    def _on_inject_fault(self, request: InjectFault.Request, response: InjectFault.Response) -> InjectFault.Response:
+        with self._lock:
+            outcome = self._sim.inject_fault(request.kind, request.onset, request.duration, request.parameters)
+        response.accepted = outcome.success
+        response.fault_id = outcome.fault_id
+        response.message = outcome.message
+        text = f"inject_fault {request.kind!r}: {outcome.message}"
+        if outcome.success:
+            self.get_logger().info(text)
+        else:
+            self.get_logger().warning(text)
+        return response
+
+    # ------------------------------------------------------------------ physics thread
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # noqa: BLE001 - report, never die silently
+            self.get_logger().fatal(f"physics thread stopped: {type(exc).__name__}: {exc}")
+
+    def _loop(self) -> None:
+        dt = self._sim.timestep
+        period = dt / self._rtf_target
+        next_wall = time.monotonic()
+        window: deque[tuple[float, float]] = deque(maxlen=250)
+        waited_for: float | None = None
+        while not self._stop.is_set():
+            if self._lockstep:
+                waited_for = self._wait_for_guard(waited_for)
+            with self._lock:
+                self._sim.step()
+                sim_time = self._sim.time
+                outputs = self._collect(sim_time)
+                rogue = self._sim.take_rogue_commands()
+                rogue_active = any(f.kind.value == "rogue_publisher" for f in self._sim.active_faults())
+            wall = time.monotonic()
+            window.append((wall, sim_time))
+            if len(window) > 1 and window[-1][0] > window[0][0]:
+                self._rtf = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+            self._publish(sim_time, outputs)
+            self._handle_rogue(rogue, rogue_active, sim_time)
+            self._log_mode_changes()
+            if self._viewer is not None:
+                self._sync_viewer()
+            if self._lockstep:
+                time.sleep(0)  # let callbacks in
+                continue
+            next_wall += period
+            delay = next_wall - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -BEHIND_RESYNC_S:
+                next_wall = time.monotonic()
+
+    def _wait_for_guard(self, waited_for: float | None) -> float | None:
+        """Lock-step: do not run further than lockstep_guard_lead ahead of the guard's last heartbeat.
+
+        After lockstep_guard_wait s of wall time without news the sim runs on (the guard is gone; the
+        watchdog then sees the silence in sim time) until the next heartbeat arrives.
+        """
+        deadline = time.monotonic() + self._wait
+        while not self._stop.is_set():
+            with self._lock:
+                seen, last, now = self._sim.guard_alive_seen, self._sim.last_guard_alive_time, self._sim.time
+            if not seen or now - last <= self._lead or waited_for == last:
+                return waited_for
+            if time.monotonic() >= deadline:
+                return last
+            time.sleep(0.0002)
+        return waited_for
+
+    def _collect(self, sim_time: float) -> dict[str, Any]:
+        sim = self._sim
+        out: dict[str, Any] = {}
+        for topic, rate in self._rates.items():
+            if rate.due(sim_time) and (topic == "sim/ground_truth" or not sim.topic_dropped(topic)):
+                out[topic] = (
+                    sim.joint_state() if topic == "joint_states" else sim.imu() if topic == "imu"
+                    else sim.odom() if topic == "odom" else sim.temperatures() if topic == "actuator_temperatures"
+                    else sim.battery() if topic == "battery" else sim.ground_truth(self._rtf)
+                )
+        out["_delays"] = {topic: sim.topic_delay(topic) for topic in out}
+        return out
+
+    def _stamp(self, sim_time: float) -> TimeMsg:
+        return _time_msg(sim_time) if self._lockstep else self.get_clock().now().to_msg()
+
+    def _publish(self, sim_time: float, outputs: dict[str, Any]) -> None:
+        stamp = self._stamp(sim_time)
+        if self._clock_pub is not None:
+            self._clock_pub.publish(Clock(clock=stamp))
+        delays = outputs.pop("_delays")
+        for topic, reading in outputs.items():
+            msg = self._to_message(topic, reading, stamp)
+            delay = delays.get(topic, 0.0)
+            if delay > 0.0:
+                self._delayed.append((sim_time + delay, self._pub[topic], msg))
+            else:
+                self._pub[topic].publish(msg)
+        while self._delayed and self._delayed[0][0] <= sim_time + 1e-9:
+            _, publisher, msg = self._delayed.popleft()
+            publisher.publish(msg)
+
+    def _to_message(self, topic: str, reading: Any, stamp: TimeMsg) -> Any:
+        names = list(self._sim.joint_names)
+        if topic == "joint_states":
+            return JointState(
+                header=Header(stamp=stamp, frame_id=""), name=names, position=reading.position.tolist(),
+                velocity=reading.velocity.tolist(), effort=reading.effort.tolist(),
+            )
+        if topic == "imu":
+            msg = Imu(header=Header(stamp=stamp, frame_id="imu_in_pelvis"))
+            w, x, y, z = reading.orientation_wxyz.tolist()
+            msg.orientation.w, msg.orientation.x, msg.orientation.y, msg.orientation.z = w, x, y, z
+            msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = reading.angular_velocity.tolist()
+            a = reading.linear_acceleration.tolist()
+            msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z = a
+            return msg
+        if topic == "odom":
+            msg = Odometry(header=Header(stamp=stamp, frame_id="odom"), child_frame_id="pelvis")
+            p = msg.pose.pose
+            p.position.x, p.position.y, p.position.z = reading.position.tolist()
+            p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z = reading.orientation_wxyz.tolist()
+            t = msg.twist.twist
+            t.linear.x, t.linear.y, t.linear.z = reading.linear_velocity.tolist()
+            t.angular.x, t.angular.y, t.angular.z = reading.angular_velocity.tolist()
+            return msg
+        if topic == "actuator_temperatures":
+            return JointTemperatures(header=Header(stamp=stamp), name=names, temperature=reading.tolist())
+        if topic == "battery":
+            return BatteryState(
+                header=Header(stamp=stamp), voltage=reading.voltage, temperature=math.nan, current=reading.current,
+                charge=reading.charge_ah, capacity=reading.capacity_ah, design_capacity=reading.capacity_ah,
+                percentage=reading.percentage, power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING,
+                power_supply_health=BatteryState.POWER_SUPPLY_HEALTH_GOOD,
+                power_supply_technology=BatteryState.POWER_SUPPLY_TECHNOLOGY_LION, present=True,
+            )
+        return SimGroundTruth(
+            header=Header(stamp=stamp), pelvis_height=reading.pelvis_height, tilt=reading.tilt, fallen=reading.fallen,
+            peak_impact_speed=reading.peak_impact_speed, actuation_mode=int(reading.mode),
+            actuation_mode_name=reading.mode.name, active_faults=list(reading.active_faults), sim_time=reading.time,
+            real_time_factor=float(reading.real_time_factor),
+        )
+
+    def _handle_rogue(self, commands: list[RogueCommand], active: bool, sim_time: float) -> None:
+        if not active:
+            if self._rogue is not None:
+                self._destroy_rogue()
+            return
+        if self._rogue is None:
+            self._rogue = Node("rogue_controller", context=self.context, namespace=self.get_namespace())
+            self._rogue_publisher = self._rogue.create_publisher(JointTrajectory, "hw/joint_command", COMMANDS)
+            self.get_logger().warning("injected fault: rogue_controller now publishes on hw/joint_command")
+        for command in commands:
+            msg = JointTrajectory(header=Header(stamp=self._stamp(sim_time)), joint_names=list(command.names))
+            msg.points = [JointTrajectoryPoint(positions=command.positions.tolist())]
+            self._rogue_publisher.publish(msg)
+
+    def _destroy_rogue(self) -> None:
+        if self._rogue is not None:
+            self._rogue.destroy_node()
+            self._rogue = None
+            self._rogue_publisher = None
+
+    def _log_mode_changes(self) -> None:
+        changes = self._sim.recorder.mode_changes
+        while self._mode_changes_logged < len(changes):
+            change = changes[self._mode_changes_logged]
+            self._mode_changes_logged += 1
+            text = f"actuation {change.previous.name} -> {change.mode.name} at t={change.time:.3f} s ({change.source}: {change.reason})"
+            if change.source == "service":
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
+
+    # ------------------------------------------------------------------ optional viewer
+    def _open_viewer(self) -> None:
+        try:
+            import mujoco.viewer
+
+            self._viewer = mujoco.viewer.launch_passive(self._sim.model, self._sim.data)
+            self._viewer_next = 0.0
+        except Exception as exc:  # noqa: BLE001 - no display / no GLFW: run headless
+            self.get_logger().warning(f"no viewer ({type(exc).__name__}: {exc}); running headless")
+            self._viewer = None
+
+    def _sync_viewer(self) -> None:
+        now = time.monotonic()
+        if now < self._viewer_next:
+            return
+        self._viewer_next = now + 1.0 / 30.0
+        with self._lock:
+            if self._viewer.is_running():
+                self._viewer.sync()
+
+
+def main(args: list[str] | None = None) -> None:
+    from ftrobot_guard.nodes.single_node import run_single_node
+
+    run_single_node(HumanoidSimNode, args)

@@ -1,0 +1,165 @@
+"""The writer: round trip through export, keys, locking, bad directories, disk full, rotation."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from blackbox_testkit import OTHER_ROBOT_ID, FakeClock, make_keys, segments, write_log
+from ftrobot_guard.blackbox.errors import KeyMismatchError, LogLockedError, LogWriteError
+from ftrobot_guard.blackbox.export import ExportOutcome, iter_entries, make_filter
+from ftrobot_guard.blackbox.log_writer import NOTICE_TOPIC, LogWriter, WriterPolicy
+from ftrobot_guard.blackbox.record_format import EntryKind, Tier
+from ftrobot_guard.blackbox.verification import verify_log
+
+
+def _export(directory: Path, key, **kwargs):  # type: ignore[no-untyped-def]
+    outcome = ExportOutcome()
+    items = list(iter_entries(directory, key, make_filter(**kwargs), outcome))
+    return items, outcome
+
+
+def test_round_trip_preserves_every_entry_in_order(tmp_path: Path) -> None:
+    keys = make_keys()
+    write_log(tmp_path / "log", keys, entries=250)
+    items, outcome = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=None)
+    assert not outcome.problems
+    assert [int(i.entry.data[6:14]) for i in items] == list(range(250))
+    assert all(i.entry.guardian == "G-0001" for i in items)
+    assert {i.entry.tier for i in items} == {Tier.EVENT, Tier.LONG_TERM}
+
+
+def test_filters_by_topic_and_time(tmp_path: Path) -> None:
+    keys = make_keys()
+    clock = FakeClock()
+    write_log(tmp_path / "log", keys, entries=90, clock=clock)
+    items, _ = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=["safety_state"])
+    assert len(items) == 30 and all(i.entry.topic == "/safety_state" for i in items)
+    all_items, _ = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=None)
+    middle = all_items[45].entry.time_ns
+    later, _ = _export(tmp_path / "log", keys.auditor, since_ns=middle, until_ns=None, topics=None)
+    assert len(later) == 45
+
+
+def test_robot_copy_opens_and_wrong_key_is_refused(tmp_path: Path) -> None:
+    keys = make_keys()
+    write_log(tmp_path / "log", keys, entries=20, robot_copy=True)
+    items, _ = _export(tmp_path / "log", keys.robot_x, since_ns=None, until_ns=None, topics=None)
+    assert len(items) == 20
+    with pytest.raises(KeyMismatchError, match="opens none"):
+        _export(tmp_path / "log", make_keys().auditor, since_ns=None, until_ns=None, topics=None)
+
+
+def test_data_key_is_never_stored_in_the_clear(tmp_path: Path) -> None:
+    keys = make_keys()
+    writer = LogWriter(tmp_path / "log", keys.writer_keys())
+    writer.open()
+    secret = b"PLAINTEXT-MARKER-" * 4
+    writer.append_message("/t", "std_msgs/msg/String", secret)
+    writer.close()
+    for path in (tmp_path / "log").rglob("*"):
+        if path.is_file():
+            assert b"PLAINTEXT-MARKER" not in path.read_bytes()
+
+
+def test_second_writer_is_locked_out(tmp_path: Path) -> None:
+    keys = make_keys()
+    first = LogWriter(tmp_path / "log", keys.writer_keys())
+    first.open()
+    with pytest.raises(LogLockedError, match="another writer"):
+        LogWriter(tmp_path / "log", keys.writer_keys()).open()
+    first.close()
+
+
+def test_wrong_robots_log_is_refused(tmp_path: Path) -> None:
+    write_log(tmp_path / "log", make_keys(), entries=5)
+    with pytest.raises(KeyMismatchError, match="holds the log of robot"):
+        LogWriter(tmp_path / "log", make_keys(OTHER_ROBOT_ID).writer_keys()).open()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(LogWriteError, match="not writable"):
+            LogWriter(folder, make_keys().writer_keys()).open()
+    finally:
+        folder.chmod(0o700)
+
+
+def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(LogWriteError, match="file"):
+        LogWriter(blocker / "log", make_keys().writer_keys()).open()
+
+
+def test_disk_full_keeps_entries_and_records_losses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = make_keys()
+    policy = WriterPolicy(max_pending_bytes=1024 * 1024)
+    writer = LogWriter(tmp_path / "log", keys.writer_keys(), policy)
+    writer.open()
+    writer.append_message("/t", "std_msgs/msg/String", b"before")
+    writer.flush()
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    for i in range(5):
+        writer.append_message("/t", "std_msgs/msg/String", f"during {i}".encode())
+    with pytest.raises(LogWriteError, match="disk full"):
+        writer.flush()
+    for _ in range(200):  # beyond the pending budget: counted as lost, never silently
+        writer.append_message("/t", "std_msgs/msg/String", os.urandom(8000))
+    assert writer.stats.entries_lost > 0
+    lost = writer.stats.entries_lost
+    monkeypatch.setattr(os, "write", real_write)
+    writer.flush()
+    writer.close()
+    items, outcome = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=None)
+    assert not outcome.problems
+    payloads = [i.entry.data for i in items]
+    assert payloads[0] == b"before" and [f"during {i}".encode() for i in range(5)] == payloads[2:7]
+    notices = [i for i in items if i.entry.kind == EntryKind.NOTICE and i.entry.topic == NOTICE_TOPIC]
+    assert notices and b'"count": %d' % lost in notices[0].entry.data
+    assert verify_log(tmp_path / "log").clean
+
+
+def test_rotation_by_size_and_age_chains_segments(tmp_path: Path) -> None:
+    keys = make_keys()
+    clock = FakeClock(step_ns=10_000_000_000)  # 10 s per clock call: age rotation kicks in
+    policy = WriterPolicy(segment_max_age_s=60, segment_max_bytes=1 << 20)
+    writer = LogWriter(tmp_path / "log", keys.writer_keys(), policy, clock)
+    writer.open()
+    for i in range(30):
+        writer.append_message("/t", "std_msgs/msg/String", b"x%d" % i)
+        writer.flush()
+    writer.close()
+    assert len(segments(tmp_path / "log")) > 3
+    assert verify_log(tmp_path / "log").clean
+
+
+def test_checkpoint_published_only_after_sync(tmp_path: Path) -> None:
+    keys = make_keys()
+    writer = LogWriter(tmp_path / "log", keys.writer_keys(), WriterPolicy(checkpoint_every_records=1))
+    writer.open()
+    assert writer.latest_checkpoint is None
+    writer.append_message("/t", "std_msgs/msg/String", b"x")
+    writer.flush()
+    cp = writer.latest_checkpoint
+    assert cp is not None and cp.sequence == 1 and cp.signature_valid(keys.signing.public_key())
+    writer.close()
+
+
+def test_invalid_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="fsync_interval_ms"):
+        WriterPolicy(fsync_interval_ms=0)
+    with pytest.raises(ValueError, match="checkpoint_every_s"):
+        WriterPolicy(checkpoint_every_s=float("nan"))
