@@ -89,12 +89,13 @@ class Harness:
 
     def close(self) -> None:
         self.stop_heartbeat()
+        self.sim.close()  # physics thread first: nothing more is published
         self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(timeout=5.0)
         self.sim.destroy_node()
         self.client.destroy_node()
         if self.context.ok():
             rclpy.shutdown(context=self.context)
-        self.thread.join(timeout=5.0)
 
 
 @pytest.fixture

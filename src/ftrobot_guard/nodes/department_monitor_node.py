@@ -142,8 +142,11 @@ class DepartmentMonitorNode(Node):
             msg.robot_name = alert.robot_name
             msg.detail = alert.detail
             self._alert_pub.publish(msg)
-            log = self.get_logger().warning if alert.raised else self.get_logger().info
-            log(f"{'ALERT' if alert.raised else 'cleared'} {alert.kind.name} {alert.identity_number}: {alert.detail}")
+            # Two call sites: rclpy refuses one call site logging at two severities.
+            if alert.raised:
+                self.get_logger().warning(f"ALERT {alert.kind.name} {alert.identity_number}: {alert.detail}")
+            else:
+                self.get_logger().info(f"cleared {alert.kind.name} {alert.identity_number}: {alert.detail}")
             for listener in self._alert_listeners:
                 listener(alert)
 
