@@ -13,6 +13,7 @@ node, ``rogue_controller``, on the same context that publishes on ``hw/joint_com
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -54,6 +55,9 @@ from ftrobot_msgs.srv import InjectFault, SetActuationMode
 # guard/alive is taken from reliable and best-effort publishers alike.
 GUARD_ALIVE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# The physics thread releases the GIL inside every mj_step; with Python's default 5 ms switch interval a
+# busy callback thread could keep it for longer than two physics steps. 0.5 ms keeps the loop on time.
+GIL_SWITCH_INTERVAL_S = 0.0005
 BEHIND_RESYNC_S = 0.25  # real-time mode: further behind than this, the schedule is reset (overrun counted)
 
 
@@ -191,6 +195,8 @@ class HumanoidSimNode(Node):
         self.create_service(InjectFault, "sim/inject_fault", self._on_inject_fault)
         if not self._headless:
             self._open_viewer()
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._thread = threading.Thread(target=self._run, name="humanoid_sim_physics", daemon=True)
         self._thread.start()
         self.get_logger().info(

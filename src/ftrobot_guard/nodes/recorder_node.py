@@ -77,15 +77,15 @@ class RecorderNode(Node):
             segment_max_age_s=declare_double(self, "segment_max_age_s", 3600.0, "Segment age limit", 1.0, 604800.0,
                                              "s"),
         )
-        ring_seconds = declare_double(self, "ring_seconds", 120.0, "Full-rate ring length", 1.0, 3600.0, "s")
+        ring_seconds = declare_double(self, "ring_seconds", 60.0, "Full-rate ring length", 1.0, 3600.0, "s")
         ring_mb = declare_double(self, "ring_max_mb", 64.0, "Full-rate ring memory bound", 1.0, 4096.0, "MiB")
-        post_s = declare_double(self, "post_incident_s", 60.0, "Full-rate recording after an incident", 0.0, 3600.0,
+        post_s = declare_double(self, "post_incident_s", 30.0, "Full-rate recording after an incident", 0.0, 3600.0,
                                 "s")
         try:
             self._retention = RetentionPolicy(
                 retention_days=declare_double(self, "retention_days", 183.0, "Minimum retention", 183.0, 36500.0,
                                               "days"),
-                budget_bytes=int(declare_double(self, "disk_budget_gb", 16.0, "Disk budget", 0.001, 100_000.0, "GiB")
+                budget_bytes=int(declare_double(self, "disk_budget_gb", 96.0, "Disk budget", 0.001, 100_000.0, "GiB")
                                  * 2**30),
                 warn_fraction=declare_double(self, "budget_warn_fraction", 0.8, "Warn at this budget fraction", 0.1,
                                              0.99),

@@ -6,6 +6,7 @@ is ever applied partly: a command with one bad joint is refused as a whole.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -29,7 +30,8 @@ class JointLimits:
     effort_limit: np.ndarray
     velocity_limit: float
 
-    def index_of(self) -> dict[str, int]:
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.names)}
 
 
@@ -78,12 +80,13 @@ def validate_joint_command(
     names = list(joint_names)
     if not names:
         raise CommandRefused("no joint names")
-    index = limits.index_of()
+    index = limits.index
     unknown = [name for name in names if name not in index]
     if unknown:
         raise CommandRefused(f"unknown joint names: {', '.join(repr(n) for n in unknown[:5])}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        duplicates = sorted({name for name in names if name in seen or seen.add(name)})
         raise CommandRefused(f"duplicate joint names: {', '.join(duplicates)}")
     count = len(names)
     if len(positions) != count:

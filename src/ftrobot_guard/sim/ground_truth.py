@@ -75,6 +75,11 @@ class GroundTruthRecorder:
     peak_impact_speed: float = 0.0
     _next_sample: float = 0.0
 
+    @property
+    def next_sample_time(self) -> float:
+        """Sim time from which the next observation is recorded (callers may skip samples before it)."""
+        return self._next_sample
+
     def observe(self, sample: GroundTruthSample) -> None:
         if sample.fallen and self.first_fall_time is None:
             self.first_fall_time = sample.time

@@ -51,6 +51,7 @@ from ftrobot_guard.sim.ground_truth import (
 from ftrobot_guard.sim.humanoid_physics import base_velocity_world, displace_base, joint_torques
 from ftrobot_guard.sim.thermal_model import ThermalModel, ThermalParameters
 
+SLOW_UPDATE_STEPS = 5  # thermal and battery models run every 5 physics steps (10 ms)
 TRIP_UNIT = {"forward": (1.0, 0.0), "backward": (-1.0, 0.0), "left": (0.0, 1.0), "right": (0.0, -1.0)}
 
 
@@ -191,6 +192,7 @@ class HumanoidSim:
         self._geom_body = np.asarray(self.model.geom_bodyid)
         self.recorder = GroundTruthRecorder(period_s=config.record_period)
         self.refused_commands = 0
+        self._slow_counter = 0
         self.recorder.observe(self.ground_truth())
 
     # ------------------------------------------------------------------ properties
@@ -363,14 +365,18 @@ class HumanoidSim:
             displace_base(data.qpos[0:7], self._base_velocity, self.timestep)
             mujoco.mj_kinematics(self.model, data)
 
-        dt = self.timestep
-        self._thermal.step(self._torque, dt, self._extra_heat())
-        powered = self._mode is not ActuationMode.POWER_OFF
-        self._battery.step(self._torque, data.qvel[g1.dof_index], powered, dt, self._extra_drain())
-        if powered and self._battery.charge_ah <= 0.0:
-            self._change_mode(ActuationMode.POWER_OFF, "battery_empty", "battery empty: motor power cut")
+        self._slow_counter += 1
+        if self._slow_counter >= SLOW_UPDATE_STEPS:  # thermal and battery: sample-and-hold at 100 Hz
+            self._slow_counter = 0
+            dt = self.timestep * SLOW_UPDATE_STEPS
+            self._thermal.step(self._torque, dt, self._extra_heat())
+            powered = self._mode is not ActuationMode.POWER_OFF
+            self._battery.step(self._torque, data.qvel[g1.dof_index], powered, dt, self._extra_drain())
+            if powered and self._battery.charge_ah <= 0.0:
+                self._change_mode(ActuationMode.POWER_OFF, "battery_empty", "battery empty: motor power cut")
         self._update_impacts()
-        self.recorder.observe(self.ground_truth())
+        if self.time + 1e-9 >= self.recorder.next_sample_time:
+            self.recorder.observe(self.ground_truth())
 
     # ------------------------------------------------------------------ readings
     def joint_state(self) -> JointStateReading:
@@ -575,14 +581,16 @@ class HumanoidSim:
         if count == 0:
             return
         geoms = data.contact.geom[:count]
-        floor = self.g1.floor_geom
-        others = np.where(geoms[:, 0] == floor, geoms[:, 1], np.where(geoms[:, 1] == floor, geoms[:, 0], -1))
-        others = others[others >= 0]
-        if others.size == 0:
+        on_floor = geoms == self.g1.floor_geom
+        rows = on_floor[:, 0] | on_floor[:, 1]
+        if not rows.any():
             return
-        bodies = np.unique(self._geom_body[others])
+        others = np.where(on_floor[:, 0], geoms[:, 1], geoms[:, 0])[rows]
+        bodies = self._geom_body[others]
         bodies = bodies[~self._impact_ignored[bodies]]
+        if bodies.size == 0:
+            return
         velocity = np.zeros(6)
-        for body in bodies:
-            mujoco.mj_objectVelocity(self.model, data, mujoco.mjtObj.mjOBJ_BODY, int(body), velocity, 0)
+        for body in set(bodies.tolist()):
+            mujoco.mj_objectVelocity(self.model, data, mujoco.mjtObj.mjOBJ_BODY, body, velocity, 0)
             self._peak_impact = max(self._peak_impact, float(np.linalg.norm(velocity[3:6])))
