@@ -1,9 +1,11 @@
 """CPU of the recorder node at 500 Hz joint-state input (issue 4; target <= 10 % of one core).
 
 The real RecorderNode runs in its own process (real DDS on loopback, raw subscriptions, writer
-thread with the default 100 ms fsync); this process publishes 30-joint JointState messages at
+thread with the default 100 ms fsync, rclpy's SingleThreadedExecutor); this process publishes 30-joint JointState messages at
 500 Hz plus a 1 Hz event topic. The recorder's CPU time is read from /proc over the measurement
-window, and compared with the same node idle (no input) in the same run.
+window, and compared with the same node idle (no input) and with a do-nothing rclpy node with the
+same subscriptions and executor in the same run. (rclpy.experimental.EventsExecutor of the Jazzy
+wheels spins a core at 100 % even when idle here, so it is not used.)
 
 Usage: python bench/blackbox_recorder_cpu.py [--seconds 20] [--rate 500]
 Prints human-readable lines, then one JSON object per figure.
@@ -32,6 +34,27 @@ from ftrobot_guard.nodes.recorder_node import main
 main(sys.argv[1:])
 """
 
+# Baseline: the least an rclpy node can do with the same input (a raw subscription that only counts).
+BASELINE = """
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+rclpy.init()
+node = rclpy.create_node("recorder")
+count = [0]
+node.create_subscription(JointState, "joint_states", lambda m: count.__setitem__(0, count[0] + 1),
+                         qos_profile_sensor_data, raw=True)
+node.create_subscription(String, "events", lambda m: None, 10, raw=True)
+executor = {executor}
+executor.add_node(node)
+try:
+    executor.spin()
+except KeyboardInterrupt:
+    pass
+"""
+
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -54,49 +77,41 @@ def _params(directory: Path) -> Path:
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=500.0)
-    args = parser.parse_args()
-
+def measure(code: str, extra_args: list[str], seconds: float, rate: float) -> tuple[float, float, int, float]:
+    """(idle CPU fraction, loaded CPU fraction, messages sent, elapsed) of a child running ``code``."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
 
-    with tempfile.TemporaryDirectory() as tmp:
-        params = _params(Path(tmp))
-        child = subprocess.Popen([sys.executable, "-c", CHILD, "--ros-args", "--params-file", str(params)],
-                                 env=dict(os.environ), stderr=subprocess.PIPE, text=True)
-        rclpy.init()
-        node = rclpy.create_node("bench_source")
-        joints = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
-        events = node.create_publisher(String, "events", 10)
+    child = subprocess.Popen([sys.executable, "-c", code, *extra_args], env=dict(os.environ),
+                             stderr=subprocess.PIPE, text=True)
+    rclpy.init()
+    node = rclpy.create_node("bench_source")
+    joints = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+    events = node.create_publisher(String, "events", 10)
+    try:
         deadline = time.monotonic() + 20
         while joints.get_subscription_count() == 0 or events.get_subscription_count() == 0:
             rclpy.spin_once(node, timeout_sec=0.05)
             if time.monotonic() > deadline or child.poll() is not None:
-                raise SystemExit(f"recorder did not start: {child.stderr.read() if child.stderr else ''}")
+                raise SystemExit(f"child did not start: {child.stderr.read() if child.stderr else ''}")
         time.sleep(2.0)  # settle
-
-        idle_window = min(5.0, args.seconds / 2)
+        idle_window = min(5.0, seconds / 2)
         start_cpu, start = _cpu_seconds(child.pid), time.monotonic()
         time.sleep(idle_window)
         idle = (_cpu_seconds(child.pid) - start_cpu) / (time.monotonic() - start)
-
         names = [f"joint_{i:02d}" for i in range(30)]
-        period = 1.0 / args.rate
+        period = 1.0 / rate
         sent = 0
         start_cpu, start = _cpu_seconds(child.pid), time.monotonic()
         next_t = start
-        while time.monotonic() - start < args.seconds:
+        while time.monotonic() - start < seconds:
             t = time.monotonic() - start
-            msg = JointState(name=names, position=[math.sin(t + i) for i in range(30)],
-                             velocity=[math.cos(t + i) for i in range(30)], effort=[5.0] * 30)
-            joints.publish(msg)
+            joints.publish(JointState(name=names, position=[math.sin(t + i) for i in range(30)],
+                                      velocity=[math.cos(t + i) for i in range(30)], effort=[5.0] * 30))
             sent += 1
-            if sent % int(args.rate) == 0:
+            if sent % int(rate) == 0:
                 events.publish(String(data=f"event {sent}"))
             next_t += period
             delay = next_t - time.monotonic()
@@ -104,6 +119,7 @@ def main() -> None:
                 time.sleep(delay)
         elapsed = time.monotonic() - start
         busy = (_cpu_seconds(child.pid) - start_cpu) / elapsed
+    finally:
         node.destroy_node()
         rclpy.shutdown()
         child.send_signal(2)
@@ -111,11 +127,30 @@ def main() -> None:
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
+    return idle, busy, sent, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=500.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        params = _params(Path(tmp))
+        idle, busy, sent, elapsed = measure(CHILD, ["--ros-args", "--params-file", str(params)], args.seconds,
+                                            args.rate)
+    _i, base, _s, _e = measure(BASELINE.replace("{executor}", "SingleThreadedExecutor()"), [], args.seconds,
+                               args.rate)
     rate = sent / elapsed
     print(f"recorder idle: {idle:.1%} of a core")
     print(f"recorder at {rate:.0f} Hz joint states (30 joints) + 1 Hz events: {busy:.1%} of a core"
           f" over {elapsed:.1f} s ({sent} messages)")
+    print(f"baseline (rclpy node with the same raw subscriptions, doing nothing, same executor): {base:.1%}"
+          f" of a core; the recorder adds {max(0.0, busy - base):.1%}")
     for name, value, unit in (("cpu_percent_500hz", busy * 100, "%"), ("cpu_percent_idle", idle * 100, "%"),
+                              ("cpu_percent_baseline_rclpy_500hz", base * 100, "%"),
+                              ("cpu_ratio_vs_baseline", busy / base if base else float("nan"), "x"),
                               ("input_rate", rate, "Hz")):
         print(json.dumps({"bench": "blackbox_recorder_cpu", "figure": name, "value": round(value, 2), "unit": unit,
                           "n": sent, "distro": DISTRO}))

@@ -171,7 +171,6 @@ def bench_bytes_per_day(sim_minutes: float) -> None:
         sim_ns = int(sim_minutes * 60e9)
         tick_ns = 2_000_000  # 500 Hz base tick
         incidents_per_day = 2
-        incident_at = sim_ns // 2
         ticks = 0
         cache: dict[str, list[bytes]] = {name: [make(i * 0.002) for i in range(500)] for name, make in makers.items()}
         t0 = clock_ns[0]
@@ -214,7 +213,6 @@ def bench_bytes_per_day(sim_minutes: float) -> None:
         writer.flush(sync=False)
         incident_bytes = writer.stats.bytes_written - before
         writer.close()
-        del incident_at
     per_day_base = base_bytes * (86400e9 / sim_ns)
     per_day = per_day_base + incidents_per_day * incident_bytes
     print(f"simulated {sim_minutes:g} min: {base_bytes / 2**20:.1f} MiB long-term; one incident adds"

@@ -4,7 +4,8 @@ The sim runs in its own process (as `ftrobot up sim`), this process plays the gu
 29-joint hw/joint_command, both at 500 Hz, after switching the robot to NORMAL. Two runs:
   * real_time_factor 1.0 (the demo's setting): the achieved RTF, should be 1.0;
   * real_time_factor 100 (unpaced): the sim's capacity with the same load; margin = capacity / 1.0.
-Also: lock-step mode without a guard. RTF = sim-time advance / wall-time advance of sim/ground_truth.
+Each with the `humanoid_sim` entry point (SingleThreadedExecutor) and with `ftrobot up sim` (the stack
+runner's 4-thread MultiThreadedExecutor). Also: lock-step mode without a guard. RTF = sim-time advance / wall-time advance of sim/ground_truth.
 """
 
 from __future__ import annotations
@@ -31,25 +32,35 @@ from ftrobot_msgs.srv import SetActuationMode
 
 MEASURE_S = float(os.environ.get("SIM_BENCH_SECONDS", "8"))
 DISTRO = os.environ.get("FTROBOT_ROS_DISTRO") or os.environ.get("ROS_DISTRO") or "unknown"
-SIM_PROCESS = """
+# `ftrobot up sim` (process_runner: MultiThreadedExecutor, 4 threads) or the `humanoid_sim` entry point
+# (SingleThreadedExecutor); the sim node is the same.
+SIM_PROCESS = {
+    "up": """
 import sys
 from ftrobot_guard.process_runner import run_stack
 sys.exit(run_stack("sim", [], sys.argv[1], per_node_overrides={"humanoid_sim": {
     "lockstep": sys.argv[2] == "1", "headless": True, "real_time_factor": float(sys.argv[3])}}))
-"""
+""",
+    "single": """
+import sys
+from ftrobot_guard.nodes.humanoid_sim_node import main
+main(["humanoid_sim", "--ros-args", "-r", "__ns:=" + sys.argv[1], "-p", "lockstep:=" + ("true" if sys.argv[2] == "1" else "false"),
+      "-p", "real_time_factor:=" + sys.argv[3]])
+""",
+}
 
 
-def start_sim(namespace: str, lockstep: bool, rtf: float) -> subprocess.Popen[bytes]:
+def start_sim(launcher: str, namespace: str, lockstep: bool, rtf: float) -> subprocess.Popen[bytes]:
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", "13"))
     return subprocess.Popen(
-        [sys.executable, "-c", SIM_PROCESS, namespace, "1" if lockstep else "0", str(rtf)],
+        [sys.executable, "-c", SIM_PROCESS[launcher], namespace, "1" if lockstep else "0", str(rtf)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
 
-def measure(lockstep: bool, rtf: float, with_guard: bool) -> dict[str, float]:
+def measure(launcher: str, lockstep: bool, rtf: float, with_guard: bool) -> dict[str, float]:
     namespace = f"/bench_{uuid.uuid4().hex[:6]}"
-    process = start_sim(namespace, lockstep, rtf)
+    process = start_sim(launcher, namespace, lockstep, rtf)
     context = Context()
     rclpy.init(context=context)
     node = Node("bench_guard", namespace=namespace, context=context)
@@ -147,19 +158,23 @@ def measure(lockstep: bool, rtf: float, with_guard: bool) -> dict[str, float]:
 
 def main() -> None:
     runs = {
-        "rtf_realtime": measure(lockstep=False, rtf=1.0, with_guard=True),
-        "rtf_capacity": measure(lockstep=False, rtf=100.0, with_guard=True),
-        "rtf_lockstep_no_guard": measure(lockstep=True, rtf=1.0, with_guard=False),
+        "rtf_realtime_single_executor": measure("single", lockstep=False, rtf=1.0, with_guard=True),
+        "rtf_capacity_single_executor": measure("single", lockstep=False, rtf=100.0, with_guard=True),
+        "rtf_realtime_ftrobot_up": measure("up", lockstep=False, rtf=1.0, with_guard=True),
+        "rtf_capacity_ftrobot_up": measure("up", lockstep=False, rtf=100.0, with_guard=True),
+        "rtf_lockstep_no_guard": measure("single", lockstep=True, rtf=1.0, with_guard=False),
     }
     for name, run in runs.items():
         print(f"{name}: RTF {run['rtf']:.3f}, mode {run['mode_at_end']}, guard/alive {run['alive_hz']:.0f} Hz, "
               f"joint_command {run['command_hz']:.0f} Hz, {run['samples']} ground-truth samples")
-    margin = runs["rtf_capacity"]["rtf"] / 1.0
-    print(f"margin over real time with heartbeat + 500 Hz commands: {margin:.2f}x ({os.cpu_count()} cores)")
+    for launcher in ("single_executor", "ftrobot_up"):
+        margin = runs[f"rtf_capacity_{launcher}"]["rtf"] / 1.0
+        print(f"{launcher}: margin over real time with heartbeat + 500 Hz commands: {margin:.2f}x ({os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.2f})")
     for name, run in runs.items():
         print(json.dumps({"bench": "sim_realtime", "figure": name, "value": round(run["rtf"], 3), "unit": "x",
                           "n": run["samples"], "distro": DISTRO}))
-    print(json.dumps({"bench": "sim_realtime", "figure": "command_stream_hz", "value": round(runs["rtf_realtime"]["command_hz"], 1),
+    print(json.dumps({"bench": "sim_realtime", "figure": "command_stream_hz", "value": round(runs["rtf_realtime_single_executor"]["command_hz"], 1),
                       "unit": "Hz", "n": int(MEASURE_S), "distro": DISTRO}))
 
 

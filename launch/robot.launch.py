@@ -1,6 +1,7 @@
 """Robot-side guard stack of one robot employee (the nodes of `ftrobot up robot`).
 
-    ros2 launch ftrobot_guard robot.launch.py params_file:=/etc/ftrobot/robot.yaml namespace:=/futian/robot01
+    ros2 launch ftrobot_guard robot.launch.py params_file:=/etc/ftrobot/robot.yaml \
+        recorder_params_file:=/etc/ftrobot/recorder.yaml namespace:=/futian/robot01
 """
 
 from launch import LaunchDescription
@@ -12,14 +13,21 @@ from launch_ros.substitutions import FindPackageShare
 
 def generate_launch_description() -> LaunchDescription:
     params_file = LaunchConfiguration("params_file")
+    recorder_params_file = LaunchConfiguration("recorder_params_file")
     namespace = LaunchConfiguration("namespace")
     common = {"namespace": namespace, "output": "screen", "emulate_tty": True}
-    parameters = [params_file, {"config_files": [params_file]}]
+    config_files = {"config_files": [params_file, recorder_params_file]}
+    parameters = [params_file, recorder_params_file, config_files]
     return LaunchDescription([
         DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([FindPackageShare("ftrobot_guard"), "config", "robot.yaml"]),
             description="ROS 2 params file with the robot's identity, keys and black box settings",
+        ),
+        DeclareLaunchArgument(
+            "recorder_params_file",
+            default_value=PathJoinSubstitution([FindPackageShare("ftrobot_guard"), "config", "recorder.yaml"]),
+            description="ROS 2 params file of the black-box recorder",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="the robot's namespace"),
         Node(package="ftrobot_guard", executable="heartbeat", name="heartbeat", parameters=parameters, **common),

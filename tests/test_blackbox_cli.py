@@ -170,3 +170,34 @@ def test_unknown_version_reported_not_crashing(setup, capsys, tmp_path: Path) ->
     path.write_bytes(data[:8] + b"\x00\x05" + data[10:])
     code, out, err = run(["log", "verify", str(copy)], capsys)
     assert code == 1 and "UNKNOWN_VERSION" in out and "version 5" in out and "Traceback" not in err
+
+
+def test_verify_against_department_ca_and_robot_certificate(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from ftrobot_guard.blackbox.log_writer import LogWriter, WriterKeys
+    from ftrobot_guard.certificates import certificate_der, load_certificate
+    from ftrobot_guard.dev_credentials import make_department, make_robot
+    from ftrobot_guard.identity import parse_identity_number
+    from ftrobot_guard.keys import load_private_key
+
+    department = make_department(tmp_path / "dept")
+    robot = make_robot(tmp_path / "robot", department, parse_identity_number("440304-RB-2026-000123-8"), "r1")
+    signing = load_private_key(robot.private_key, "ed25519")
+    der = certificate_der(load_certificate(robot.certificate))
+    writer = LogWriter(tmp_path / "log", WriterKeys(robot.identity_number, signing,  # type: ignore[arg-type]
+                                                    (x25519.X25519PrivateKey.generate().public_key(),),
+                                                    certificate_der=der))
+    writer.open()
+    writer.append_message("/t", "std_msgs/msg/String", b"x")
+    writer.close()
+    code, out, _ = run(["log", "verify", str(tmp_path / "log"), "--ca", str(department.ca_certificate)], capsys)
+    assert code == 0, out
+    code, out, _ = run(["log", "verify", str(tmp_path / "log"), "--robot-cert", str(robot.certificate)], capsys)
+    assert code == 0 and "robot 440304-RB-2026-000123-8" in out, out
+    other = make_department(tmp_path / "other", name="Another Bureau")
+    code, out, _ = run(["log", "verify", str(tmp_path / "log"), "--ca", str(other.ca_certificate)], capsys)
+    assert code == 1 and "UNTRUSTED_KEY" in out
+    stranger = make_robot(tmp_path / "stranger", department, parse_identity_number("440304-RB-2026-000124-6"), "r2")
+    code, out, _ = run(["log", "verify", str(tmp_path / "log"), "--robot-cert", str(stranger.certificate)], capsys)
+    assert code == 1 and "UNTRUSTED_KEY" in out

@@ -163,3 +163,17 @@ def test_invalid_policy_is_refused() -> None:
         WriterPolicy(fsync_interval_ms=0)
     with pytest.raises(ValueError, match="checkpoint_every_s"):
         WriterPolicy(checkpoint_every_s=float("nan"))
+
+
+def test_read_only_file_system_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def read_only(path, flags, *args):  # type: ignore[no-untyped-def]
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    (tmp_path / "log").mkdir()
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(LogWriteError, match="not writable"):
+        LogWriter(tmp_path / "log", make_keys().writer_keys()).open()

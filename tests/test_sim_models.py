@@ -88,3 +88,16 @@ def test_snapshot_and_plot_are_png_files(tmp_path: Path) -> None:
 
     image = matplotlib.image.imread(snapshot)
     assert image.shape[:2] == (120, 160) and image.std() > 0.01  # not a blank frame
+
+
+def test_gazebo_bridge_config_maps_the_contract_topics() -> None:
+    import yaml
+
+    entries = yaml.safe_load((Path(__file__).parents[1] / "config" / "gz_bridge.yaml").read_text())
+    by_topic = {e["ros_topic_name"]: e for e in entries}
+    assert set(by_topic) >= {"joint_states", "imu", "odom", "hw/joint_command", "hw/cmd_vel", "/clock"}
+    for entry in entries:
+        assert set(entry) == {"ros_topic_name", "gz_topic_name", "ros_type_name", "gz_type_name", "direction"}
+        assert entry["direction"] in {"GZ_TO_ROS", "ROS_TO_GZ"}
+    assert by_topic["hw/joint_command"]["direction"] == "ROS_TO_GZ"
+    assert by_topic["joint_states"]["ros_type_name"] == "sensor_msgs/msg/JointState"

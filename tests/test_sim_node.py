@@ -17,7 +17,8 @@ os.environ.setdefault("ROS_DOMAIN_ID", "13")
 
 import rclpy  # noqa: E402
 from rclpy.context import Context  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.exceptions import InvalidHandle  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -121,7 +122,13 @@ def start_sim() -> Iterator[Callable[..., Harness]]:
         executor = MultiThreadedExecutor(num_threads=3, context=context)
         executor.add_node(sim)
         executor.add_node(client)
-        thread = threading.Thread(target=executor.spin, daemon=True)
+        def spin() -> None:
+            try:
+                executor.spin()
+            except (ExternalShutdownException, InvalidHandle):
+                pass  # teardown raced the last wait: nothing left to do
+
+        thread = threading.Thread(target=spin, daemon=True)
         harness = Harness(context, sim, client, executor, thread)
         client.create_subscription(SimGroundTruth, "sim/ground_truth", harness.truth.append, COMMANDS)
         thread.start()

@@ -18,7 +18,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+
+from rclpy.logging import LoggingSeverity
 
 from ftrobot_guard.dev_credentials import DepartmentFiles, RobotFiles, make_department, make_robot
 from ftrobot_guard.fleet_monitor import Alert, AlertKind, RobotRow
@@ -52,6 +57,29 @@ def _robot_params(path: Path, robot: RobotFiles, department: DepartmentFiles, wi
         f"{watched_line}"
         "    watched_max_age: 0.5\n"
         '    guardian_on_duty: "G-440304-0007"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _recorder_params(path: Path, robot: RobotFiles, auditor_pub: Path, log_dir: Path) -> Path:
+    topics = [
+        "safety_state|ftrobot_msgs/msg/SafetyState|event|0|latched",
+        "heartbeat|ftrobot_msgs/msg/Heartbeat|event",
+        "/parameter_events|rcl_interfaces/msg/ParameterEvent|event",
+        "joint_states|sensor_msgs/msg/JointState|state|2.0|sensor",
+        "imu|sensor_msgs/msg/Imu|state|1.0|sensor",
+    ]
+    path.write_text(
+        "/**/recorder:\n  ros__parameters:\n"
+        f'    log_directory: "{log_dir}"\n'
+        f'    identity_number: "{robot.identity_number}"\n'
+        f'    signing_key_file: "{robot.private_key}"\n'
+        f'    auditor_public_key_files: ["{auditor_pub}"]\n'
+        f'    certificate_file: "{robot.certificate}"\n'
+        '    guardian_on_duty: "G-440304-0007"\n'
+        f"    topics: {_yaml_list(topics)}\n"
+        "    checkpoint_every_s: 1.0\n",
         encoding="utf-8",
     )
     return path
@@ -98,6 +126,69 @@ def _wait_for(
     raise TimeoutError(f"demo: gave up waiting for {what} after {timeout_s:.0f} s")
 
 
+def _cli(args: list[str], env: dict[str, str]) -> int:
+    """Run an `ftrobot` command as an auditor would, showing its output indented."""
+    print(f"$ ftrobot {' '.join(args)}")
+    result = subprocess.run([sys.executable, "-m", "ftrobot_guard.cli.main", *args], env=env, capture_output=True,
+                            text=True, timeout=120)
+    for line in (result.stdout + result.stderr).splitlines()[:14]:
+        print(f"    {line}")
+    return result.returncode
+
+
+def _hardware_contract_step(monitor: "Node", expect: Callable[[bool, str], None]) -> bool:
+    """Watch the simulator's ground truth, then ask it for DAMPING through hw/set_actuation_mode."""
+    from ftrobot_msgs.msg import SimGroundTruth
+    from ftrobot_msgs.srv import SetActuationMode
+
+    truth: list[SimGroundTruth] = []
+    sub = monitor.create_subscription(SimGroundTruth, f"{ROBOT_NS}/sim/ground_truth", truth.append, 10)
+    client = monitor.create_client(SetActuationMode, f"{ROBOT_NS}/hw/set_actuation_mode")
+    try:
+        _wait_for(lambda: bool(truth) and client.service_is_ready(), 30, "the simulator's ground truth and service")
+        standing = truth[-1]
+        print(f"  pelvis {standing.pelvis_height:.2f} m, tilt {standing.tilt:.2f} rad, mode {standing.actuation_mode_name},"
+              f" real-time factor {standing.real_time_factor:.2f}")
+        expect(not standing.fallen, "the simulated G1 stands (HOLD)")
+        print("  (a later issue's safety supervisor makes this call; here the demo calls the hardware contract)")
+        future = client.call_async(SetActuationMode.Request(mode=SetActuationMode.Request.MODE_DAMPING,
+                                                            reason="demo: category-1 style soft stop"))
+        _wait_for(future.done, 10, "the actuation mode reply")
+        reply = future.result()
+        expect(reply is not None and reply.success, f"hw/set_actuation_mode DAMPING accepted: {reply.message if reply else ''}")
+        time.sleep(4.0)
+        after = truth[-1]
+        print(f"  after 4 s of DAMPING: pelvis {after.pelvis_height:.2f} m, fallen {after.fallen}, peak impact speed "
+              f"{after.peak_impact_speed:.2f} m/s (the lowering step of POWER_DOWN exists to avoid this)")
+        expect(after.actuation_mode_name == "DAMPING", "the robot is in DAMPING")
+        return True
+    except TimeoutError as exc:
+        print(f"  FAIL {exc}")
+        return False
+    finally:
+        monitor.destroy_subscription(sub)
+        monitor.destroy_client(client)
+
+
+def _pictures(directory: Path) -> list[Path]:
+    """A fast, headless MuJoCo run (no ROS) of the stop modes, drawn as PNGs for the README's readers."""
+    from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig
+    from ftrobot_guard.sim.plots import plot_scenario
+    from ftrobot_guard.sim.snapshots import write_png
+
+    written = []
+    for mode in ("DAMPING", "POWER_OFF"):
+        sim = HumanoidSim(SimConfig(require_guard_alive=False, seed=1))
+        sim.run_for(1.0)
+        written.append(write_png(sim, directory / f"g1-{mode.lower()}-before.png"))
+        sim.set_actuation_mode(mode, reason="demo picture")
+        sim.run_for(3.0)
+        written.append(write_png(sim, directory / f"g1-{mode.lower()}-after.png"))
+        written.append(plot_scenario(sim.recorder, sim.faults, directory / f"g1-{mode.lower()}-plot.png",
+                                     title=f"Unitree G1 from standing: {mode}"))
+    return written
+
+
 def run_demo(out: Path, with_sim: bool = True) -> int:
     """Run the scenario; returns 0 when every step showed what it should, 1 otherwise."""
     domain_id = int(os.environ.get("FTROBOT_DEMO_DOMAIN_ID", str(100 + os.getpid() % 100)))
@@ -118,7 +209,15 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     print(f"department CA  {department.ca_certificate}")
     print(f"robot          {robot.identity_number} '{robot.robot_name}' key {robot.private_key} (mode 0600)")
     print(f"impostor       same identity number, certificate from a forged CA ({forger.ca_certificate})")
+    from ftrobot_guard.keys import generate_private_key, write_private_key, write_public_key
+
+    auditor_key = generate_private_key("x25519")
+    auditor_key_file = write_private_key(keys / "department" / "log_x25519.key", auditor_key)
+    auditor_pub = write_public_key(keys / "department" / "log_x25519.pub.pem", auditor_key.public_key())
+    print(f"log key        the department's X25519 key {auditor_pub}: only it can read the black box")
+    log_dir = run_dir / "blackbox"
     robot_params = _robot_params(run_dir / "robot.yaml", robot, department, with_sim)
+    recorder_params = _recorder_params(run_dir / "recorder.yaml", robot, auditor_pub, log_dir)
     impostor_params = _robot_params(run_dir / "impostor.yaml", impostor, forger, False)
 
     # The monitor runs in this process, so the table below is the department's own view.
@@ -137,6 +236,8 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     )
     runner.start()
     monitor = runner.nodes[0]
+    # The demo prints the monitor's alerts and table itself; its ROS log would say everything twice.
+    monitor.get_logger().set_level(LoggingSeverity.ERROR)
     assert isinstance(monitor, DepartmentMonitorNode)
     alerts: list[Alert] = []
     monitor.add_alert_listener(alerts.append)
@@ -166,9 +267,9 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
         if with_sim:
             sim = _start(["up", "sim", "--namespace", ROBOT_NS, "--headless"], logs / "sim.log", env)
             print(f"simulated Unitree G1 (MuJoCo) in {ROBOT_NS}: log {logs / 'sim.log'}")
-        robot_proc = _start(["up", "heartbeat", "--params", str(robot_params), "--namespace", ROBOT_NS],
-                            logs / "robot.log", env)
-        print(f"robot guard stack (heartbeat) in {ROBOT_NS}: log {logs / 'robot.log'}")
+        robot_proc = _start(["up", "robot", "--params", str(robot_params), "--params", str(recorder_params),
+                             "--namespace", ROBOT_NS], logs / "robot.log", env)
+        print(f"robot guard stack (heartbeat, black-box recorder) in {ROBOT_NS}: log {logs / 'robot.log'}")
         _wait_for(lambda: (r := row_of(robot.identity_number)) is not None and r.last_seen_age_s is not None,
                   60, "the robot's first heartbeat", (sim, robot_proc))
         time.sleep(3.0)
@@ -179,6 +280,14 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             expect(row is not None and AlertKind.UNHEALTHY not in row.active_alerts,
                    "its watched inputs (joint_states, imu from the simulator) are fresh")
         print("  note: no safety supervisor runs yet, so the robot reports safety mode BOOT (SAFETY_MODE alert)")
+        wait_head = lambda: monitor.witnessed_heads.heads(robot.identity_number) != []  # noqa: E731
+        _wait_for(wait_head, 20, "a black-box checkpoint witnessed through the heartbeat", (sim, robot_proc))
+        head = monitor.witnessed_heads.heads(robot.identity_number)[-1]
+        expect(True, f"black-box checkpoint witnessed by the department: record {head.sequence}, "
+                     f"chain head {head.chain_head[:16]}...")
+        if with_sim:
+            _say("2b. The hardware contract: the simulated robot stands in HOLD, then is put in DAMPING")
+            ok = _hardware_contract_step(monitor, expect) and ok
 
         _say("3. The robot's heartbeat stops (its process is stopped)")
         alerts.clear()
@@ -189,6 +298,19 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             print(render_alert(alert))
         show("the department sees the robot silent")
         expect(any(a.kind == AlertKind.SILENT and a.raised for a in alerts), "SILENT raised within 3 heartbeat periods")
+
+        _say("3b. An auditor verifies the robot's black box against what the department witnessed")
+        heads_file = run_dir / "heads.json"
+        _cli(["dept", "heads", "--store", str(run_dir / "witnessed_heads.jsonl"), "--identity", robot.identity_number,
+              "--out", str(heads_file)], env)
+        verify = _cli(["log", "verify", str(log_dir), "--heads", str(heads_file), "--ca",
+                       str(department.ca_certificate)], env)
+        expect(verify == 0, "log verified without any decryption key: integrity, order, completeness, witnessed heads")
+        exported = run_dir / "export.jsonl"
+        _cli(["log", "export", str(log_dir), "--key", str(auditor_key_file), "--topic", "heartbeat",
+              "--out", str(exported)], env)
+        lines = exported.read_text(encoding="utf-8").splitlines() if exported.exists() else []
+        expect(bool(lines), f"decrypted with the department's key: {len(lines)} records exported to {exported}")
 
         _say("4. An impostor claims the robot's identity number with a forged certificate")
         alerts.clear()
@@ -213,6 +335,15 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
         runner.request_stop()
         spinner.join(timeout=5.0)
         runner.stop()
+
+    if with_sim:
+        _say("5. Pictures: the G1 from standing in DAMPING and in POWER_OFF (MuJoCo, offscreen)")
+        try:
+            for picture in _pictures(run_dir / "pictures"):
+                print(f"  {picture}")
+        except Exception as exc:  # a picture is a nicety: report it, never hide it
+            print(f"  FAIL pictures not written: {exc}")
+            ok = False
 
     _say("Done" if ok else "Done, with failures")
     print(f"keys, params and logs: {run_dir}")

@@ -26,4 +26,14 @@ STACKS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (NodeSpec("ftrobot_guard.nodes.humanoid_sim_node", "HumanoidSimNode", "humanoid_sim"),),
 }
 
-DEFAULT_PARAMS = {"robot": "robot.yaml", "heartbeat": "robot.yaml", "department": "department.yaml", "sim": "sim.yaml"}
+DEFAULT_PARAMS: dict[str, tuple[str, ...]] = {
+    "robot": ("robot.yaml", "recorder.yaml"),
+    "heartbeat": ("robot.yaml",),
+    "department": ("department.yaml",),
+    "sim": ("sim.yaml",),
+}
+
+# Stacks whose nodes must not share callbacks across threads: the simulator's physics thread needs the
+# GIL back within each 2 ms step, and a multi-threaded executor's contention delays guard/alive past the
+# hardware watchdog's 100 ms (measured: bench/sim_realtime.py).
+SINGLE_THREADED_STACKS = frozenset({"sim"})

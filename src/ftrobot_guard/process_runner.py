@@ -17,12 +17,12 @@ from typing import Any, Mapping, Sequence
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-from ftrobot_guard.node_stacks import STACKS, NodeSpec
+from ftrobot_guard.node_stacks import SINGLE_THREADED_STACKS, STACKS, NodeSpec
 from ftrobot_guard.nodes.node_parameters import NodeConfigurationError
 from ftrobot_guard.params_file import ParamsFileError, load_params_file
 
@@ -65,7 +65,7 @@ class StackRunner:
         self._per_node = {k: dict(v) for k, v in (per_node_overrides or {}).items()}
         self._context = Context()
         self._nodes: list[Node] = []
-        self._executor: MultiThreadedExecutor | None = None
+        self._executor: Executor | None = None
         self._stop = threading.Event()
 
     @property
@@ -94,7 +94,10 @@ class StackRunner:
         except BaseException:
             self.stop()
             raise
-        self._executor = MultiThreadedExecutor(num_threads=4, context=self._context)
+        if self._stack in SINGLE_THREADED_STACKS:
+            self._executor = SingleThreadedExecutor(context=self._context)
+        else:
+            self._executor = MultiThreadedExecutor(num_threads=4, context=self._context)
         for node in self._nodes:
             self._executor.add_node(node)
 

@@ -35,7 +35,7 @@ from ftrobot_guard.blackbox.record_format import (
     encode_entry,
 )
 from ftrobot_guard.blackbox.recovery import RecoveryOutcome, recover_log
-from ftrobot_guard.blackbox.segment_reader import KEYS_DIR, LOCK_FILE, sidecar_wrap_path
+from ftrobot_guard.blackbox.segment_reader import LOCK_FILE, sidecar_wrap_path
 from ftrobot_guard.blackbox.segment_writer import SegmentWriter, describe_os_error, fsync_directory
 
 NOTICE_TOPIC = "/blackbox/notice"
@@ -426,12 +426,19 @@ def _split_blocks(chunks: list[bytes], block_max: int, now: int) -> list[tuple[b
 
 
 class FlushThread(threading.Thread):
-    """Calls ``writer.flush()`` every ``fsync_interval_ms``; reports errors through ``on_error``."""
+    """Calls ``writer.flush()`` every ``fsync_interval_ms``; reports errors through ``on_error`` and
+    each successful flush through ``on_flushed`` (e.g. to publish a new durable checkpoint)."""
 
-    def __init__(self, writer: LogWriter, on_error: Callable[[BlackBoxError], None] | None = None) -> None:
+    def __init__(
+        self,
+        writer: LogWriter,
+        on_error: Callable[[BlackBoxError], None] | None = None,
+        on_flushed: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(name="blackbox-flush", daemon=True)
         self._writer = writer
         self._on_error = on_error
+        self._on_flushed = on_flushed
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -442,6 +449,9 @@ class FlushThread(threading.Thread):
             except BlackBoxError as exc:
                 if self._on_error is not None:
                     self._on_error(exc)
+                continue
+            if self._on_flushed is not None:
+                self._on_flushed()
 
     def stop(self) -> None:
         self._stop_event.set()

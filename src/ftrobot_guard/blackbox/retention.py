@@ -104,7 +104,7 @@ def retention_status(
     elif fraction >= policy.warn_fraction:
         level = "WARN"
         message = f"log uses {fraction:.0%} of its {policy.budget_bytes / 2**20:.0f} MiB budget"
-    elif capacity is not None and capacity < policy.retention_days:
+    elif rate is not None and capacity is not None and capacity < policy.retention_days:
         level = "WARN"
         message = (f"at {rate / 2**20:.1f} MiB/day the {policy.budget_bytes / 2**20:.0f} MiB budget holds only"
                    f" {capacity:.0f} days, less than the {policy.retention_days:g}-day retention")

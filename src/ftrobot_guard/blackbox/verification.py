@@ -571,8 +571,12 @@ def _analyze_segment(
         before = max((r.sequence for r in records if r.offset < gap.offset), default=header.first_sequence - 1)
         after = min((r.sequence for r in records if r.offset > gap.offset), default=None)
         if gap.kind is GapKind.CORRUPT:
-            lost = f"records {before + 1}..{after - 1} unreadable" if after is not None and after > before + 1 else \
-                "no sequence number lost"
+            if after is not None and after == before + 2:
+                lost = f"record {before + 1} unreadable"
+            elif after is not None and after > before + 2:
+                lost = f"records {before + 1}..{after - 1} unreadable"
+            else:
+                lost = "no sequence number lost"
             add(Severity.ERROR, Diagnosis.CORRUPT_RECORD,
                 f"{gap.length} bytes are not a valid record ({gap.reason}): bit flip or overwrite; {lost}",
                 before + 1, gap.offset)
@@ -606,8 +610,8 @@ def _analyze_segment(
                    if s not in present and not any(lo <= s <= hi for lo, hi in corrupt_ranges)]
         for low, high in _ranges(missing):
             following = min((r for r in unique if r.sequence > high), key=lambda r: r.sequence)
-            add(Severity.ERROR, Diagnosis.RECORD_MISSING,
-                f"records {low}..{high} are missing ({high - low + 1} deleted) before byte {following.offset}",
+            what = f"record {low} is" if low == high else f"records {low}..{high} ({high - low + 1}) are"
+            add(Severity.ERROR, Diagnosis.RECORD_MISSING, f"{what} missing (deleted) before byte {following.offset}",
                 low, following.offset)
         for earlier, later in zip(unique, unique[1:]):
             if later.sequence < earlier.sequence:
@@ -733,20 +737,20 @@ def _check_witnesses(
 ) -> None:
     deleted_by_id = {d.segment_id: d for d in deleted.values()}
     log_last = max((s.last_sequence for s in summaries.values()), default=0)
+    cut: dict[str, list[WitnessedHead]] = defaultdict(list)  # witnessed beyond a segment's end
     for head in sorted(heads, key=lambda h: h.sequence):
         report.heads_checked += 1
         when = f" (witnessed {iso_time(head.witnessed_at_ns)})" if head.witnessed_at_ns else ""
         summary = summaries.get(head.segment_id)
         if summary is not None:
             found = heads_at.get(head.segment_id, {}).get(head.sequence)
-            if found is None:
+            if found is None and head.sequence > summary.last_sequence:
+                cut[head.segment_id].append(head)
+            elif found is None:
                 report.add(Finding(
-                    Severity.ERROR, Diagnosis.TRUNCATION,
-                    f"record {head.sequence} was witnessed by the department{when} but is missing: segment"
-                    f" {summary.index} now ends at sequence {summary.last_sequence}; records"
-                    f" {summary.last_sequence + 1}..{head.sequence} at least were removed (not a torn write: the"
-                    " writer publishes a checkpoint only after it is on disk)",
-                    summary.path.name, summary.index, head.sequence))
+                    Severity.ERROR, Diagnosis.RECORD_MISSING,
+                    f"record {head.sequence}, witnessed by the department{when}, is not in the log (deleted or"
+                    " unreadable)", summary.path.name, summary.index, head.sequence))
             elif found.hex() != head.chain_head:
                 report.add(Finding(
                     Severity.ERROR, Diagnosis.WITNESS_MISMATCH,
@@ -771,6 +775,16 @@ def _check_witnesses(
             f"segment {head.segment_id} with record {head.sequence} was witnessed by the department{when} but is"
             f" not in the log (log ends at sequence {log_last}, no deletion manifest covers it)",
             sequence=head.sequence))
+    for segment_id, lost in cut.items():
+        summary = summaries[segment_id]
+        last = lost[-1]
+        when = f", the last witnessed {iso_time(last.witnessed_at_ns)}" if last.witnessed_at_ns else ""
+        report.add(Finding(
+            Severity.ERROR, Diagnosis.TRUNCATION,
+            f"the department witnessed {len(lost)} checkpoint(s) up to record {last.sequence} in this segment{when},"
+            f" but it now ends at record {summary.last_sequence}: records {summary.last_sequence + 1}.."
+            f"{last.sequence} at least were cut off (not a torn write: the writer publishes a checkpoint only after"
+            " it is on disk)", summary.path.name, summary.index, summary.last_sequence + 1))
 
 
 def _note_quarantine(report: VerificationReport, directory: Path) -> None:

@@ -21,7 +21,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     up.add_argument("stack", choices=sorted(STACKS), help="which nodes to start")
     up.add_argument(
         "--params", action="append", type=Path, default=[], metavar="FILE",
-        help="ROS 2 params file (repeatable); default: the package's config/<stack>.yaml",
+        help="ROS 2 params file (repeatable); default: the package's config files of the stack",
     )
     up.add_argument("--namespace", default="", metavar="NS", help="namespace of every node, e.g. /robot1")
     up.add_argument("--lockstep", action="store_true", help="sim: step as fast as possible and publish /clock")
@@ -55,10 +55,10 @@ def _up(args: argparse.Namespace) -> int:
 
     params = list(args.params)
     if not params:
-        default = package_share() / "config" / DEFAULT_PARAMS[args.stack]
-        if not default.is_file():
-            raise CliError(f"no --params given and {default} is not installed")
-        params = [default]
+        params = [package_share() / "config" / name for name in DEFAULT_PARAMS[args.stack]]
+        for default in params:
+            if not default.is_file():
+                raise CliError(f"no --params given and {default} is not installed")
     for path in params:
         if not path.is_file():
             raise CliError(f"--params {path}: no such file")

@@ -45,6 +45,7 @@ from ftrobot_guard.nodes.qos_profiles import COMMANDS, SENSOR_DATA
 from ftrobot_guard.sim.actuation_modes import STOP_MODES, ActuationMode
 from ftrobot_guard.sim.battery_model import BatteryParameters
 from ftrobot_guard.sim.command_validation import CommandRefused, validate_gains
+from ftrobot_guard.sim.faults import FaultKind
 from ftrobot_guard.sim.g1_model import JOINT_COUNT, ModelLoadError
 from ftrobot_guard.sim.ground_truth import FallCriteria
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, RogueCommand, SimConfig
@@ -327,6 +328,8 @@ class HumanoidSimNode(Node):
         try:
             self._loop()
         except Exception as exc:  # noqa: BLE001 - report, never die silently
+            if self._stop.is_set() or not self.context.ok():
+                return  # shutting down (e.g. SIGINT shut the context down before close())
             self.get_logger().fatal(f"physics thread stopped: {type(exc).__name__}: {exc}")
 
     def _loop(self) -> None:
@@ -343,7 +346,7 @@ class HumanoidSimNode(Node):
                 sim_time = self._sim.time
                 outputs = self._collect(sim_time)
                 rogue = self._sim.take_rogue_commands()
-                rogue_active = any(f.kind.value == "rogue_publisher" for f in self._sim.active_faults())
+                rogue_active = any(f.kind is FaultKind.ROGUE_PUBLISHER for f in self._sim.active_faults())
             wall = time.monotonic()
             window.append((wall, sim_time))
             if len(window) > 1 and window[-1][0] > window[0][0]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -41,7 +41,7 @@ _QOS: dict[str, QoSProfile] = {"reliable": EVENTS, "sensor": SENSOR_DATA, "latch
 
 def _log_checkpoint_type() -> Any:
     try:
-        from ftrobot_msgs.msg import LogCheckpoint
+        from ftrobot_msgs.msg import LogCheckpoint  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
     return LogCheckpoint
@@ -127,12 +127,9 @@ class RecorderNode(Node):
         self._write_error = ""
         self._recorder = TwoTierRecorder(self._specs, self._writer.append, ring_seconds, int(ring_mb * 2**20), post_s)
         self._recorder.guardian = self._guardian_default
-        self._flusher = FlushThread(self._writer, self._on_write_error)
-        self._flusher.start()
         self.messages_received = 0
         for spec in self._specs:
-            self.create_subscription(types[spec.topic], spec.topic, lambda data, s=spec: self._on_raw(s, data),
-                                     _QOS[spec.qos], raw=True)
+            self.create_subscription(types[spec.topic], spec.topic, self._raw_callback(spec), _QOS[spec.qos], raw=True)
         if guardian_topic:
             try:
                 guardian_cls = import_message_type(guardian_type)
@@ -147,13 +144,14 @@ class RecorderNode(Node):
             self.get_logger().warning("ftrobot_msgs not installed: checkpoints are not published for witnessing")
         self._checkpoint_type = checkpoint_type
         self._published_sequence = -1
+        self._flusher = FlushThread(self._writer, self._on_write_error, self._publish_checkpoint)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._wall = Clock(clock_type=ClockType.SYSTEM_TIME)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(0.05, self._publish_checkpoint, clock=steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
         self.create_timer(retention_check_s, self._enforce_retention, clock=steady)
         self._retention_line = ""
+        self._flusher.start()  # publishes each new durable checkpoint from the writer thread
         self.get_logger().info(
             f"recording {len(self._specs)} topics into {self._directory} (segment {self._writer.segment_path})")
 
@@ -179,6 +177,12 @@ class RecorderNode(Node):
                           robot_copy if isinstance(robot_copy, x25519.X25519PublicKey) else None, certificate)
 
     # --- inputs ---------------------------------------------------------------------------------
+    def _raw_callback(self, spec: TopicSpec) -> Callable[[bytes], None]:
+        def callback(data: bytes) -> None:
+            self._on_raw(spec, data)
+
+        return callback
+
     def _on_raw(self, spec: TopicSpec, data: bytes) -> None:
         self.messages_received += 1
         self._recorder.on_message(spec, bytes(data), time.time_ns())
@@ -195,9 +199,9 @@ class RecorderNode(Node):
 
     # --- outputs --------------------------------------------------------------------------------
     def _publish_checkpoint(self) -> None:
+        """Called by the writer thread after each successful flush (rclpy publishers are thread-safe)."""
         cp = self._writer.latest_checkpoint
-        if self._write_error and self._writer.stats.last_error == "":
-            self._write_error = ""
+        self._write_error = ""
         if cp is None or self._checkpoint_pub is None or cp.sequence == self._published_sequence:
             return
         msg = self._checkpoint_type()
