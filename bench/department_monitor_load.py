@@ -63,7 +63,11 @@ def _generator(directory: Path, robots: int, seconds: float) -> None:
     while time.monotonic() - start < seconds:
         tick = time.monotonic()
         sequence += 1
-        for key, der, number, name in fleet:
+        for index, (key, der, number, name) in enumerate(fleet):
+            # Real robots are not synchronised: spread the fleet's heartbeats over the period.
+            delay = tick + index / len(fleet) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             msg = Heartbeat(format_version=1, identity_number=number, robot_name=name,
                             department="Futian District Government Services Center", boot_id=boot,
                             sequence=sequence, uptime=tick - start, safety_mode=1, safety_mode_name="NORMAL",
