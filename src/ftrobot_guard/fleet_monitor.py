@@ -49,6 +49,7 @@ from cryptography import x509
 
 from .certificates import CertificateError, CertificateFailure, CertificateVerifier, RobotIdentity
 from .signed_fields import HEARTBEAT_DOMAIN, verify_fields
+from .topic_watch import TopicHealthView
 
 NORMAL_MODE_NAME = "NORMAL"
 MAX_IDENTITY_KEY_LENGTH = 64
@@ -98,15 +99,6 @@ class Alert:
     robot_name: str
     detail: str
     raised: bool
-
-
-@dataclass(frozen=True)
-class TopicHealthView:
-    topic: str
-    ever_received: bool
-    age_s: float
-    max_age_s: float
-    healthy: bool
 
 
 @dataclass(frozen=True)
