@@ -89,20 +89,33 @@ def _encode_sequence(value: Any, out: list[bytes], path: str, depth: int) -> Non
         _encode(item, out, f"{path}[{index}]", depth + 1)
 
 
+_KEY_CACHE_LIMIT = 4096
+# Key order of a mapping -> its keys sorted by UTF-8 bytes, each with its encoded prefix. Signed
+# messages repeat the same field names in the same order, so this is computed once per message type.
+_SORTED_KEYS: dict[tuple[str, ...], tuple[tuple[str, bytes], ...]] = {}
+
+
+def _sorted_encoded_keys(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    cached = _SORTED_KEYS.get(keys)
+    if cached is None:
+        raws = sorted((key.encode("utf-8", "strict"), key) for key in keys)
+        cached = tuple((key, b"s" + _U32.pack(len(raw)) + raw) for raw, key in raws)
+        if len(_SORTED_KEYS) < _KEY_CACHE_LIMIT:
+            _SORTED_KEYS[keys] = cached
+    return cached
+
+
 def _encode_mapping(value: Mapping[Any, Any], out: list[bytes], path: str, depth: int) -> None:
     if depth >= MAX_DEPTH:
         raise ValueError(f"field {path or '<root>'}: nested deeper than {MAX_DEPTH} levels")
-    items: list[tuple[bytes, str, Any]] = []
-    for key, item in value.items():
+    keys = tuple(value)
+    for key in keys:
         if type(key) is not str:
             raise ValueError(f"field {path or '<root>'}: key {key!r} is not a string")
-        items.append((key.encode("utf-8", "strict"), key, item))
-    items.sort(key=lambda entry: entry[0])
-    out.append(b"d" + _U32.pack(len(items)))
-    for raw_key, key, item in items:
-        out.append(b"s" + _U32.pack(len(raw_key)))
-        out.append(raw_key)
-        _encode(item, out, f"{path}.{key}" if path else key, depth + 1)
+    out.append(b"d" + _U32.pack(len(keys)))
+    for key, encoded_key in _sorted_encoded_keys(keys):
+        out.append(encoded_key)
+        _encode(value[key], out, f"{path}.{key}" if path else key, depth + 1)
 
 
 def _encode_other(value: Any, out: list[bytes], path: str, depth: int) -> None:
@@ -177,7 +190,12 @@ def _has_rosidl_fields(value: Any) -> bool:
     return callable(getter)
 
 
+_PLAIN = (str, bool, int, float, bytes)
+
+
 def _message_value(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if _has_rosidl_fields(value):
         return message_fields(value, exclude=())
     if isinstance(value, (str, bool, int, float, bytes)):
@@ -197,6 +215,17 @@ def _message_value(value: Any) -> Any:
     raise ValueError(f"unsupported message field type {type(value).__name__}")
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(cls.get_fields_and_field_types())  # type: ignore[attr-defined]
+        _FIELD_NAMES[cls] = names
+    return names
+
+
 def message_fields(message: Any, exclude: Any = ("signature",)) -> dict[str, Any]:
     """Plain dict of a rosidl message's fields (recursively), without the ``exclude`` fields.
 
@@ -205,10 +234,9 @@ def message_fields(message: Any, exclude: Any = ("signature",)) -> dict[str, Any
     """
     if not _has_rosidl_fields(message):
         raise ValueError(f"{type(message).__name__} is not a ROS message (no get_fields_and_field_types)")
-    excluded = frozenset(exclude)
     result: dict[str, Any] = {}
-    for name in type(message).get_fields_and_field_types():
-        if name in excluded:
+    for name in _field_names(type(message)):
+        if name in exclude:
             continue
         result[name] = _message_value(getattr(message, name))
     return result

@@ -18,6 +18,7 @@ from rclpy.node import Node
 
 from ftrobot_guard.certificates import CertificateError, load_certificates
 from ftrobot_guard.fleet_monitor import Alert, FleetMonitor, HeartbeatFormatError, RobotRow, heartbeat_view_from_fields
+from ftrobot_guard.nodes.batched_intake import BatchedIntake
 from ftrobot_guard.nodes.node_parameters import (
     NodeConfigurationError,
     declare_double,
@@ -64,7 +65,12 @@ class DepartmentMonitorNode(Node):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._alert_pub = self.create_publisher(DepartmentAlert, "department/alerts", EVENTS)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._subscribed: dict[str, Any] = {}
+        intake_rate = declare_double(
+            self, "intake_rate_hz", 50.0, "How often queued heartbeats are taken and verified in one batch", 1.0, 1000.0, "Hz"
+        )
+        self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace())
+        self.create_timer(1.0 / intake_rate, self._intake.drain, clock=self._steady)
+        self._subscribed: set[str] = set()
         self._alert_listeners: list[Callable[[Alert], None]] = []
         self.heartbeats_received = 0
         for topic in self._topics:
@@ -85,11 +91,11 @@ class DepartmentMonitorNode(Node):
                 self._subscribe(name)
 
     def _subscribe(self, topic: str) -> None:
-        sub = self.create_subscription(
-            Heartbeat, topic, lambda msg, t=topic: self._on_heartbeat(msg, t), HEARTBEAT_MONITOR
+        resolved = self._intake.subscribe(
+            Heartbeat, topic, HEARTBEAT_MONITOR, lambda msg, _info, t=topic: self._on_heartbeat(msg, t)
         )
-        self._subscribed[sub.topic_name] = sub
-        self.get_logger().info(f"watching heartbeats on {sub.topic_name}")
+        self._subscribed.add(resolved)
+        self.get_logger().info(f"watching heartbeats on {resolved}")
 
     def _on_heartbeat(self, msg: Heartbeat, topic: str) -> None:
         now_s = time.monotonic()
@@ -119,6 +125,10 @@ class DepartmentMonitorNode(Node):
 
     def _check(self) -> None:
         self._emit(self._monitor.check(time.monotonic()))
+
+    def destroy_node(self) -> None:
+        self._intake.destroy()
+        super().destroy_node()
 
     # --- outputs --------------------------------------------------------------------------------
     def add_alert_listener(self, listener: Callable[[Alert], None]) -> None:

@@ -1,0 +1,49 @@
+"""Batched intake on real DDS: every queued message is handled, in order, with its receive time."""
+
+from __future__ import annotations
+
+import time
+
+from rclpy.context import Context
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from ftrobot_guard.nodes.batched_intake import BatchedIntake, with_depth
+from ftrobot_guard.nodes.qos_profiles import EVENTS, SENSOR_DATA
+from ros_fixtures import SpinningExecutor, wait_for_match, wait_until
+
+
+def test_drain_takes_everything_queued_in_order(ros_context: Context, spinner: SpinningExecutor) -> None:
+    intake = BatchedIntake("intake", ros_context)
+    got: list[tuple[str, int]] = []
+    raw: list[bytes] = []
+    try:
+        intake.subscribe(String, "words", with_depth(EVENTS, 500), lambda m, info: got.append((m.data, info["received_timestamp"])))
+        intake.subscribe(String, "words", with_depth(EVENTS, 500), lambda m, _info: raw.append(bytes(m)), raw=True)
+        source = spinner.add(Node("source", context=ros_context))
+        publisher = source.create_publisher(String, "words", EVENTS)
+        wait_for_match(publisher)
+        before = time.time_ns()
+        for i in range(300):
+            publisher.publish(String(data=f"w{i}"))
+        handled = 0
+
+        def all_taken() -> bool:
+            nonlocal handled
+            handled += intake.drain()
+            return handled >= 600
+
+        wait_until(all_taken, 10.0, "600 messages drained")
+        assert [data for data, _ in got] == [f"w{i}" for i in range(300)]
+        assert all(before <= stamp <= time.time_ns() for _, stamp in got)
+        assert len(raw) == 300 and all(isinstance(b, bytes) and b for b in raw)
+        assert intake.drain() == 0
+    finally:
+        intake.destroy()
+
+
+def test_with_depth_keeps_policies_and_never_shrinks() -> None:
+    deeper = with_depth(SENSOR_DATA, 500)
+    assert deeper.depth == 500 and deeper.reliability == SENSOR_DATA.reliability
+    assert deeper.durability == SENSOR_DATA.durability
+    assert with_depth(with_depth(EVENTS, 2000), 10).depth == 2000
