@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Callable, TypeVar, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -96,6 +96,9 @@ class GuardianIdentity:
     not_after: dt.datetime
     issuer_fingerprint: str
     certificate_fingerprint: str
+
+
+_IdentityT = TypeVar("_IdentityT", RobotIdentity, GuardianIdentity)
 
 
 def certificate_fingerprint(cert: x509.Certificate) -> str:
@@ -502,43 +505,32 @@ class CertificateVerifier:
 
     def verify_robot(self, data: bytes, now: dt.datetime) -> RobotIdentity:
         """Verified identity of a robot certificate (PEM or DER) at time ``now``."""
-        key = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-        cached = self._robot_cache.get(key) if isinstance(key, bytes) else None
-        if cached is None:
-            try:
-                cached = self._robot_identity(key)
-            except CertificateError as exc:
-                cached = exc
-            except (ValueError, TypeError) as exc:  # a lazily parsed part of the certificate
-                cached = CertificateError(CertificateFailure.MALFORMED, f"certificate is malformed: {exc}")
-            if isinstance(key, bytes) and len(key) <= MAX_CERTIFICATE_BYTES:
-                self._remember(self._robot_cache, key, cached)
-        else:
-            self._robot_cache.move_to_end(key)
-        if isinstance(cached, CertificateError):
-            raise CertificateError(cached.reason, str(cached))
-        self._check_time_cached(cached.not_before, cached.not_after, cached.issuer_fingerprint, now)
-        return cached
+        return self._verify_cached(self._robot_cache, self._robot_identity, data, now)
 
     def verify_guardian(self, data: bytes, now: dt.datetime) -> GuardianIdentity:
         """Verified identity of a guardian certificate (PEM or DER) at time ``now``."""
+        return self._verify_cached(self._guardian_cache, self._guardian_identity, data, now)
+
+    def _verify_cached(self, cache: Any, identify: Callable[[Any], _IdentityT], data: bytes,
+                       now: dt.datetime) -> _IdentityT:
+        """The chain is checked once per certificate (bytes-keyed LRU); the validity window at every call."""
         key = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-        cached = self._guardian_cache.get(key) if isinstance(key, bytes) else None
+        cached = cache.get(key) if isinstance(key, bytes) else None
         if cached is None:
             try:
-                cached = self._guardian_identity(key)
+                cached = identify(key)
             except CertificateError as exc:
                 cached = exc
             except (ValueError, TypeError) as exc:  # a lazily parsed part of the certificate
                 cached = CertificateError(CertificateFailure.MALFORMED, f"certificate is malformed: {exc}")
             if isinstance(key, bytes) and len(key) <= MAX_CERTIFICATE_BYTES:
-                self._remember(self._guardian_cache, key, cached)
+                self._remember(cache, key, cached)
         else:
-            self._guardian_cache.move_to_end(key)
+            cache.move_to_end(key)
         if isinstance(cached, CertificateError):
             raise CertificateError(cached.reason, str(cached))
         self._check_time_cached(cached.not_before, cached.not_after, cached.issuer_fingerprint, now)
-        return cached
+        return cached  # type: ignore[no-any-return]
 
     def _check_time_cached(
         self, not_before: dt.datetime, not_after: dt.datetime, issuer_fingerprint: str, now: dt.datetime

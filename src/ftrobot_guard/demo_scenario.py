@@ -172,20 +172,27 @@ def _hardware_contract_step(monitor: "Node", expect: Callable[[bool, str], None]
 
 def _pictures(directory: Path) -> list[Path]:
     """A fast, headless MuJoCo run (no ROS) of the stop modes, drawn as PNGs for the README's readers."""
+    from ftrobot_guard.sim.actuation_modes import ActuationMode
     from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig
     from ftrobot_guard.sim.plots import plot_scenario
     from ftrobot_guard.sim.snapshots import write_png
 
     written = []
-    for mode in ("DAMPING", "POWER_OFF"):
+    for mode in (ActuationMode.DAMPING, ActuationMode.POWER_OFF):
+        name = mode.name.lower()
         sim = HumanoidSim(SimConfig(require_guard_alive=False, seed=1))
         sim.run_for(1.0)
-        written.append(write_png(sim, directory / f"g1-{mode.lower()}-before.png"))
-        sim.set_actuation_mode(mode, reason="demo picture")
+        written.append(write_png(sim, directory / f"g1-{name}-before.png"))
+        outcome = sim.set_actuation_mode(int(mode), reason="demo picture")
+        if not outcome.success:
+            raise RuntimeError(f"simulator refused {mode.name}: {outcome.message}")
         sim.run_for(3.0)
-        written.append(write_png(sim, directory / f"g1-{mode.lower()}-after.png"))
-        written.append(plot_scenario(sim.recorder, sim.faults, directory / f"g1-{mode.lower()}-plot.png",
-                                     title=f"Unitree G1 from standing: {mode}"))
+        truth = sim.ground_truth()
+        print(f"  {mode.name}: pelvis {truth.pelvis_height:.2f} m after 3 s, fallen {truth.fallen}, "
+              f"peak impact speed {truth.peak_impact_speed:.2f} m/s")
+        written.append(write_png(sim, directory / f"g1-{name}-after.png"))
+        written.append(plot_scenario(sim.recorder, sim.faults, directory / f"g1-{name}-plot.png",
+                                     title=f"Unitree G1 from standing: {mode.name}"))
     return written
 
 
