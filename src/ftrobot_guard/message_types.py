@@ -6,7 +6,7 @@ import importlib
 import re
 from typing import Any
 
-_TYPE_NAME = re.compile(r"^([a-z][a-z0-9_]*)/(msg|srv)/([A-Z][A-Za-z0-9]*)$")
+_TYPE_NAME = re.compile(r"^([a-z][a-z0-9_]*)/(msg|srv)/([A-Z][A-Za-z0-9]*)\Z")
 
 
 class MessageTypeError(ValueError):

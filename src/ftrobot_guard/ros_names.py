@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 class NameError_(ValueError):
@@ -18,7 +18,7 @@ def validate_namespace(namespace: str) -> str:
         raise NameError_(f"{namespace!r} must not end with '/'")
     tokens = [t for t in text.split("/")[1:]] if text != "/" else []
     for token in tokens:
-        if not _TOKEN.match(token) or "__" in token:
+        if not _TOKEN.fullmatch(token) or "__" in token:
             raise NameError_(
                 f"{namespace!r}: each part must start with a letter and hold only letters, digits and single underscores"
             )

@@ -21,7 +21,7 @@ from ftrobot_guard.blackbox.segment_writer import describe_os_error, fsync_direc
 MANIFEST_FORMAT = "ftrobot-blackbox-deletions"
 MANIFEST_VERSION = 1
 MANIFEST_SIGN_DOMAIN = b"ftrobot-blackbox-deletions-v1\x00"
-_NAME = re.compile(r"^(\d{6,})\.json$")
+_NAME = re.compile(r"^(\d{6,})\.json\Z")
 
 
 @dataclass(frozen=True)

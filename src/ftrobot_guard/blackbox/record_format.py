@@ -51,8 +51,8 @@ _CRC = struct.Struct(">I")
 FRAME_HEADER_LEN = _FRAME.size  # 34
 FRAME_OVERHEAD = FRAME_HEADER_LEN + _CRC.size  # 38
 _NONCE = struct.Struct(">4xQ")
-_SEGMENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_SEGMENT_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 class RecordType(enum.IntEnum):

@@ -25,8 +25,8 @@ from ftrobot_guard.blackbox.record_format import Entry, Tier
 
 TIERS = ("event", "incident", "state")
 QOS_NAMES = ("reliable", "sensor", "latched")
-_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*/msg/[A-Z][A-Za-z0-9]*$")
-_TOPIC = re.compile(r"^/?[A-Za-z_~{][A-Za-z0-9_/{}~]*$")
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*/msg/[A-Z][A-Za-z0-9]*\Z")
+_TOPIC = re.compile(r"^/?[A-Za-z_~{][A-Za-z0-9_/{}~]*\Z")
 
 
 class TopicSpecError(ValueError):

@@ -36,9 +36,9 @@ from ftrobot_guard.blackbox.record_format import Checkpoint
 HEADS_FORMAT = "ftrobot-witnessed-heads"
 HEADS_VERSION = 1
 MAX_HEADS_FILE_BYTES = 256 * 1024 * 1024
-_SEGMENT_ID = re.compile(r"^[0-9a-f]{32}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_SIG = re.compile(r"^(?:[0-9a-f]{128})?$")
+_SEGMENT_ID = re.compile(r"^[0-9a-f]{32}\Z")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_SIG = re.compile(r"^(?:[0-9a-f]{128})?\Z")
 _MAX_U64 = (1 << 64) - 1
 
 
