@@ -19,7 +19,11 @@ import threading
 import time
 import uuid
 
-import rclpy
+# Before rclpy starts: this process and the simulator it launches share one private, local domain.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(200 + os.getpid() % 30))
+
+import rclpy  # noqa: E402
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -32,7 +36,7 @@ from ftrobot_msgs.srv import SetActuationMode
 
 MEASURE_S = float(os.environ.get("SIM_BENCH_SECONDS", "8"))
 DISTRO = os.environ.get("FTROBOT_ROS_DISTRO") or os.environ.get("ROS_DISTRO") or "unknown"
-# `ftrobot up sim` (process_runner: MultiThreadedExecutor, 4 threads) or the `humanoid_sim` entry point
+# `ftrobot up sim` (process_runner; SingleThreadedExecutor for the sim stack) or the `humanoid_sim` entry point
 # (SingleThreadedExecutor); the sim node is the same.
 SIM_PROCESS = {
     "up": """
@@ -51,7 +55,7 @@ main(["humanoid_sim", "--ros-args", "-r", "__ns:=" + sys.argv[1], "-p", "lockste
 
 
 def start_sim(launcher: str, namespace: str, lockstep: bool, rtf: float) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", "13"))
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=os.environ["ROS_DOMAIN_ID"])
     return subprocess.Popen(
         [sys.executable, "-c", SIM_PROCESS[launcher], namespace, "1" if lockstep else "0", str(rtf)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
