@@ -47,3 +47,33 @@ def test_with_depth_keeps_policies_and_never_shrinks() -> None:
     assert deeper.depth == 500 and deeper.reliability == SENSOR_DATA.reliability
     assert deeper.durability == SENSOR_DATA.durability
     assert with_depth(with_depth(EVENTS, 2000), 10).depth == 2000
+
+
+def test_a_failing_handler_is_reported_and_the_drain_goes_on(ros_context: Context, spinner: SpinningExecutor) -> None:
+    errors: list[tuple[str, str]] = []
+    intake = BatchedIntake("intake2", ros_context, on_error=lambda topic, exc: errors.append((topic, str(exc))))
+    good: list[str] = []
+
+    def handler(msg: String, _info: dict[str, object]) -> None:
+        if msg.data == "bad":
+            raise ValueError("cannot handle this one")
+        good.append(msg.data)
+
+    try:
+        intake.subscribe(String, "mixed", with_depth(EVENTS, 50), handler)
+        source = spinner.add(Node("source2", context=ros_context))
+        publisher = source.create_publisher(String, "mixed", EVENTS)
+        wait_for_match(publisher)
+        for word in ("a", "bad", "b"):
+            publisher.publish(String(data=word))
+        count = [0]
+
+        def drained() -> bool:
+            count[0] += intake.drain()
+            return count[0] >= 3
+
+        wait_until(drained, 10.0, "three messages drained")
+        assert good == ["a", "b"]
+        assert errors == [("/mixed", "cannot handle this one")]
+    finally:
+        intake.destroy()

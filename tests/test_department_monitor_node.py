@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -60,6 +61,8 @@ def test_genuine_robot_then_silence_then_impostor(
     probe = spinner.add(Node("probe", context=ros_context))
     alerts = Alerts()
     probe.create_subscription(DepartmentAlert, "department/alerts", alerts, EVENTS)
+    diagnostics: list[DiagnosticArray] = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     robot = spinner.add(HeartbeatNode(
         context=ros_context, namespace="/robot1",
         parameter_overrides=_params(heartbeat_overrides(fleet.robot, fleet.department, rate_hz=5.0)),
@@ -72,6 +75,13 @@ def test_genuine_robot_then_silence_then_impostor(
     wait_until(verified, 15.0, "the robot verified by the monitor")
     assert monitor.rows()[0].identity_number == fleet.robot.identity_number
     assert not alerts.has(DepartmentAlert.KIND_SILENT)
+
+    def robot_on_diagnostics() -> bool:
+        return any(status.name == f"department_monitor: {fleet.robot.identity_number}"
+                   and status.hardware_id == fleet.robot.identity_number
+                   for array in list(diagnostics) for status in array.status)
+
+    wait_until(robot_on_diagnostics, 5.0, "the robot's status on /diagnostics")
 
     spinner.remove(robot)
     wait_until(lambda: alerts.has(DepartmentAlert.KIND_SILENT), 5.0, "SILENT on department/alerts")

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -53,6 +54,8 @@ def test_heartbeat_is_signed_sequenced_and_reports_inputs(
     probe = spinner.add(HeartbeatNode.__mro__[1]("probe", context=ros_context, namespace="/r1"))
     got = Collector()
     probe.create_subscription(Heartbeat, "heartbeat", got, 10)
+    diagnostics: list[DiagnosticArray] = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     joints = probe.create_publisher(JointState, "joint_states", SENSOR_DATA)
     wait_until(lambda: len(got.snapshot()) >= 2, what="two heartbeats")
 
@@ -64,6 +67,11 @@ def test_heartbeat_is_signed_sequenced_and_reports_inputs(
     assert len(first.software_digest) == 64 and first.guardian_on_duty == "G-440304-0007"
     assert [h.topic for h in first.watched_topics] == ["/r1/joint_states"]
     assert not first.watched_topics[0].healthy and not first.watched_topics[0].ever_received
+
+    wait_until(lambda: bool(diagnostics), what="heartbeat status on /diagnostics")
+    stale = diagnostics[0].status[0]
+    assert stale.level == DiagnosticStatus.WARN and "/r1/joint_states" in stale.message
+    assert stale.hardware_id == fleet.robot.identity_number
 
     tampered = message_fields(first)
     tampered["safety_mode_name"] = "NORMAL"

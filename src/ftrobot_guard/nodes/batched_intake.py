@@ -34,9 +34,14 @@ def with_depth(qos: QoSProfile, depth: int) -> QoSProfile:
 
 
 class BatchedIntake:
-    def __init__(self, name: str, context: Context, namespace: str = "") -> None:
+    """Subscriptions drained in batches. A handler that raises does not stop the drain: ``on_error``
+    (default: re-raise) gets the topic and the exception, so one bad message is reported, not fatal."""
+
+    def __init__(self, name: str, context: Context, namespace: str = "",
+                 on_error: Callable[[str, Exception], None] | None = None) -> None:
         self._node = Node(name, context=context, namespace=namespace, start_parameter_services=False)
         self._subscriptions: list[tuple[Any, Handler]] = []
+        self._on_error = on_error
 
     def subscribe(self, msg_type: Any, topic: str, qos: QoSProfile, handler: Handler, raw: bool = False) -> str:
         """Subscribe; ``handler(msg, info)`` runs for each message during :meth:`drain`. The resolved topic name."""
@@ -54,7 +59,12 @@ class BatchedIntake:
                     if taken is None:
                         break
                     handled += 1
-                    handler(taken[0], taken[1])
+                    try:
+                        handler(taken[0], taken[1])
+                    except Exception as exc:
+                        if self._on_error is None:
+                            raise
+                        self._on_error(str(subscription.topic_name), exc)
         return handled
 
     def destroy(self) -> None:

@@ -68,7 +68,9 @@ class DepartmentMonitorNode(Node):
         intake_rate = declare_double(
             self, "intake_rate_hz", 50.0, "How often queued heartbeats are taken and verified in one batch", 1.0, 1000.0, "Hz"
         )
-        self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace())
+        self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace(),
+                                     on_error=self._on_intake_error)
+        self.heartbeats_failed = 0
         self.create_timer(1.0 / intake_rate, self._intake.drain, clock=self._steady)
         self._subscribed: set[str] = set()
         self._alert_listeners: list[Callable[[Alert], None]] = []
@@ -123,6 +125,11 @@ class DepartmentMonitorNode(Node):
             self.get_logger().error(f"witnessed head of {msg.identity_number}: {self._heads.last_error}")
             self._heads.last_error = ""
 
+    def _on_intake_error(self, topic: str, exc: Exception) -> None:
+        # The monitor keeps watching the fleet; the fault is counted, logged and shown in /diagnostics.
+        self.heartbeats_failed += 1
+        self.get_logger().error(f"heartbeat on {topic} not processed: {type(exc).__name__}: {exc}")
+
     def _check(self) -> None:
         self._emit(self._monitor.check(time.monotonic()))
 
@@ -163,6 +170,13 @@ class DepartmentMonitorNode(Node):
     def _publish_diagnostics(self) -> None:
         array = DiagnosticArray()
         array.header.stamp = self._wall.now().to_msg()
+        own = DiagnosticStatus(name="department_monitor", hardware_id="department_monitor")
+        own.level = DiagnosticStatus.ERROR if self.heartbeats_failed else DiagnosticStatus.OK
+        own.message = (f"{self.heartbeats_failed} heartbeat(s) could not be processed (see log)"
+                       if self.heartbeats_failed else f"watching {len(self._subscribed)} heartbeat topic(s)")
+        own.values = [KeyValue(key="heartbeats_received", value=str(self.heartbeats_received)),
+                      KeyValue(key="heartbeats_failed", value=str(self.heartbeats_failed))]
+        array.status.append(own)
         for row in self.rows():
             status = DiagnosticStatus()
             status.name = f"department_monitor: {row.identity_number}"

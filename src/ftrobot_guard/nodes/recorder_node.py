@@ -132,7 +132,9 @@ class RecorderNode(Node):
         # Recorded topics are taken in batches (nodes/batched_intake.py): per-message executor dispatch
         # cost more CPU than recording. Depth 500 holds 10 s of a 50 Hz topic or 1 s at 500 Hz; a
         # drain runs every 20 ms. Records keep rmw's receive time, not the drain time.
-        self._intake = BatchedIntake(f"{name}_intake", self.context, self.get_namespace())
+        self.messages_failed = 0
+        self._intake = BatchedIntake(f"{name}_intake", self.context, self.get_namespace(),
+                                     on_error=self._on_intake_error)
         for spec in self._specs:
             self._intake.subscribe(types[spec.topic], spec.topic, with_depth(_QOS[spec.qos], 500),
                                    self._raw_callback(spec), raw=True)
@@ -195,6 +197,11 @@ class RecorderNode(Node):
         self.messages_received += 1
         self._recorder.on_message(spec, bytes(data), received_ns)
 
+    def _on_intake_error(self, topic: str, exc: Exception) -> None:
+        # Never silent: counted in /diagnostics (messages_failed) and logged; recording continues.
+        self.messages_failed += 1
+        self.get_logger().error(f"message on {topic} NOT recorded: {type(exc).__name__}: {exc}")
+
     def _on_guardian_source(self, msg: Any) -> None:
         guardian = getattr(msg, "guardian_on_duty", None)
         if isinstance(guardian, str) and guardian != self._recorder.guardian:
@@ -254,11 +261,15 @@ class RecorderNode(Node):
         if retention is not None and retention.level != "OK":
             level = max(level, DiagnosticStatus.ERROR if retention.level == "ERROR" else DiagnosticStatus.WARN)
             messages.append(retention.message)
+        if self.messages_failed:
+            level = max(level, DiagnosticStatus.ERROR)
+            messages.append(f"{self.messages_failed} message(s) could not be recorded (see log)")
         status.level = level
         status.message = "; ".join(messages) or f"recording, {stats.entries_durable} entries on disk"
         cp = self._writer.latest_checkpoint
         values = {
             "messages_received": str(self.messages_received),
+            "messages_failed": str(self.messages_failed),
             "entries_appended": str(stats.entries_appended), "entries_durable": str(stats.entries_durable),
             "entries_lost_total": str(stats.entries_lost_total + stats.entries_lost),
             "bytes_written": str(stats.bytes_written), "segment": str(self._writer.segment_path or ""),
