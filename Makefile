@@ -29,10 +29,11 @@ MSGS_SRC := $(wildcard src/ftrobot_msgs/msg/*.msg src/ftrobot_msgs/srv/*.srv) \
 PKG_SRC := setup.py setup.cfg package.xml resource/ftrobot_guard \
            $(shell find src/ftrobot_guard launch config -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: help demo test test-all bench env clean
+.PHONY: help demo test lint test-all compliance bench env clean
 help:
 	@echo "make demo    # sim + guard stack + a scenario to watch (ROS_DISTRO=jazzy|kilted)"
 	@echo "make test    # the whole test suite (ROS_DISTRO=jazzy|kilted); make test-all: both"
+	@echo "make compliance  # the test suite, then docs/compliance.md: each Futian clause, its tests, the gaps"
 	@echo "make bench   # benchmarks, figures printed"
 
 env: $(PKG_STAMP)
@@ -65,9 +66,23 @@ $(PKG_STAMP): $(MSGS_STAMP) $(PKG_SRC)
 demo: $(PKG_STAMP)
 	$(VENV)/bin/ftrobot demo
 
-test: $(PKG_STAMP)
+test: $(PKG_STAMP) lint
 	@echo "== [$(ROS_DISTRO)] test suite"
 	$(PY) -m pytest -p no:cacheprovider tests
+
+# Code checks, part of `make test`: ruff (config in ruff.toml) and mypy --strict (config in setup.cfg).
+lint: $(PKG_STAMP)
+	@echo "== [$(ROS_DISTRO)] code checks: ruff, mypy"
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
+
+# The suite records each test's clause markers and outcome; the report is written even when tests fail,
+# and the target then fails with the suite's exit status.
+compliance: $(PKG_STAMP)
+	@echo "== [$(ROS_DISTRO)] test suite with clause traceability -> docs/compliance.md"
+	@mkdir -p $(BUILD); rm -f $(BUILD)/clause-results.json; status=0; \
+	$(PY) -m pytest -p no:cacheprovider --clause-results $(BUILD)/clause-results.json tests || status=$$?; \
+	$(PY) tools/compliance_report.py $(BUILD)/clause-results.json --out docs/compliance.md && exit $$status
 
 test-all:
 	$(MAKE) test ROS_DISTRO=jazzy

@@ -1,7 +1,8 @@
 """CPU of the recorder node at 500 Hz joint-state input (issue 4; target <= 10 % of one core).
 
 The real RecorderNode runs in its own process (real DDS on loopback, raw subscriptions taken in 20 ms
-batches (nodes/batched_intake.py), writer thread with the default 100 ms fsync); this process publishes 30-joint JointState messages at
+batches (ros/batched_intake.py), writer thread with the default 100 ms fsync); this process publishes
+30-joint JointState messages at
 500 Hz plus a 1 Hz event topic. The recorder's CPU time is read from /proc over the measurement
 window, and compared with the same node idle (no input) and with a do-nothing rclpy node with the
 same subscriptions and executor in the same run. (rclpy.experimental.EventsExecutor of the Jazzy
@@ -64,7 +65,7 @@ def _cpu_seconds(pid: int) -> float:
 def _params(directory: Path) -> Path:
     from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-    from ftrobot_guard.keys import write_private_key, write_public_key
+    from ftrobot_guard.trust.keys import write_private_key, write_public_key
 
     signing = write_private_key(directory / "robot.key", ed25519.Ed25519PrivateKey.generate())
     auditor = write_public_key(directory / "auditor.pub.pem", x25519.X25519PrivateKey.generate().public_key())

@@ -1,13 +1,21 @@
 """Department monitor load and heartbeat-loss detection delay (issue 2's figures).
 
 1. Load: one generator process publishes N robots' signed heartbeats at 1 Hz (each robot with its
-   own key and department certificate) on /fleet/heartbeat; the monitor runs in its own process
-   (the real DepartmentMonitorNode, real DDS on loopback) and reports how many robots it verified and
-   the CPU it used over the measurement window (target: 1000 robots under 25 % of one core).
+   own key and department certificate, each heartbeat carrying a black-box checkpoint that changes
+   every 2 s as the recorder's does) on /fleet/heartbeat, or spread over ``--topics`` topics. The
+   monitor runs in its own process (the real DepartmentMonitorNode, real DDS on loopback) and
+   reports how many robots it verified and the CPU it used over the measurement window (target:
+   1000 robots under 25 % of one core). Beside it, over the same window and traffic, a take-only
+   process (the same batched intake, a handler that does nothing) gives the DDS take's share; the
+   monitor process then times one Ed25519 verification and one read of a heartbeat (typed fields +
+   canonical bytes). The breakdown printed: take, verify, read, and the rest (fleet logic, alerts,
+   diagnostics, timers). ``--profile DIR`` writes the monitor's cProfile statistics there.
 2. Loss delay: a real heartbeat node at 1 Hz is stopped; time from its last heartbeat to the
    monitor's SILENT alert (expected: silent_periods x period, plus up to one watchdog tick).
 
-Usage: python bench/department_monitor_load.py [--robots 1000] [--seconds 20] [--trials 5]
+CPU shares are process CPU time over wall time: run it on a quiet machine (check ``uptime``).
+
+Usage: python bench/department_monitor_load.py [--robots 1000] [--topics 1] [--seconds 20] [--trials 5]
 Prints human-readable lines, then one JSON object per figure.
 """
 
@@ -21,123 +29,235 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
 DISTRO = os.environ.get("FTROBOT_ROS_DISTRO", "jazzy")
+WARMUP_S = 8.0
+CHECKPOINT_EVERY_S = 2  # the recorder's default checkpoint_every_s
 
 
 def _make_fleet(directory: Path, robots: int) -> None:
-    from ftrobot_guard.dev_credentials import make_department, make_robot
-    from ftrobot_guard.identity import make_identity_number
+    from ftrobot_guard.trust.dev_credentials import make_department, make_robot
+    from ftrobot_guard.trust.identity import make_identity_number
 
     department = make_department(directory / "department")
     for serial in range(1, robots + 1):
         make_robot(directory / f"r{serial}", department, make_identity_number("440304", 2026, serial), f"robot-{serial}")
 
 
-def _generator(directory: Path, robots: int, seconds: float) -> None:
+def _topic(index: int, topics: int) -> str:
+    return "/fleet/heartbeat" if topics == 1 else f"/fleet/r{index % topics + 1}/heartbeat"
+
+
+class _Robot:
+    """One robot of the generated fleet: its key, certificate DER, identity number and name."""
+
+    def __init__(self, directory: Path, serial: int) -> None:
+        from cryptography.x509.oid import NameOID
+
+        from ftrobot_guard.trust.certificates import certificate_der, load_certificate
+        from ftrobot_guard.trust.keys import load_private_key
+
+        folder = directory / f"r{serial}"
+        cert = load_certificate(folder / "robot.pem")
+        self.key = load_private_key(folder / "robot.key")
+        self.public_key = cert.public_key()
+        self.der = certificate_der(cert)
+        self.number = str(cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value)
+        self.name = f"robot-{serial}"
+
+    def heartbeat(self, boot: str, segment: str, sequence: int, uptime: float, stamp: Any) -> Any:
+        """A signed heartbeat as the robot's heartbeat node sends it, with the recorder's latest checkpoint."""
+        import hashlib
+
+        from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, sign_fields
+        from ftrobot_msgs.msg import Heartbeat, TopicHealth
+
+        checkpoint = (sequence + 1) // CHECKPOINT_EVERY_S
+        msg = Heartbeat(format_version=1, identity_number=self.number, robot_name=self.name,
+                        department="Futian District Government Services Center", boot_id=boot,
+                        sequence=sequence, uptime=uptime, safety_mode=1, safety_mode_name="NORMAL",
+                        software_digest="0" * 64, config_digest="0" * 64, guardian_on_duty="G-1", certificate=self.der,
+                        log_checkpoint_sequence=checkpoint * 100, log_segment_id=segment,
+                        log_chain_head=hashlib.sha256(f"{self.number}/{checkpoint}".encode()).hexdigest(),
+                        log_checkpoint_signature=bytes(64))
+        msg.watched_topics = [TopicHealth(topic=f"/{self.name}/{t}", ever_received=True, age=0.002, max_age=0.1,
+                                          healthy=True) for t in ("joint_states", "imu")]
+        msg.header.stamp = stamp
+        msg.log_checkpoint_stamp = stamp
+        msg.signature = sign_fields(self.key, HEARTBEAT_DOMAIN, message_fields(msg))  # type: ignore[arg-type]
+        return msg
+
+
+def _generator(directory: Path, robots: int, topics: int, seconds: float) -> None:
     import uuid
 
     import rclpy
-    from cryptography.x509.oid import NameOID
-    from ftrobot_guard.certificates import certificate_der, load_certificate
-    from ftrobot_guard.keys import load_private_key
-    from ftrobot_guard.nodes.qos_profiles import heartbeat_publisher
-    from ftrobot_guard.signed_fields import HEARTBEAT_DOMAIN, message_fields, sign_fields
+    from ftrobot_guard.ros.qos_profiles import heartbeat_publisher
     from ftrobot_msgs.msg import Heartbeat
 
     rclpy.init()
     node = rclpy.create_node("heartbeat_generator")
-    publisher = node.create_publisher(Heartbeat, "/fleet/heartbeat", heartbeat_publisher(1.0))
-    fleet = []
-    for serial in range(1, robots + 1):
-        folder = directory / f"r{serial}"
-        cert = load_certificate(folder / "robot.pem")
-        number = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value
-        fleet.append((load_private_key(folder / "robot.key"), certificate_der(cert), str(number), f"robot-{serial}"))
-    boot = uuid.uuid4().hex
+    publishers = [node.create_publisher(Heartbeat, _topic(i, topics), heartbeat_publisher(1.0)) for i in range(topics)]
+    fleet = [_Robot(directory, serial) for serial in range(1, robots + 1)]
+    boot, segment = uuid.uuid4().hex, uuid.uuid4().hex
     start = time.monotonic()
     sequence = 0
     print("generator ready", flush=True)
     while time.monotonic() - start < seconds:
         tick = time.monotonic()
         sequence += 1
-        for index, (key, der, number, name) in enumerate(fleet):
+        for index, robot in enumerate(fleet):
             # Real robots are not synchronised: spread the fleet's heartbeats over the period.
             delay = tick + index / len(fleet) - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            msg = Heartbeat(format_version=1, identity_number=number, robot_name=name,
-                            department="Futian District Government Services Center", boot_id=boot,
-                            sequence=sequence, uptime=tick - start, safety_mode=1, safety_mode_name="NORMAL",
-                            software_digest="0" * 64, config_digest="0" * 64, guardian_on_duty="G-1", certificate=der)
-            msg.header.stamp = node.get_clock().now().to_msg()
-            msg.signature = sign_fields(key, HEARTBEAT_DOMAIN, message_fields(msg))
-            publisher.publish(msg)
+            msg = robot.heartbeat(boot, segment, sequence, tick - start, node.get_clock().now().to_msg())
+            publishers[index % topics].publish(msg)
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
     node.destroy_node()
     rclpy.shutdown()
 
 
-def _monitor(directory: Path, seconds: float, warmup: float) -> None:
+def _spin_window(executor: Any, seconds: float, count: Any) -> tuple[float, float, int]:
+    end_warmup = time.monotonic() + WARMUP_S
+    while time.monotonic() < end_warmup:
+        executor.spin_once(timeout_sec=0.05)
+    cpu0, wall0, count0 = time.process_time(), time.monotonic(), count()
+    while time.monotonic() - wall0 < seconds:
+        executor.spin_once(timeout_sec=0.05)
+    return time.process_time() - cpu0, time.monotonic() - wall0, count() - count0
+
+
+def _take_only(topics: int, seconds: float) -> None:
+    """The same batched intake as the monitor, with a handler that does nothing: the DDS take's cost."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from ftrobot_guard.ros.batched_intake import BatchedIntake
+    from ftrobot_guard.ros.qos_profiles import HEARTBEAT_MONITOR
+    from ftrobot_msgs.msg import Heartbeat
+
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("take_only", context=context)
+    intake = BatchedIntake("take_only_intake", context)
+    taken = [0]
+
+    def handler(_msg: Any, _info: Any) -> None:
+        taken[0] += 1
+
+    for index in range(topics):
+        intake.subscribe(Heartbeat, _topic(index, topics), HEARTBEAT_MONITOR, handler)
+    node.create_timer(1.0 / 50.0, intake.drain)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    print("take-only ready", flush=True)
+    cpu, wall, count = _spin_window(executor, seconds, lambda: taken[0])
+    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "heartbeats": count}), flush=True)
+    intake.destroy()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def _per_call_cpu_us(function: Any, calls: int = 2000) -> float:
+    best = float("inf")
+    for _ in range(5):
+        cpu0 = time.process_time()
+        for _ in range(calls):
+            function()
+        best = min(best, (time.process_time() - cpu0) / calls * 1e6)
+    return best
+
+
+def _monitor(directory: Path, topics: int, seconds: float, profile: Path | None) -> None:
+    import cProfile
+
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from builtin_interfaces.msg import Time
+
+    from ftrobot_guard.department.fleet_monitor import read_heartbeat
     from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
 
     context = Context()
     rclpy.init(context=context)
     node = DepartmentMonitorNode(context=context, parameter_overrides=[
         Parameter("trusted_ca_files", value=[str(directory / "department" / "ca.pem")]),
-        Parameter("heartbeat_topics", value=["/fleet/heartbeat"]),
+        Parameter("heartbeat_topics", value=[_topic(i, topics) for i in range(topics)]),
     ])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     print("monitor ready", flush=True)
-    end_warmup = time.monotonic() + warmup
-    while time.monotonic() < end_warmup:
-        executor.spin_once(timeout_sec=0.05)
-    cpu0, wall0, count0 = time.process_time(), time.monotonic(), node.heartbeats_received
-    while time.monotonic() - wall0 < seconds:
-        executor.spin_once(timeout_sec=0.05)
-    cpu, wall, count = time.process_time() - cpu0, time.monotonic() - wall0, node.heartbeats_received - count0
+    profiler = cProfile.Profile(time.process_time) if profile is not None else None
+    if profiler is not None:
+        profiler.enable()
+    cpu, wall, count = _spin_window(executor, seconds, lambda: node.heartbeats_received)
+    if profiler is not None:
+        profiler.disable()
+        profile.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(str(profile / f"department_monitor_{DISTRO}.prof"))
     rows = node.rows()
     verified = sum(1 for r in rows if r.signature_state.value == "verified" and (r.last_seen_age_s or 99) < 3.0)
-    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "heartbeats": count, "verified": verified, "rows": len(rows)}),
-          flush=True)
+    robot = _Robot(directory, 1)
+    sample = robot.heartbeat("0f" * 16, "ab" * 16, 7, 7.0, Time(sec=1_800_000_000))
+    view = read_heartbeat(sample)
+    verify_us = _per_call_cpu_us(lambda: robot.public_key.verify(view.signature, view.signed_bytes))  # type: ignore
+    read_us = _per_call_cpu_us(lambda: read_heartbeat(sample))
+    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "heartbeats": count, "verified": verified, "rows": len(rows),
+                      "verify_us": verify_us, "read_us": read_us, "witnessed": len(node.witnessed_heads)}), flush=True)
     node.destroy_node()
     rclpy.shutdown(context=context)
 
 
-def _load(robots: int, seconds: float) -> list[dict[str, object]]:
+def _load(robots: int, topics: int, seconds: float, profile: Path | None) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         t0 = time.monotonic()
         _make_fleet(directory, robots)
         print(f"made {robots} robot identities in {time.monotonic() - t0:.1f} s")
-        me = [sys.executable, __file__, "--dir", str(directory), "--robots", str(robots)]
-        monitor = subprocess.Popen(me + ["--role", "monitor", "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
-        assert monitor.stdout is not None
+        me = [sys.executable, __file__, "--dir", str(directory), "--robots", str(robots), "--topics", str(topics),
+              "--seconds", str(seconds)]
+        monitor = subprocess.Popen(me + ["--role", "monitor"] + (["--profile", str(profile)] if profile else []),
+                                   stdout=subprocess.PIPE, text=True)
+        take = subprocess.Popen(me + ["--role", "take"], stdout=subprocess.PIPE, text=True)
+        assert monitor.stdout is not None and take.stdout is not None
         monitor.stdout.readline()
-        generator = subprocess.Popen(me + ["--role", "generator", "--seconds", str(seconds + 12)], stdout=subprocess.PIPE,
-                                     text=True)
+        take.stdout.readline()
+        generator = subprocess.Popen(me[:-2] + ["--seconds", str(seconds + WARMUP_S + 12), "--role", "generator"],
+                                     stdout=subprocess.PIPE, text=True)
         result = json.loads(monitor.stdout.readline())
+        take_result = json.loads(take.stdout.readline())
         monitor.wait()
+        take.wait()
         generator.wait()
     share = 100.0 * result["cpu_s"] / result["wall_s"]
     rate = result["heartbeats"] / result["wall_s"]
-    print(f"monitor: {result['verified']}/{robots} robots verified and fresh, {rate:.0f} heartbeats/s, "
-          f"{share:.1f} % of one core ({1e6 * result['cpu_s'] / max(1, result['heartbeats']):.0f} us per heartbeat)")
+    take_share = 100.0 * take_result["cpu_s"] / take_result["wall_s"]
+    verify_share = result["verify_us"] * rate / 1e4
+    read_share = result["read_us"] * rate / 1e4
+    rest = share - take_share - verify_share - read_share
+    print(f"monitor: {result['verified']}/{robots} robots verified and fresh, {rate:.0f} heartbeats/s on {topics} "
+          f"topic(s), {share:.1f} % of one core ({1e6 * result['cpu_s'] / max(1, result['heartbeats']):.0f} us per "
+          f"heartbeat); {result['witnessed']} checkpoints witnessed")
+    print(f"  breakdown: take {take_share:.1f} % (take-only process, {take_result['heartbeats'] / take_result['wall_s']:.0f}"
+          f" heartbeats/s), Ed25519 verify {verify_share:.1f} % ({result['verify_us']:.0f} us each), read (typed fields"
+          f" + canonical bytes) {read_share:.1f} % ({result['read_us']:.0f} us each), rest {rest:.1f} %")
+    common = {"bench": "department_monitor_load", "n": robots, "topics": topics, "distro": DISTRO}
     return [
-        {"bench": "department_monitor_load", "figure": "cpu_percent_one_core", "value": round(share, 2), "unit": "%",
-         "n": robots, "distro": DISTRO},
-        {"bench": "department_monitor_load", "figure": "robots_verified", "value": result["verified"], "unit": "robots",
-         "n": robots, "distro": DISTRO},
-        {"bench": "department_monitor_load", "figure": "heartbeats_per_s", "value": round(rate, 1), "unit": "1/s",
-         "n": robots, "distro": DISTRO},
+        {**common, "figure": "cpu_percent_one_core", "value": round(share, 2), "unit": "%"},
+        {**common, "figure": "take_percent_one_core", "value": round(take_share, 2), "unit": "%"},
+        {**common, "figure": "verify_percent_one_core", "value": round(verify_share, 2), "unit": "%"},
+        {**common, "figure": "read_percent_one_core", "value": round(read_share, 2), "unit": "%"},
+        {**common, "figure": "rest_percent_one_core", "value": round(rest, 2), "unit": "%"},
+        {**common, "figure": "robots_verified", "value": result["verified"], "unit": "robots"},
+        {**common, "figure": "heartbeats_per_s", "value": round(rate, 1), "unit": "1/s"},
     ]
 
 
@@ -149,9 +269,9 @@ def _loss_delay(trials: int) -> list[dict[str, object]]:
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from ftrobot_guard.dev_credentials import make_department, make_robot
-    from ftrobot_guard.fleet_monitor import AlertKind
-    from ftrobot_guard.identity import make_identity_number
+    from ftrobot_guard.trust.dev_credentials import make_department, make_robot
+    from ftrobot_guard.department.fleet_monitor import AlertKind
+    from ftrobot_guard.trust.identity import make_identity_number
     from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
     from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
     from ftrobot_msgs.msg import Heartbeat
@@ -211,18 +331,25 @@ def _loss_delay(trials: int) -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--robots", type=int, default=1000)
+    parser.add_argument("--topics", type=int, default=1, help="heartbeat topics the fleet is spread over")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--role", choices=["bench", "monitor", "generator"], default="bench")
+    parser.add_argument("--trials", type=int, default=5, help="loss-delay trials (0: skip that figure)")
+    parser.add_argument("--profile", type=Path, help="directory for the monitor's cProfile statistics")
+    parser.add_argument("--role", choices=["bench", "monitor", "take", "generator"], default="bench")
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
     if args.role == "generator":
-        _generator(args.dir, args.robots, args.seconds)
+        _generator(args.dir, args.robots, args.topics, args.seconds)
         return
     if args.role == "monitor":
-        _monitor(args.dir, args.seconds, warmup=8.0)
+        _monitor(args.dir, args.topics, args.seconds, args.profile)
         return
-    figures = _load(args.robots, args.seconds) + _loss_delay(args.trials)
+    if args.role == "take":
+        _take_only(args.topics, args.seconds)
+        return
+    figures = _load(args.robots, args.topics, args.seconds, args.profile)
+    if args.trials > 0:
+        figures += _loss_delay(args.trials)
     for figure in figures:
         print(json.dumps(figure))
 

@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ftrobot_guard.certificates import certificate_der, create_department_ca, issue_robot_certificate
-from ftrobot_guard.fleet_monitor import FleetMonitor, heartbeat_view_from_fields
-from ftrobot_guard.identity import make_identity_number
-from ftrobot_guard.signed_fields import HEARTBEAT_DOMAIN, canonical_bytes, sign_fields, verify_fields
+from ftrobot_guard.trust.certificates import certificate_der, create_department_ca, issue_robot_certificate
+from ftrobot_guard.department.fleet_monitor import FleetMonitor, heartbeat_view_from_fields
+from ftrobot_guard.trust.identity import make_identity_number
+from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, canonical_bytes, sign_fields, verify_fields
 
 N = 3000
 ROBOTS = 1000

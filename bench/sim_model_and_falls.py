@@ -35,7 +35,7 @@ def main() -> None:
                    .stdout.strip()) for _ in range(LOAD_RUNS)]
     print(f"model load: median {statistics.median(loads):.3f} s, max {max(loads):.3f} s over {LOAD_RUNS} fresh processes")
 
-    from ftrobot_guard.sim.actuation_modes import ActuationMode
+    from ftrobot_guard.hardware.actuation_modes import ActuationMode
     from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig
 
     sim = HumanoidSim(SimConfig(require_guard_alive=False))

@@ -30,7 +30,7 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ftrobot_guard.nodes.qos_profiles import COMMANDS
+from ftrobot_guard.ros.qos_profiles import COMMANDS
 from ftrobot_msgs.msg import SimGroundTruth
 from ftrobot_msgs.srv import SetActuationMode
 
@@ -41,7 +41,7 @@ DISTRO = os.environ.get("FTROBOT_ROS_DISTRO") or os.environ.get("ROS_DISTRO") or
 SIM_PROCESS = {
     "up": """
 import sys
-from ftrobot_guard.process_runner import run_stack
+from ftrobot_guard.ros.stack_runner import run_stack
 sys.exit(run_stack("sim", [], sys.argv[1], per_node_overrides={"humanoid_sim": {
     "lockstep": sys.argv[2] == "1", "headless": True, "real_time_factor": float(sys.argv[3])}}))
 """,

@@ -2,6 +2,10 @@
 
     ros2 launch ftrobot_guard robot.launch.py params_file:=/etc/ftrobot/robot.yaml \
         recorder_params_file:=/etc/ftrobot/recorder.yaml namespace:=/futian/robot01
+
+Both nodes get both params files (`--params-file`), each reading its own section. The heartbeat's
+config digest covers exactly these files, read from its own ROS arguments: parameters here are
+params files only, never a list (launch_ros would join a list of substitutions into one string).
 """
 
 from launch import LaunchDescription
@@ -16,8 +20,7 @@ def generate_launch_description() -> LaunchDescription:
     recorder_params_file = LaunchConfiguration("recorder_params_file")
     namespace = LaunchConfiguration("namespace")
     common = {"namespace": namespace, "output": "screen", "emulate_tty": True}
-    config_files = {"config_files": [params_file, recorder_params_file]}
-    parameters = [params_file, recorder_params_file, config_files]
+    parameters = [params_file, recorder_params_file]
     return LaunchDescription([
         DeclareLaunchArgument(
             "params_file",

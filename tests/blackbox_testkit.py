@@ -23,7 +23,7 @@ from ftrobot_guard.blackbox.record_format import (
     parse_segment_prefix,
 )
 from ftrobot_guard.blackbox.segment_reader import scan_records
-from ftrobot_guard.keys import write_private_key, write_public_key
+from ftrobot_guard.trust.keys import write_private_key, write_public_key
 
 ROBOT_ID = "440304-RB-2026-000123-8"
 OTHER_ROBOT_ID = "440304-RB-2026-000124-6"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftrobot_guard.dev_credentials import DepartmentFiles, RobotFiles, make_department, make_robot
-from ftrobot_guard.identity import make_identity_number
+from ftrobot_guard.trust.dev_credentials import DepartmentFiles, RobotFiles, make_department, make_robot
+from ftrobot_guard.trust.identity import make_identity_number
 
 
 @dataclass(frozen=True)

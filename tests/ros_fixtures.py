@@ -1,39 +1,67 @@
-"""Real rclpy on real DDS for tests: one context per test, an executor thread joined at teardown."""
+"""The one ROS test harness: real rclpy on real DDS, one context per test, an executor thread joined at teardown.
+
+Every ROS test takes its context, executor and waits from here (no test file keeps its own):
+
+- ``ros_context``: a fresh :class:`rclpy.context.Context` on this session's ROS domain (``ROS_DOMAIN_ID``,
+  reserved by ``conftest.py`` with a lock file), shut down after the test;
+- ``spinner``: a :class:`SpinningExecutor` on that context; nodes added to it are spun in one background
+  thread, and teardown stops and joins that thread and destroys the nodes, also when the test failed;
+- :func:`wait_until` / :func:`wait_for_match`: poll a condition with a deadline and fail the test with
+  what was awaited. A test never sleeps a fixed time and then asserts.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.exceptions import InvalidHandle
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.subscription import Subscription
+
+NodeT = TypeVar("NodeT", bound=Node)
+
+JOIN_TIMEOUT_S = 10.0
+
+
+def session_domain_id() -> int:
+    """The ROS domain reserved for this test session (see ``conftest.py``)."""
+    return int(os.environ["FTROBOT_TEST_DOMAIN_ID"])
 
 
 class SpinningExecutor:
-    """Spins nodes in a background thread; :meth:`shutdown` joins it (also after a failed assertion)."""
+    """Spins nodes in a background thread; :meth:`shutdown` joins it (the ``spinner`` fixture calls it at
+    teardown, also after a failed assertion) and raises if the thread did not end or died of an error."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, num_threads: int = 4) -> None:
         self.context = context
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._error: BaseException | None = None
         self._nodes: list[Node] = []
-        self._thread.start()
+        self.thread = threading.Thread(target=self._spin, name="ros-test-spinner", daemon=True)
+        self.thread.start()
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():
             try:
                 self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down under us during teardown
-                if self._stop.is_set():
-                    return
-                raise
+            except (ExternalShutdownException, InvalidHandle):
+                return  # the context or a node was shut down under us: nothing left to spin
+            except BaseException as exc:
+                if not self._stop.is_set():
+                    self._error = exc
+                return
 
-    def add(self, node: Node) -> Node:
+    def add(self, node: NodeT) -> NodeT:
         self._nodes.append(node)
         self.executor.add_node(node)
         return node
@@ -45,11 +73,15 @@ class SpinningExecutor:
 
     def shutdown(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10.0)
+        self.thread.join(timeout=JOIN_TIMEOUT_S)
         self.executor.shutdown(timeout_sec=2.0)
         for node in self._nodes:
             node.destroy_node()
         self._nodes.clear()
+        if self.thread.is_alive():
+            raise RuntimeError(f"the executor thread did not end within {JOIN_TIMEOUT_S} s")
+        if self._error is not None:
+            raise RuntimeError(f"the executor thread failed: {self._error!r}") from self._error
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
@@ -59,21 +91,21 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str
         if condition():
             return
         time.sleep(0.02)
+    if condition():
+        return
     pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def wait_for_match(publisher_or_subscription: Any, timeout_s: float = 10.0) -> None:
+def wait_for_match(endpoint: Publisher | Subscription, timeout_s: float = 10.0) -> None:
     """Wait until a publisher has a matched subscription (or a subscription a publisher)."""
-    counter = getattr(publisher_or_subscription, "get_subscription_count", None)
-    if counter is None:
-        counter = publisher_or_subscription.get_publisher_count
-    wait_until(lambda: counter() > 0, timeout_s, f"a match on {publisher_or_subscription.topic_name}")
+    counter = endpoint.get_subscription_count if isinstance(endpoint, Publisher) else endpoint.get_publisher_count
+    wait_until(lambda: counter() > 0, timeout_s, f"a match on {endpoint.topic_name}")
 
 
 @pytest.fixture
 def ros_context() -> Iterator[Context]:
     context = Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=session_domain_id())
     try:
         yield context
     finally:

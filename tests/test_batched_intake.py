@@ -8,8 +8,8 @@ from rclpy.context import Context
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from ftrobot_guard.nodes.batched_intake import BatchedIntake, with_depth
-from ftrobot_guard.nodes.qos_profiles import EVENTS, SENSOR_DATA
+from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
+from ftrobot_guard.ros.qos_profiles import EVENTS, SENSOR_DATA
 from ros_fixtures import SpinningExecutor, wait_for_match, wait_until
 
 

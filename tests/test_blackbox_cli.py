@@ -1,9 +1,10 @@
-"""`ftrobot log verify|export|stat` and `ftrobot decommission`: exit codes, reports, bad input."""
+"""`ftrobot log verify|export|stat|keygen` and `ftrobot decommission`: exit codes, reports, bad input."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import stat
 import tarfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
+@pytest.mark.clause("8.2")
 def test_verify_clean_and_anchored(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log, _keys, paths = setup
     heads = write_witnessed_heads(tmp_path / "heads.json", heads_from_log(log))
@@ -37,6 +39,7 @@ def test_verify_clean_and_anchored(setup, capsys, tmp_path: Path) -> None:  # ty
     assert "result: 0 errors, 0 warnings: OK" in out and "confirmed" in out
 
 
+@pytest.mark.clause("5.1a", "8.2")
 def test_verify_reports_tampering_with_exit_1(setup, capsys) -> None:  # type: ignore[no-untyped-def]
     log, _keys, _paths = setup
     path = segments(log)[0]
@@ -57,6 +60,9 @@ def test_verify_reports_tampering_with_exit_1(setup, capsys) -> None:  # type: i
     (["log", "export", "{log}", "--key", "{keys}/robot_ed25519.pem"], "expected an x25519"),
     (["log", "export", "{log}", "--key", "{keys}/auditor_x25519.pem", "--since", "yesterday"], "ISO 8601"),
     (["log", "stat", "{log}", "--budget", "lots"], "size"),
+    (["log", "keygen", "--out", "{keys}/robot_ed25519.pem"], "not a directory"),
+    (["log", "keygen", "--out", "{keys}", "--name", "../elsewhere"], "plain file name"),
+    (["log", "keygen", "--out", "{keys}", "--name", "auditor_x25519"], "already exists"),
 ])
 def test_bad_input_is_one_line_exit_2(setup, capsys, argv: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
     log, _keys, paths = setup
@@ -67,6 +73,7 @@ def test_bad_input_is_one_line_exit_2(setup, capsys, argv: list[str], message: s
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
 
 
+@pytest.mark.clause("7.3")
 def test_wrong_key_and_wrong_robot_are_clear(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log, _keys, _paths = setup
     stranger = make_keys().save(tmp_path / "stranger")
@@ -79,6 +86,7 @@ def test_wrong_key_and_wrong_robot_are_clear(setup, capsys, tmp_path: Path) -> N
     assert code == 1 and "BAD_WITNESS" in out
 
 
+@pytest.mark.clause("8.2")
 def test_export_json_lines(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log, _keys, paths = setup
     out_file = tmp_path / "out.jsonl"
@@ -90,6 +98,7 @@ def test_export_json_lines(setup, capsys, tmp_path: Path) -> None:  # type: igno
     assert all("data_base64" in r and "note" in r for r in rows)  # not CDR: exported raw with a note
 
 
+@pytest.mark.clause("8.2")
 def test_export_decodes_ros_messages(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     rclpy_serialization = pytest.importorskip("rclpy.serialization")
     from std_msgs.msg import String
@@ -109,6 +118,38 @@ def test_export_decodes_ros_messages(tmp_path: Path, capsys) -> None:  # type: i
     assert rows[1]["data_base64"] == "AAE=" and "not installed" in rows[1]["note"]
 
 
+def test_keygen_makes_the_department_log_key_pair(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from ftrobot_guard.blackbox.log_writer import LogWriter, WriterKeys
+    from ftrobot_guard.trust.keys import fingerprint, load_private_key, load_public_key
+
+    department = tmp_path / "department"
+    code, out, err = run(["log", "keygen", "--out", str(department)], capsys)
+    assert code == 0, err
+    private, public = department / "log_x25519.key", department / "log_x25519.pub.pem"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    key = load_private_key(private, "x25519")
+    recipient = load_public_key(public, "x25519")
+    assert isinstance(key, x25519.X25519PrivateKey) and isinstance(recipient, x25519.X25519PublicKey)
+    assert key.public_key().public_bytes_raw() == recipient.public_bytes_raw()
+    assert f"fingerprint: {fingerprint(recipient)}" in out and str(private) in out and str(public) in out
+    # a robot recording for that public key: the department reads its log with the private key
+    robot = make_keys()
+    writer = LogWriter(tmp_path / "log", WriterKeys(robot.robot_id, robot.signing, (recipient,)))
+    writer.open()
+    writer.append_message("/safety_state", "std_msgs/msg/String", b"\x00\x01")
+    writer.close()
+    code, out, _ = run(["log", "export", str(tmp_path / "log"), "--key", str(private), "--raw"], capsys)
+    assert code == 0 and [json.loads(line)["data_base64"] for line in out.splitlines()] == ["AAE="]
+    # never replaces a key (what was wrapped for the old one could no longer be read)
+    before = private.read_bytes()
+    code, _out, err = run(["log", "keygen", "--out", str(department)], capsys)
+    assert code == 2 and "already exists" in err and private.read_bytes() == before
+    code, _out, err = run(["log", "keygen", "--out", str(department), "--name", "robot_copy"], capsys)
+    assert code == 0 and (department / "robot_copy.key").is_file(), err
+
+
 def test_stat(setup, capsys) -> None:  # type: ignore[no-untyped-def]
     log, _keys, _paths = setup
     code, out, _ = run(["log", "stat", str(log), "--json"], capsys)
@@ -116,6 +157,7 @@ def test_stat(setup, capsys) -> None:  # type: ignore[no-untyped-def]
     assert code == 0 and info["segments"] == len(segments(log)) and info["integrity"] == "OK"
 
 
+@pytest.mark.clause("4.6", "6.2g")
 def test_decommission_archives_then_shreds(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log, keys, paths = setup
     archive = tmp_path / "archive.tar"
@@ -138,6 +180,7 @@ def test_decommission_archives_then_shreds(setup, capsys, tmp_path: Path) -> Non
     assert run(["log", "verify", str(log)], capsys)[0] == 0
 
 
+@pytest.mark.clause("4.6")
 def test_decommission_refuses_wrong_auditor_key_before_shredding(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log, _keys, paths = setup
     stranger = make_keys().save(tmp_path / "stranger")
@@ -147,6 +190,7 @@ def test_decommission_refuses_wrong_auditor_key_before_shredding(setup, capsys, 
     assert paths["robot_key"].exists()
 
 
+@pytest.mark.clause("4.6")
 def test_decommission_refuses_while_recorder_runs(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log, keys, paths = setup
     from ftrobot_guard.blackbox.log_writer import LogWriter
@@ -161,6 +205,7 @@ def test_decommission_refuses_while_recorder_runs(setup, capsys, tmp_path: Path)
     assert code == 2 and "still writing" in err and paths["robot_key"].exists()
 
 
+@pytest.mark.clause("6.2e")
 def test_unknown_version_reported_not_crashing(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log, _keys, _paths = setup
     copy = tmp_path / "copy"
@@ -172,14 +217,15 @@ def test_unknown_version_reported_not_crashing(setup, capsys, tmp_path: Path) ->
     assert code == 1 and "UNKNOWN_VERSION" in out and "version 5" in out and "Traceback" not in err
 
 
+@pytest.mark.clause("8.2")
 def test_verify_against_department_ca_and_robot_certificate(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from cryptography.hazmat.primitives.asymmetric import x25519
 
     from ftrobot_guard.blackbox.log_writer import LogWriter, WriterKeys
-    from ftrobot_guard.certificates import certificate_der, load_certificate
-    from ftrobot_guard.dev_credentials import make_department, make_robot
-    from ftrobot_guard.identity import parse_identity_number
-    from ftrobot_guard.keys import load_private_key
+    from ftrobot_guard.trust.certificates import certificate_der, load_certificate
+    from ftrobot_guard.trust.dev_credentials import make_department, make_robot
+    from ftrobot_guard.trust.identity import parse_identity_number
+    from ftrobot_guard.trust.keys import load_private_key
 
     department = make_department(tmp_path / "dept")
     robot = make_robot(tmp_path / "robot", department, parse_identity_number("440304-RB-2026-000123-8"), "r1")

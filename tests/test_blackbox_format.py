@@ -101,11 +101,13 @@ def test_segment_prefix_parser_rejects_garbage_cleanly(data: bytes) -> None:
         pass
 
 
+@pytest.mark.clause("6.2e")
 def test_unknown_version_is_named() -> None:
     with pytest.raises(UnsupportedVersionError, match="version 9"):
         parse_segment_prefix(b"\x89FTBB\r\n\x1a\x00\x09\x00\x00\x00\x02{}" + bytes(64), "seg")
 
 
+@pytest.mark.clause("7.3")
 def test_key_wrap_round_trip_and_wrong_key() -> None:
     recipient = x25519.X25519PrivateKey.generate()
     data_key = new_data_key()
@@ -118,6 +120,7 @@ def test_key_wrap_round_trip_and_wrong_key() -> None:
         unwrap_data_key(wrap, recipient, os.urandom(16))  # wrap moved to another segment
 
 
+@pytest.mark.clause("3.1b")
 def test_checkpoint_sign_encode_verify() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     cp = Checkpoint("440304-RB-2026-000123-8", "ab" * 16, 42, os.urandom(32), 123).signed(key)

@@ -61,6 +61,7 @@ def _recorder(post_s: float = 1.0) -> tuple[TwoTierRecorder, list[Entry], dict[s
         sink, {s.topic: s for s in specs}
 
 
+@pytest.mark.clause("2.7")
 def test_decimation_events_guardian_and_freeze() -> None:
     recorder, sink, specs = _recorder()
     recorder.guardian = "G-7"

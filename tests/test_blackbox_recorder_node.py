@@ -1,41 +1,38 @@
-"""Recorder node on real rclpy/DDS (localhost only): raw recording by tier, incident freeze, guardian,
-diagnostics, checkpoint publication, and a clean, verifiable log after shutdown."""
+"""Recorder node on real rclpy/DDS (the session's own domain, localhost only): raw recording by tier,
+incident freeze, guardian, diagnostics, checkpoint publication, a clean, verifiable log after
+shutdown, and a damaged log found on restart that stays an ERROR until an auditor looks at it."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
 
-from blackbox_testkit import make_keys  # noqa: E402
+from blackbox_testkit import flip_bit, make_keys, parse, segments  # noqa: E402
 from ftrobot_guard.blackbox.export import ExportOutcome, iter_entries, make_filter  # noqa: E402
-from ftrobot_guard.blackbox.record_format import Tier  # noqa: E402
-from ftrobot_guard.blackbox.verification import verify_log  # noqa: E402
-from ftrobot_guard.nodes.node_parameters import NodeConfigurationError  # noqa: E402
-
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("ROS_DOMAIN_ID", "12")
-
-
-@pytest.fixture()
-def context():  # type: ignore[no-untyped-def]
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=12)
-    yield ctx
-    rclpy.shutdown(context=ctx)
+from ftrobot_guard.blackbox.record_format import RecordType, Tier  # noqa: E402
+from ftrobot_guard.blackbox.verification import Diagnosis, Severity, verify_log  # noqa: E402
+from ftrobot_guard.cli.main import main as ftrobot  # noqa: E402
+from ftrobot_guard.nodes.recorder_node import RecorderNode, _log_checkpoint_type  # noqa: E402
+from ftrobot_guard.ros.node_parameters import NodeConfigurationError  # noqa: E402
+from ftrobot_guard.trust.keys import load_private_key  # noqa: E402
+from ros_fixtures import SpinningExecutor, wait_for_match, wait_until  # noqa: E402
 
 
-def _params(tmp_path: Path, **extra: object) -> list[Parameter]:
+def _params(tmp_path: Path, **extra: object) -> tuple[list[Parameter], Path]:
+    """Recorder parameters with fresh keys in ``tmp_path``, and the auditor's private key file."""
     keys = make_keys()
     paths = keys.save(tmp_path / "keys")
     values: dict[str, object] = {
@@ -51,58 +48,61 @@ def _params(tmp_path: Path, **extra: object) -> list[Parameter]:
         "checkpoint_every_s": 0.05,
     }
     values.update(extra)
-    params = [Parameter(k, value=v) for k, v in values.items()]
-    params.append(Parameter("_auditor_key_path", value=str(paths["auditor_key"])))
-    return params
+    return [Parameter(k, value=v) for k, v in values.items()], paths["auditor_key"]
 
 
-def _spin(executor: SingleThreadedExecutor, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.01)
+class _DiagnosticsProbe:
+    """Keeps the recorder's latest status from /diagnostics."""
+
+    def __init__(self, node: Node) -> None:
+        self.latest: Any = None
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_array, 10)
+
+    def _on_array(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith("recorder: black box"):
+                self.latest = status
+
+    def value(self, key: str) -> str:
+        return next((kv.value for kv in self.latest.values if kv.key == key), "")
 
 
-def test_records_by_tier_and_freezes_ring_on_incident(tmp_path: Path, context) -> None:  # type: ignore[no-untyped-def]
-    from ftrobot_guard.nodes.recorder_node import RecorderNode
-
-    params = _params(tmp_path)
-    auditor_key_path = params.pop().value
-    node = RecorderNode(context=context, parameter_overrides=params)
-    source = rclpy.create_node("source", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    executor.add_node(source)
+def test_records_by_tier_and_freezes_ring_on_incident(
+    tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
+) -> None:
+    params, auditor_key_path = _params(tmp_path)
+    node = spinner.add(RecorderNode(context=ros_context, parameter_overrides=params))
+    source = spinner.add(Node("source", context=ros_context))
+    probe = _DiagnosticsProbe(source)
     events = source.create_publisher(String, "events", 10)
     trigger = source.create_publisher(Bool, "trigger", 10)
     joints = source.create_publisher(JointState, "joint_states", rclpy.qos.qos_profile_sensor_data)
-    deadline = time.monotonic() + 10
-    while node.count_publishers("joint_states") == 0 or source.count_subscribers("events") == 0:
-        _spin(executor, 0.05)
-        assert time.monotonic() < deadline
-    _spin(executor, 0.3)
+    for publisher in (events, trigger, joints):
+        wait_for_match(publisher)
     sent_joints = 0
-    for i in range(100):  # 1 s of joint states at 100 Hz
+    for i in range(100):  # 1 s of joint states at 100 Hz (pacing, not a wait)
         joints.publish(JointState(name=["knee"], position=[float(i)]))
         sent_joints += 1
         if i == 10:
             events.publish(String(data="mode NORMAL"))
-        _spin(executor, 0.01)
+        time.sleep(0.01)
     trigger.publish(Bool(data=True))
-    _spin(executor, 0.5)
+    wait_until(lambda: node._recorder.incidents == 1, what="the incident trigger to be recorded")
+    if _log_checkpoint_type() is not None:  # ftrobot_msgs built into this environment
+        wait_until(lambda: node._published_sequence > 0, what="a durable checkpoint to be published")
+    wait_until(lambda: probe.latest is not None and int(probe.value("entries_durable")) > 0
+               and probe.value("retention_level") != "", what="diagnostics reporting entries on disk and retention")
+    assert probe.latest.level == DiagnosticStatus.OK and probe.value("damage") == "", probe.latest.message
+    assert probe.value("retention_level") == "OK"  # figures from the retention thread
+    spinner.remove(node)  # drains what arrived, closes the log
     received = node.messages_received
-    checkpoint_published = node._published_sequence > 0
-    node.destroy_node()
-    source.destroy_node()
-    executor.shutdown()
-
-    from ftrobot_guard.keys import load_private_key
 
     key = load_private_key(auditor_key_path, "x25519")
     outcome = ExportOutcome()
     items = list(iter_entries(tmp_path / "log", key, make_filter(None, None, None), outcome))  # type: ignore[arg-type]
     assert not outcome.problems
     assert all(i.entry.guardian == "G-0042" for i in items)
-    by_topic: dict[str, list] = {}
+    by_topic: dict[str, list[Any]] = {}
     for item in items:
         by_topic.setdefault(item.entry.topic.lstrip("/"), []).append(item.entry)
     assert [deserialize_message(e.data, String).data for e in by_topic["events"]] == ["mode NORMAL"]
@@ -117,21 +117,56 @@ def test_records_by_tier_and_freezes_ring_on_incident(tmp_path: Path, context) -
     assert full_rate and sent_joints >= len(joint_entries) > len(long_term)
     report = verify_log(tmp_path / "log")
     assert report.clean, report.render()
-    from ftrobot_guard.nodes.recorder_node import _log_checkpoint_type
-
-    if _log_checkpoint_type() is not None:  # ftrobot_msgs built into this environment
-        assert checkpoint_published
 
 
-def test_bad_configuration_is_a_clear_error(tmp_path: Path, context) -> None:  # type: ignore[no-untyped-def]
-    from ftrobot_guard.nodes.recorder_node import RecorderNode
+@pytest.mark.clause("3.1b")
+def test_flipped_byte_in_closed_segment_is_an_error_after_restart(
+    tmp_path: Path, ros_context: Context, spinner: SpinningExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outside in: record, stop the recorder, flip one byte in the newest (closed) segment, start the
+    recorder again, then run `ftrobot log verify`."""
+    params, _auditor_key = _params(tmp_path)
+    log = tmp_path / "log"
+    node = spinner.add(RecorderNode(context=ros_context, parameter_overrides=params))
+    source = spinner.add(Node("source", context=ros_context))
+    probe = _DiagnosticsProbe(source)
+    events = source.create_publisher(String, "events", 10)
+    wait_for_match(events)
+    for i in range(30):
+        events.publish(String(data=f"event {i}"))
+        time.sleep(0.01)  # pacing: several flushes, so several DATA records
+    wait_until(lambda: node.messages_received == 30, what="all 30 events to be received")
+    spinner.remove(node)  # the log is closed: its newest segment ends with a signed CLOSE
+    assert verify_log(log).clean
+    newest = segments(log)[-1]
+    _prefix, records, data = parse(newest)
+    assert records[-1].record_type == RecordType.CLOSE
+    victim = next(r for r in records if r.record_type == RecordType.DATA)
+    newest.write_bytes(flip_bit(data, victim.offset + 40, 1))
+    damaged = newest.read_bytes()
 
-    params = _params(tmp_path, topics=["events|std_msgs/msg/String|sometimes"])[:-1]
+    restarted = spinner.add(RecorderNode(context=ros_context, parameter_overrides=params))
+    wait_until(lambda: probe.latest is not None and probe.latest.level == DiagnosticStatus.ERROR
+               and probe.value("damage") != "", what="the restarted recorder to report the damage")
+    assert newest.name in probe.value("damage") and "damaged" in probe.latest.message
+    spinner.remove(restarted)
+    assert newest.read_bytes() == damaged and not (log / "quarantine").exists()
+
+    code = ftrobot(["log", "verify", str(log)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert not out.splitlines()[-1].startswith("result: 0 errors"), out
+    report = verify_log(log)
+    assert {Diagnosis.CORRUPT_RECORD, Diagnosis.RECOVERED} <= report.diagnoses(Severity.ERROR), report.render()
+
+
+def test_bad_configuration_is_a_clear_error(tmp_path: Path, ros_context: Context) -> None:
+    params, _ = _params(tmp_path, topics=["events|std_msgs/msg/String|sometimes"])
     with pytest.raises(NodeConfigurationError, match="tier 'sometimes'"):
-        RecorderNode(context=context, parameter_overrides=params)
-    params = _params(tmp_path / "b", identity_number="440304-RB-2026-000123-9")[:-1]
+        RecorderNode(context=ros_context, parameter_overrides=params)
+    params, _ = _params(tmp_path / "b", identity_number="440304-RB-2026-000123-9")
     with pytest.raises(NodeConfigurationError, match="identity_number"):
-        RecorderNode(context=context, parameter_overrides=params)
-    params = _params(tmp_path / "c", topics=["x|nonexistent_pkg/msg/Foo|event"])[:-1]
+        RecorderNode(context=ros_context, parameter_overrides=params)
+    params, _ = _params(tmp_path / "c", topics=["x|nonexistent_pkg/msg/Foo|event"])
     with pytest.raises(NodeConfigurationError, match="not installed"):
-        RecorderNode(context=context, parameter_overrides=params)
+        RecorderNode(context=ros_context, parameter_overrides=params)

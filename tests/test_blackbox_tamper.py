@@ -68,6 +68,7 @@ def test_pristine_log_verifies_clean(log: Path, keys: LogKeys) -> None:
     assert report.segments[-1].closed
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_bit_flip_in_ciphertext_is_corrupt_record(log: Path) -> None:
     path = segments(log)[1]
     record = data_records(path)[2]
@@ -79,6 +80,7 @@ def test_bit_flip_in_ciphertext_is_corrupt_record(log: Path) -> None:
     assert report.exit_code == 1
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_bit_flip_with_recomputed_crc_is_record_altered(log: Path) -> None:
     path = segments(log)[1]
     prefix, records, _ = parse(path)
@@ -89,6 +91,7 @@ def test_bit_flip_with_recomputed_crc_is_record_altered(log: Path) -> None:
     assert Diagnosis.RECORD_ALTERED in errors(log)
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_bit_flip_in_time_field_is_detected(log: Path) -> None:
     path = segments(log)[2]
     prefix, records, _ = parse(path)
@@ -98,6 +101,7 @@ def test_bit_flip_in_time_field_is_detected(log: Path) -> None:
     assert Diagnosis.RECORD_ALTERED in errors(log)
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_record_deletion_is_record_missing(log: Path) -> None:
     path = segments(log)[1]
     prefix, records, _ = parse(path)
@@ -109,6 +113,7 @@ def test_record_deletion_is_record_missing(log: Path) -> None:
     assert report.diagnoses(Severity.ERROR) == {Diagnosis.RECORD_MISSING}
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_reordering_is_record_reordered(log: Path) -> None:
     path = segments(log)[1]
     prefix, records, _ = parse(path)
@@ -120,6 +125,7 @@ def test_reordering_is_record_reordered(log: Path) -> None:
     assert Diagnosis.RECORD_MISSING not in found
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_duplication_is_record_duplicated(log: Path) -> None:
     path = segments(log)[1]
     prefix, records, _ = parse(path)
@@ -129,6 +135,7 @@ def test_duplication_is_record_duplicated(log: Path) -> None:
     assert errors(log) == {Diagnosis.RECORD_DUPLICATED}
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_segment_from_another_robot_is_foreign(log: Path, tmp_path: Path) -> None:
     other = make_keys(OTHER_ROBOT_ID)
     other_dir = tmp_path / "other"
@@ -141,6 +148,7 @@ def test_segment_from_another_robot_is_foreign(log: Path, tmp_path: Path) -> Non
     assert Diagnosis.MISSING_SEGMENT not in report.diagnoses(Severity.ERROR)  # explained by the splice
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_segment_from_another_log_of_same_robot_is_foreign(log: Path, tmp_path: Path, keys: LogKeys) -> None:
     older = tmp_path / "older"
     write_log(older, keys, entries=400)
@@ -150,12 +158,14 @@ def test_segment_from_another_log_of_same_robot_is_foreign(log: Path, tmp_path: 
     assert Diagnosis.FOREIGN_SEGMENT in errors(log)
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_replayed_old_segment_is_duplicate(log: Path) -> None:
     old = segments(log)[1]
     shutil.copy(old, log / ("9999999999-" + old.name.split("-", 1)[1]))
     assert errors(log) == {Diagnosis.DUPLICATE_SEGMENT}
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_segment_replaced_by_older_one_is_detected(log: Path) -> None:
     files = segments(log)
     files[2].unlink()
@@ -164,6 +174,7 @@ def test_segment_replaced_by_older_one_is_detected(log: Path) -> None:
     assert Diagnosis.DUPLICATE_SEGMENT in found and Diagnosis.MISSING_SEGMENT in found
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_missing_middle_segment(log: Path) -> None:
     segments(log)[2].unlink()
     report = verify_log(log)
@@ -171,11 +182,13 @@ def test_missing_middle_segment(log: Path) -> None:
     assert missing and missing[0].segment_index == 2 and "records" in missing[0].message
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_missing_oldest_segment_without_manifest(log: Path) -> None:
     segments(log)[0].unlink()
     assert errors(log) == {Diagnosis.MISSING_SEGMENT}
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_truncated_middle_segment_is_truncation(log: Path) -> None:
     path = segments(log)[1]
     prefix, records, _ = parse(path)
@@ -193,6 +206,7 @@ def open_log(tmp_path: Path, keys: LogKeys) -> Path:
     return directory
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_truncated_last_segment_at_record_boundary_needs_witness(open_log: Path) -> None:
     log = open_log
     heads = heads_from_log(log)
@@ -210,7 +224,7 @@ def test_torn_tail_unwitnessed_is_torn_tail_not_truncation(open_log: Path) -> No
     log = open_log
     heads = heads_from_log(log)
     path = segments(log)[-1]
-    prefix, records, data = parse(path)
+    _prefix, records, data = parse(path)
     last_cp = max(i for i, r in enumerate(records) if r.record_type == RecordType.CHECKPOINT and i < len(records) - 2)
     cut = records[last_cp].offset + records[last_cp].length + 10  # inside the next record
     path.write_bytes(data[:cut])
@@ -222,6 +236,7 @@ def test_torn_tail_unwitnessed_is_torn_tail_not_truncation(open_log: Path) -> No
     assert Diagnosis.TRUNCATION in cut_more.diagnoses(Severity.ERROR)
 
 
+@pytest.mark.clause("5.1a", "8.2")
 def test_rewritten_history_with_robot_key_only_witness_detects(open_log: Path, keys: LogKeys) -> None:
     log = open_log
     heads = heads_from_log(log)
@@ -235,6 +250,7 @@ def test_rewritten_history_with_robot_key_only_witness_detects(open_log: Path, k
     assert Diagnosis.WITNESS_MISMATCH in errors(log, heads=heads)
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_header_edit_breaks_signature(log: Path) -> None:
     path = segments(log)[1]
     data = path.read_bytes()
@@ -244,6 +260,7 @@ def test_header_edit_breaks_signature(log: Path) -> None:
     assert Diagnosis.BAD_SIGNATURE in errors(log)
 
 
+@pytest.mark.clause("6.2e")
 def test_unknown_format_version(log: Path) -> None:
     path = segments(log)[1]
     data = path.read_bytes()
@@ -268,6 +285,7 @@ def test_bad_magic(log: Path) -> None:
     assert Diagnosis.CORRUPT_HEADER in errors(log)
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_forged_checkpoint_signature(log: Path) -> None:
     path = segments(log)[1]
     prefix, records, _ = parse(path)
@@ -278,6 +296,7 @@ def test_forged_checkpoint_signature(log: Path) -> None:
     assert Diagnosis.BAD_SIGNATURE in errors(log)
 
 
+@pytest.mark.clause("3.1b")
 def test_wrong_trust_anchor_is_untrusted(log: Path) -> None:
     stranger = make_keys()
     anchor = TrustAnchor(source="stranger.pem", public_key=stranger.signing.public_key())
@@ -285,12 +304,14 @@ def test_wrong_trust_anchor_is_untrusted(log: Path) -> None:
     assert Diagnosis.UNTRUSTED_KEY in found or Diagnosis.FOREIGN_SEGMENT in found
 
 
+@pytest.mark.clause("8.2")
 def test_heads_of_another_robot_are_refused(log: Path, tmp_path: Path) -> None:
     other = make_keys(OTHER_ROBOT_ID)
     write_log(tmp_path / "o", other, entries=50)
     assert Diagnosis.BAD_WITNESS in errors(log, heads=heads_from_log(tmp_path / "o"))
 
 
+@pytest.mark.clause("3.1b", "5.1a")
 def test_resigned_header_by_attacker_key_is_foreign(log: Path) -> None:
     """A header re-signed with another key claims this robot: the key does not match the log's."""
     path = segments(log)[1]

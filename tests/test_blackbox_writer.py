@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from blackbox_testkit import OTHER_ROBOT_ID, FakeClock, make_keys, segments, write_log
-from ftrobot_guard.blackbox.errors import KeyMismatchError, LogLockedError, LogWriteError
+from ftrobot_guard.blackbox.errors import BlackBoxError, KeyMismatchError, LogLockedError, LogWriteError
 from ftrobot_guard.blackbox.export import ExportOutcome, iter_entries, make_filter
-from ftrobot_guard.blackbox.log_writer import NOTICE_TOPIC, LogWriter, WriterPolicy
+from ftrobot_guard.blackbox.log_writer import NOTICE_TOPIC, FlushThread, LogWriter, WriterPolicy
 from ftrobot_guard.blackbox.record_format import EntryKind, Tier
 from ftrobot_guard.blackbox.verification import verify_log
 
@@ -44,6 +45,7 @@ def test_filters_by_topic_and_time(tmp_path: Path) -> None:
     assert len(later) == 45
 
 
+@pytest.mark.clause("7.3")
 def test_robot_copy_opens_and_wrong_key_is_refused(tmp_path: Path) -> None:
     keys = make_keys()
     write_log(tmp_path / "log", keys, entries=20, robot_copy=True)
@@ -53,6 +55,7 @@ def test_robot_copy_opens_and_wrong_key_is_refused(tmp_path: Path) -> None:
         _export(tmp_path / "log", make_keys().auditor, since_ns=None, until_ns=None, topics=None)
 
 
+@pytest.mark.clause("3.1b", "7.3")
 def test_data_key_is_never_stored_in_the_clear(tmp_path: Path) -> None:
     keys = make_keys()
     writer = LogWriter(tmp_path / "log", keys.writer_keys())
@@ -130,6 +133,43 @@ def test_disk_full_keeps_entries_and_records_losses(tmp_path: Path, monkeypatch:
     notices = [i for i in items if i.entry.kind == EntryKind.NOTICE and i.entry.topic == NOTICE_TOPIC]
     assert notices and b'"count": %d' % lost in notices[0].entry.data
     assert verify_log(tmp_path / "log").clean
+
+
+def test_flush_thread_hands_its_write_error_to_other_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flush thread's failure is readable from another thread while it lasts, reported once
+    when it starts, and cleared by the next successful flush."""
+    keys = make_keys()
+    writer = LogWriter(tmp_path / "log", keys.writer_keys(), WriterPolicy(fsync_interval_ms=5))
+    writer.open()
+    failures: list[BlackBoxError] = []
+    attempts = []
+    five_attempts, flushed = threading.Event(), threading.Event()
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        attempts.append(fd)
+        if len(attempts) >= 5:
+            five_attempts.set()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    flusher = FlushThread(writer, failures.append, flushed.set)
+    monkeypatch.setattr(os, "write", full)
+    writer.append_message("/t", "std_msgs/msg/String", b"while full")
+    flusher.start()
+    try:
+        assert five_attempts.wait(20.0), "the flush thread did not retry"
+        assert "disk full" in flusher.write_error
+        assert [str(f) for f in failures] == [flusher.write_error]  # once, not once per flush
+        monkeypatch.setattr(os, "write", real_write)
+        flushed.clear()
+        assert flushed.wait(20.0), "no successful flush after the disk freed up"
+        assert flusher.write_error == "" and writer.stats_snapshot().entries_durable == 1
+    finally:
+        monkeypatch.setattr(os, "write", real_write)
+        flusher.stop()
+        writer.close()
 
 
 def test_rotation_by_size_and_age_chains_segments(tmp_path: Path) -> None:

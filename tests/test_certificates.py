@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.certificates import (
+from ftrobot_guard.trust.certificates import (
     ROBOT_EMPLOYEE_EKU,
     CertificateError,
     CertificateFailure,
@@ -29,7 +29,7 @@ from ftrobot_guard.certificates import (
     verify_guardian_certificate,
     verify_robot_certificate,
 )
-from ftrobot_guard.identity import make_identity_number
+from ftrobot_guard.trust.identity import make_identity_number
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, 0, tzinfo=dt.timezone.utc)
 NUMBER = make_identity_number("440304", 2026, 123)
@@ -76,6 +76,7 @@ def test_robot_certificate_round_trip_pem_and_der() -> None:
         assert identity.issuer_fingerprint != identity.certificate_fingerprint
 
 
+@pytest.mark.clause("2.3")
 def test_certificate_contents() -> None:
     cert = robot_cert()
     assert cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == str(NUMBER)
@@ -92,6 +93,7 @@ def test_garbage_and_empty_are_malformed() -> None:
     assert reason_of(b"\x30" * 20000) is CertificateFailure.MALFORMED
 
 
+@pytest.mark.clause("2.3")
 def test_other_department_is_unknown_issuer() -> None:
     other_key = ed25519.Ed25519PrivateKey.generate()
     other = create_department_ca("Nanshan Data Bureau", other_key, 3650, now=T0)
@@ -102,6 +104,7 @@ def test_other_department_is_unknown_issuer() -> None:
     assert reason_of(certificate_der(robot_cert()), cas=[]) is CertificateFailure.UNKNOWN_ISSUER
 
 
+@pytest.mark.clause("2.3", "5.1a")
 def test_impostor_ca_with_the_same_name_is_a_bad_signature() -> None:
     impostor_key = ed25519.Ed25519PrivateKey.generate()
     impostor = create_department_ca("Futian Data Bureau", impostor_key, 3650, now=T0)
@@ -115,6 +118,7 @@ def test_impostor_ca_with_the_same_name_is_a_bad_signature() -> None:
     assert verify_robot_certificate(certificate_der(cert), [CA, impostor], T0).robot_name == "Xiao Fu"
 
 
+@pytest.mark.clause("2.3")
 def test_validity_window_and_ca_expiry() -> None:
     cert = certificate_der(robot_cert(T0, T0 + dt.timedelta(days=10)))
     assert reason_of(cert, now=T0 - dt.timedelta(seconds=1)) is CertificateFailure.NOT_YET_VALID
@@ -185,6 +189,7 @@ def _name(serial: str = str(NUMBER), cn: str | None = "Xiao Fu") -> x509.Name:
     return x509.Name(attributes)
 
 
+@pytest.mark.clause("2.3")
 def test_bad_identity_in_a_ca_signed_certificate() -> None:
     assert reason_of(_leaf(_name(serial="440304-RB-2026-000123-7"), ROBOT_KEY.public_key())) is CertificateFailure.BAD_IDENTITY
     assert reason_of(_leaf(_name(cn=None), ROBOT_KEY.public_key())) is CertificateFailure.BAD_IDENTITY
@@ -195,6 +200,7 @@ def test_wrong_key_type() -> None:
     assert reason_of(data) is CertificateFailure.WRONG_KEY_TYPE
 
 
+@pytest.mark.clause("2.3")
 def test_not_a_robot_certificate() -> None:
     assert reason_of(_leaf(_name(), ROBOT_KEY.public_key(), eku=None)) is CertificateFailure.NOT_A_ROBOT_CERTIFICATE
     assert reason_of(certificate_der(CA)) is CertificateFailure.NOT_A_ROBOT_CERTIFICATE
@@ -204,6 +210,7 @@ def test_not_a_robot_certificate() -> None:
     assert reason_of(certificate_der(guardian)) is CertificateFailure.NOT_A_ROBOT_CERTIFICATE
 
 
+@pytest.mark.clause("2.7", "6.1c")
 def test_guardian_certificate_round_trip_and_kind_check() -> None:
     guardian = issue_guardian_certificate(
         CA, CA_KEY, ROBOT_KEY.public_key(), "G-0001", "Zhang San", "operator", "Futian", T0, T0 + dt.timedelta(days=30)
@@ -311,6 +318,7 @@ GOOD_DER = certificate_der(robot_cert())
 
 @settings(max_examples=30, deadline=None)
 @given(position=st.integers(0, len(GOOD_DER) - 1), xor=st.integers(1, 255))
+@pytest.mark.clause("2.3", "5.1a")
 def test_tampered_bytes_never_verify(position: int, xor: int) -> None:
     tampered = bytearray(GOOD_DER)
     tampered[position] ^= xor

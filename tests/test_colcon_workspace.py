@@ -45,7 +45,8 @@ def test_colcon_builds_both_packages(tmp_path: Path) -> None:
     install = workspace / "install"
     for executable in ("heartbeat", "department_monitor", "recorder", "humanoid_sim", "ftrobot"):
         assert (install / "ftrobot_guard" / "lib" / "ftrobot_guard" / executable).is_file()
-    for shared in ("launch/robot.launch.py", "launch/department.launch.py", "config/robot.yaml", "package.xml"):
+    for shared in ("launch/robot.launch.py", "launch/department.launch.py", "launch/sim.launch.py", "config/robot.yaml",
+                   "package.xml"):
         assert (install / "ftrobot_guard" / "share" / "ftrobot_guard" / shared).is_file()
     assert (install / "ftrobot_guard" / "share" / "ament_index" / "resource_index" / "packages" / "ftrobot_guard").is_file()
     msgs_py = install / "ftrobot_msgs" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+import uuid
+from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.node import Node
@@ -15,12 +19,15 @@ from credentials import heartbeat_overrides, make_fleet
 from ftrobot_guard.blackbox.record_format import Checkpoint
 from ftrobot_guard.blackbox.witnessed_heads import load_witnessed_heads
 from ftrobot_guard.cli.main import main as ftrobot
-from ftrobot_guard.fleet_monitor import AlertKind
-from ftrobot_guard.keys import load_private_key
+from ftrobot_guard.department.fleet_monitor import AlertKind, RobotRow
+from ftrobot_guard.trust.certificates import certificate_der, load_certificate
+from ftrobot_guard.trust.dev_credentials import RobotFiles
+from ftrobot_guard.trust.keys import load_private_key
+from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, sign_fields
 from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
 from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
-from ftrobot_guard.nodes.qos_profiles import EVENTS, LATCHED
-from ftrobot_msgs.msg import DepartmentAlert, LogCheckpoint
+from ftrobot_guard.ros.qos_profiles import EVENTS, LATCHED, heartbeat_publisher
+from ftrobot_msgs.msg import DepartmentAlert, Heartbeat, LogCheckpoint
 from ros_fixtures import SpinningExecutor, wait_for_match, wait_until
 
 
@@ -37,9 +44,27 @@ class Alerts:
         with self.lock:
             self.items.append(msg)
 
-    def has(self, kind: int, raised: bool = True) -> bool:
+    def has(self, kind: int, raised: bool = True, detail: str = "") -> bool:
         with self.lock:
-            return any(a.kind == kind and a.raised == raised for a in self.items)
+            return any(a.kind == kind and a.raised == raised and detail in a.detail for a in self.items)
+
+
+class MonitorDiagnostics:
+    """The department monitor's own counters, as last published on /diagnostics."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "department_monitor":
+                with self.lock:
+                    self.values = {kv.key: kv.value for kv in status.values}
+
+    def count(self, key: str) -> int:
+        with self.lock:
+            return int(self.values.get(key, "0"))
 
 
 def _monitor(context: Context, tmp_path: Path, ca: Path) -> DepartmentMonitorNode:
@@ -53,6 +78,7 @@ def _monitor(context: Context, tmp_path: Path, ca: Path) -> DepartmentMonitorNod
     )
 
 
+@pytest.mark.clause("5.1a", "6.4b")
 def test_genuine_robot_then_silence_then_impostor(
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
 ) -> None:
@@ -63,6 +89,8 @@ def test_genuine_robot_then_silence_then_impostor(
     probe.create_subscription(DepartmentAlert, "department/alerts", alerts, EVENTS)
     diagnostics: list[DiagnosticArray] = []
     probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    counters = MonitorDiagnostics()
+    probe.create_subscription(DiagnosticArray, "/diagnostics", counters, 10)
     robot = spinner.add(HeartbeatNode(
         context=ros_context, namespace="/robot1",
         parameter_overrides=_params(heartbeat_overrides(fleet.robot, fleet.department, rate_hz=5.0)),
@@ -92,12 +120,14 @@ def test_genuine_robot_then_silence_then_impostor(
         parameter_overrides=_params(heartbeat_overrides(fleet.impostor, fleet.forger, rate_hz=5.0)),
     ))
     wait_until(lambda: alerts.has(DepartmentAlert.KIND_UNKNOWN_CERTIFICATE), 10.0, "UNKNOWN_CERTIFICATE")
-    time.sleep(0.5)
+    wait_until(lambda: counters.count("heartbeats_refused_unknown_certificate") >= 3, 10.0,
+               "three forged heartbeats refused (on /diagnostics)")
     row = monitor.rows()[0]
     assert AlertKind.SILENT in row.active_alerts, "a forged heartbeat must not clear SILENT"
     assert row.signature_state.value == "contested"
 
 
+@pytest.mark.clause("8.2")
 def test_witnessed_heads_are_kept_and_exported(
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
 ) -> None:
@@ -126,3 +156,88 @@ def test_witnessed_heads_are_kept_and_exported(
     assert [(h.sequence, h.chain_head, h.time_ns) for h in heads] == [(42, bytes(range(32)).hex(), checkpoint.time_ns)]
     public_key = load_private_key(fleet.robot.private_key).public_key()
     assert heads[0].signature_valid(public_key)  # type: ignore[arg-type]
+
+
+class OneBootSession:
+    """Heartbeats of one boot session, signed as the heartbeat node signs them."""
+
+    def __init__(self, robot: RobotFiles) -> None:
+        self.robot = robot
+        self.key = load_private_key(robot.private_key)
+        self.certificate = certificate_der(load_certificate(robot.certificate))
+        self.boot_id = uuid.uuid4().hex
+        self.sequence = 0
+
+    def next_heartbeat(self) -> Heartbeat:
+        self.sequence += 1
+        msg = Heartbeat(format_version=Heartbeat.FORMAT_VERSION, identity_number=self.robot.identity_number,
+                        robot_name=self.robot.robot_name, department=self.robot.department, boot_id=self.boot_id,
+                        sequence=self.sequence, uptime=float(self.sequence), safety_mode_name="NORMAL",
+                        safety_mode=1, guardian_on_duty="G-440304-0007", certificate=self.certificate)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
+        msg.signature = sign_fields(self.key, HEARTBEAT_DOMAIN, message_fields(msg))  # type: ignore[arg-type]
+        return msg
+
+
+def _robot_row(monitor: DepartmentMonitorNode) -> RobotRow | None:
+    rows = monitor.rows()
+    return rows[0] if len(rows) == 1 else None
+
+
+def test_one_boot_session_from_two_publishers_is_a_duplicate(
+    tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
+) -> None:
+    """Two real DDS publishers send one boot session's heartbeats: the monitor tells them apart (gid on rclpy 9,
+    publication numbers on rclpy 7)."""
+    fleet = make_fleet(tmp_path)
+    monitor = spinner.add(_monitor(ros_context, tmp_path, fleet.department.ca_certificate))
+    probe = spinner.add(Node("probe", context=ros_context))
+    alerts = Alerts()
+    probe.create_subscription(DepartmentAlert, "department/alerts", alerts, EVENTS)
+    session = OneBootSession(fleet.robot)
+    first = spinner.add(Node("publisher_a", context=ros_context, namespace="/robot1"))
+    second = spinner.add(Node("publisher_b", context=ros_context, namespace="/robot1"))
+    pub_a = first.create_publisher(Heartbeat, "heartbeat", heartbeat_publisher(0.2))
+    pub_b = second.create_publisher(Heartbeat, "heartbeat", heartbeat_publisher(0.2))
+    wait_for_match(pub_a)
+    wait_for_match(pub_b)
+    for _ in range(3):
+        pub_a.publish(session.next_heartbeat())
+
+        def accepted(sequence: int) -> bool:
+            row = _robot_row(monitor)
+            return row is not None and row.sequence == sequence
+
+    wait_until(lambda: accepted(3), 10.0, "three heartbeats from one publisher accepted")
+    row = _robot_row(monitor)
+    assert row is not None and row.active_alerts == () and row.signature_state.value == "verified"
+    gids = {info.node_name: bytes(info.endpoint_gid).hex() for info in probe.get_publishers_info_by_topic(
+        "/robot1/heartbeat")}
+    if int(version("rclpy").split(".")[0]) >= 9:  # Kilted: rclpy reports the publisher's gid
+        assert row.publisher_gid == gids["publisher_a"] != gids["publisher_b"]
+    else:  # Jazzy: it does not; publication numbers are the evidence
+        assert row.publisher_gid == ""
+
+    pub_b.publish(session.next_heartbeat())
+    wait_until(lambda: alerts.has(DepartmentAlert.KIND_DUPLICATE_IDENTITY, detail="from two publishers"), 10.0,
+               "DUPLICATE_IDENTITY for one boot session from two publishers")
+    assert AlertKind.DUPLICATE_IDENTITY in monitor.rows()[0].active_alerts
+
+
+def test_malformed_heartbeat_is_an_alert_and_counted(
+    tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
+) -> None:
+    fleet = make_fleet(tmp_path)
+    spinner.add(_monitor(ros_context, tmp_path, fleet.department.ca_certificate))
+    probe = spinner.add(Node("probe", context=ros_context))
+    alerts = Alerts()
+    probe.create_subscription(DepartmentAlert, "department/alerts", alerts, EVENTS)
+    counters = MonitorDiagnostics()
+    probe.create_subscription(DiagnosticArray, "/diagnostics", counters, 10)
+    publisher = probe.create_publisher(Heartbeat, "/robot1/heartbeat", heartbeat_publisher(0.2))
+    wait_for_match(publisher)
+    publisher.publish(Heartbeat(identity_number=fleet.robot.identity_number, uptime=math.nan, signature=b"\x00" * 64))
+    wait_until(lambda: alerts.has(DepartmentAlert.KIND_BAD_SIGNATURE, detail="malformed heartbeat"), 10.0,
+               "BAD_SIGNATURE for a malformed heartbeat")
+    wait_until(lambda: counters.count("heartbeats_refused_malformed") == 1, 5.0, "the malformed heartbeat counted")
+    assert counters.count("heartbeats_failed") == 0 and counters.count("heartbeats_accepted") == 0

@@ -13,11 +13,11 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 
 from credentials import heartbeat_overrides, make_fleet
-from ftrobot_guard.certificates import load_certificate
+from ftrobot_guard.trust.certificates import load_certificate
 from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
-from ftrobot_guard.nodes.node_parameters import NodeConfigurationError
-from ftrobot_guard.nodes.qos_profiles import LATCHED, SENSOR_DATA
-from ftrobot_guard.signed_fields import HEARTBEAT_DOMAIN, message_fields, verify_fields
+from ftrobot_guard.ros.node_parameters import NodeConfigurationError
+from ftrobot_guard.ros.qos_profiles import LATCHED, SENSOR_DATA
+from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, verify_fields
 from ftrobot_msgs.msg import Heartbeat, SafetyState
 from ros_fixtures import SpinningExecutor, wait_for_match, wait_until
 
@@ -40,6 +40,7 @@ class Collector:
             return list(self.messages)
 
 
+@pytest.mark.clause("2.3", "2.7", "6.4b")
 def test_heartbeat_is_signed_sequenced_and_reports_inputs(
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
 ) -> None:
@@ -89,6 +90,7 @@ def test_heartbeat_is_signed_sequenced_and_reports_inputs(
     wait_until(joints_fresh, what="joint_states reported healthy")
 
 
+@pytest.mark.clause("4.5", "6.4c")
 def test_mode_change_sends_a_heartbeat_at_once(tmp_path: Path, ros_context: Context, spinner: SpinningExecutor) -> None:
     fleet = make_fleet(tmp_path)
     spinner.add(HeartbeatNode(
@@ -117,6 +119,7 @@ def test_mode_change_sends_a_heartbeat_at_once(tmp_path: Path, ros_context: Cont
         ("bad_watch", "watched_topics"),
     ],
 )
+@pytest.mark.clause("2.3")
 def test_refuses_to_start_with_bad_identity_or_parameters(
     tmp_path: Path, ros_context: Context, fault: str, expected: str
 ) -> None:

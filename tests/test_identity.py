@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.identity import (
+from ftrobot_guard.trust.identity import (
     IdentityNumber,
     IdentityNumberError,
     check_character,
@@ -21,12 +21,14 @@ years = st.integers(2000, 2099)
 serials = st.integers(1, 999999)
 
 
+@pytest.mark.clause("2.3")
 def test_resident_id_check_characters_from_public_examples() -> None:
     # GB 11643 examples: the MOD 11-2 check character of a resident identity number.
     assert check_character("11010519491231002") == "X"
     assert check_character("44052418800101001") == "4"
 
 
+@pytest.mark.clause("2.3")
 def test_design_example_parses() -> None:
     number = parse_identity_number(EXAMPLE)
     assert number == IdentityNumber("440304", 2026, 123, "8")
@@ -34,11 +36,13 @@ def test_design_example_parses() -> None:
     assert str(number) == EXAMPLE
 
 
+@pytest.mark.clause("2.3")
 def test_make_computes_the_check_character() -> None:
     assert str(make_identity_number("440304", 2026, 123)) == EXAMPLE
     assert str(make_identity_number("440304", 2026, 1)).startswith("440304-RB-2026-000001-")
 
 
+@pytest.mark.clause("2.3")
 def test_check_value_ten_is_written_x() -> None:
     found = next(
         make_identity_number("440304", 2026, serial)
@@ -73,6 +77,7 @@ def test_check_value_ten_is_written_x() -> None:
         ("440304-RB-2026-000123-88", "one character"),
     ],
 )
+@pytest.mark.clause("2.3")
 def test_malformed_numbers_are_refused_with_the_wrong_part_named(text: str, fragment: str) -> None:
     with pytest.raises(IdentityNumberError, match=fragment):
         parse_identity_number(text)
@@ -106,6 +111,7 @@ def test_check_character_refuses_non_digits() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(divisions, years, serials)
+@pytest.mark.clause("2.3")
 def test_round_trip_make_str_parse(division: str, year: int, serial: int) -> None:
     number = make_identity_number(division, year, serial)
     assert parse_identity_number(str(number)) == number
@@ -117,6 +123,7 @@ ALPHABET = "0123456789XRBxrb- aé٣\t"
 
 @settings(max_examples=200, deadline=None)
 @given(divisions, years, serials, st.data())
+@pytest.mark.clause("2.3")
 def test_any_single_character_substitution_is_rejected(division: str, year: int, serial: int, data: st.DataObject) -> None:
     text = str(make_identity_number(division, year, serial))
     position = data.draw(st.integers(0, len(text) - 1))
@@ -128,6 +135,7 @@ def test_any_single_character_substitution_is_rejected(division: str, year: int,
 
 @settings(max_examples=200, deadline=None)
 @given(divisions, years, serials, st.data())
+@pytest.mark.clause("2.3")
 def test_any_adjacent_digit_transposition_is_rejected(division: str, year: int, serial: int, data: st.DataObject) -> None:
     text = str(make_identity_number(division, year, serial))
     digit_positions = [i for i in range(len(text) - 3) if text[i].isdigit() and text[i + 1].isdigit() and text[i] != text[i + 1]]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ftrobot_guard.certificates import load_certificate, verify_guardian_certificate, verify_robot_certificate
+from ftrobot_guard.trust.certificates import load_certificate, verify_guardian_certificate, verify_robot_certificate
 from ftrobot_guard.cli.identity_commands import register
-from ftrobot_guard.keys import fingerprint, load_public_key
+from ftrobot_guard.trust.keys import fingerprint, load_public_key
 
 NUMBER = "440304-RB-2026-000123-8"
 
@@ -34,6 +34,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+@pytest.mark.clause("2.3")
 def test_id_check_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "id", "check", NUMBER)
     assert code == 0 and err == ""
@@ -44,6 +45,7 @@ def test_id_check_valid(capsys: pytest.CaptureFixture[str]) -> None:
     ("number", "fragment"),
     [("440304-RB-2026-000123-7", "expected '8'"), ("440304-RB-2026-000123", "5 parts"), (" " + NUMBER, "whitespace")],
 )
+@pytest.mark.clause("2.3")
 def test_id_check_invalid_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], number: str, fragment: str) -> None:
     code, out, err = run(capsys, "id", "check", number)
     assert code == 2 and out == ""
@@ -51,6 +53,7 @@ def test_id_check_invalid_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[
     assert err.count("\n") == 1
 
 
+@pytest.mark.clause("2.3")
 def test_id_make(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "id", "make", "--division", "440304", "--year", "2026", "--serial", "123") == (0, NUMBER + "\n", "")
     code, _, err = run(capsys, "id", "make", "--division", "440304", "--year", "2026", "--serial", "0")
@@ -75,6 +78,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert len(out.splitlines()) > 3
 
 
+@pytest.mark.clause("7.1")
 def test_keys_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key = tmp_path / "robot.key"
     code, out, err = run(capsys, "keys", "init", "--out", str(key))
@@ -107,6 +111,7 @@ def test_dept_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "refusing to replace a department CA" in err
 
 
+@pytest.mark.clause("2.3")
 def test_dept_issue_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ca_dir = _dept(tmp_path, capsys)
     run(capsys, "keys", "init", "--out", str(tmp_path / "robot.key"))
@@ -150,6 +155,7 @@ def test_dept_issue_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], c
     assert not (tmp_path / "c.pem").exists()
 
 
+@pytest.mark.clause("7.1")
 def test_dept_issue_refuses_a_readable_ca_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ca_dir = _dept(tmp_path, capsys)
     run(capsys, "keys", "init", "--out", str(tmp_path / "robot.key"))
@@ -160,6 +166,7 @@ def test_dept_issue_refuses_a_readable_ca_key(tmp_path: Path, capsys: pytest.Cap
     assert code == 2 and "ca.key: permissions 0644" in err
 
 
+@pytest.mark.clause("2.7", "6.1c")
 def test_dept_issue_guardian(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ca_dir = _dept(tmp_path, capsys)
     run(capsys, "keys", "init", "--out", str(tmp_path / "g.key"))
@@ -175,6 +182,7 @@ def test_dept_issue_guardian(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0 and "valid guardian certificate" in out
 
 
+@pytest.mark.clause("2.3")
 def test_dept_verify_refuses_a_foreign_certificate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ca_dir = _dept(tmp_path, capsys)
     other = tmp_path / "other"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from ftrobot_guard.keys import (
+from ftrobot_guard.trust.keys import (
     KeyFileError,
     check_private_key_permissions,
     fingerprint,
@@ -26,6 +26,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+@pytest.mark.clause("7.1")
 def test_private_key_is_created_0600_and_loads(tmp_path: Path) -> None:
     key = generate_private_key("ed25519")
     path = write_private_key(tmp_path / "sub" / "robot.key", key)
@@ -36,6 +37,7 @@ def test_private_key_is_created_0600_and_loads(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["robot.key"]  # no temporary left behind
 
 
+@pytest.mark.clause("7.1")
 def test_mode_is_0600_even_with_a_permissive_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
@@ -56,6 +58,7 @@ def test_existing_key_is_not_overwritten_unless_asked(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad_mode", [0o644, 0o640, 0o604, 0o660, 0o602])
+@pytest.mark.clause("7.1")
 def test_group_or_world_accessible_private_key_is_refused(tmp_path: Path, bad_mode: int) -> None:
     path = write_private_key(tmp_path / "k", generate_private_key())
     os.chmod(path, bad_mode)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.params_file import ParamsFileError, load_params_file, node_parameters
+from ftrobot_guard.ros.params_file import ParamsFileError, load_params_file, node_parameters
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
 scalars = st.one_of(

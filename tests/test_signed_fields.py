@@ -11,9 +11,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.signed_fields import (
+from ftrobot_guard.trust.signed_fields import (
     HEARTBEAT_DOMAIN,
     canonical_bytes,
+    message_canonical_bytes,
     message_fields,
     sign_fields,
     verify_fields,
@@ -33,6 +34,7 @@ FIELDS: dict[str, Any] = {
 }
 
 
+@pytest.mark.clause("3.1b")
 def test_sign_and_verify() -> None:
     signature = sign_fields(KEY, HEARTBEAT_DOMAIN, FIELDS)
     assert len(signature) == 64
@@ -40,6 +42,7 @@ def test_sign_and_verify() -> None:
     assert not verify_fields(ed25519.Ed25519PrivateKey.generate().public_key(), HEARTBEAT_DOMAIN, FIELDS, signature)
 
 
+@pytest.mark.clause("3.1b")
 def test_domain_separation() -> None:
     signature = sign_fields(KEY, HEARTBEAT_DOMAIN, FIELDS)
     assert not verify_fields(PUB, "ftrobot/incident/v1", FIELDS, signature)
@@ -202,6 +205,7 @@ def _differs(a: Any, b: Any) -> bool:
 
 @settings(max_examples=30, deadline=None)
 @given(field_maps.filter(bool), st.data())
+@pytest.mark.clause("3.1b", "5.1a")
 def test_any_mutated_field_fails_verification(fields: dict[str, Any], data: st.DataObject) -> None:
     signature = sign_fields(KEY, HEARTBEAT_DOMAIN, fields)
     assert verify_fields(PUB, HEARTBEAT_DOMAIN, fields, signature)
@@ -223,3 +227,74 @@ def test_any_mutated_field_fails_verification(fields: dict[str, Any], data: st.D
 def test_encoding_is_injective_on_distinct_maps(a: dict[str, Any], b: dict[str, Any]) -> None:
     if canonical_bytes("d", a) == canonical_bytes("d", b):
         assert repr(sorted(a.items())) == repr(sorted(b.items()))
+
+
+# -- direct encoding of messages -----------------------------------------------------------------
+
+
+def test_message_canonical_bytes_equals_the_mapping_path_on_a_rosidl_like_message() -> None:
+    message = _Msg()
+    assert message_canonical_bytes("d", message) == canonical_bytes("d", message_fields(message))
+    assert message_canonical_bytes("d", message, exclude=()) == canonical_bytes("d", message_fields(message, exclude=()))
+    with pytest.raises(ValueError, match="not a ROS message"):
+        message_canonical_bytes("d", {"a": 1})
+
+
+def test_message_canonical_bytes_refuses_what_the_mapping_path_refuses() -> None:
+    message = _Msg()
+    message.items = [_Time(1, 2), _Time(math.nan, 0)]  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"items\[1\]\.sec: nan is not a finite number"):
+        message_canonical_bytes("d", message)
+    message = _Msg()
+    message.name = "\ud800"
+    with pytest.raises(ValueError, match="UTF-8"):
+        message_canonical_bytes("d", message)
+    message.name = None  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="unsupported"):
+        message_canonical_bytes("d", message)
+
+
+def test_message_canonical_bytes_of_real_ros_messages() -> None:
+    sensor_msgs = pytest.importorskip("sensor_msgs.msg")
+    info = sensor_msgs.CameraInfo(width=4, distortion_model="plumb_bob", d=[0.1, -0.2])
+    info.header.stamp.sec = 9
+    info.roi.do_rectify = True
+    assert message_canonical_bytes("d", info) == canonical_bytes("d", message_fields(info))
+    image = sensor_msgs.Image(height=2, width=1, encoding="mono8", step=1, data=b"\x07\x08")
+    assert message_canonical_bytes("d", image, exclude=("header",)) == canonical_bytes(
+        "d", message_fields(image, exclude=("header",))
+    )
+
+
+texts = st.text(max_size=20)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.tuples(texts, texts, texts, texts, texts, texts, texts),
+    st.integers(0, 2**64 - 1), finite, st.integers(0, 255),
+    st.lists(st.tuples(texts, st.booleans(), finite, finite, st.booleans()), max_size=4),
+    st.integers(-(2**31), 2**31 - 1), st.integers(0, 2**32 - 1),
+    st.binary(max_size=600), st.binary(max_size=70),
+)
+def test_heartbeat_encoded_directly_equals_the_signer_s_encoding(
+    strings: tuple[str, ...], sequence: int, uptime: float, mode: int, topics: list[tuple[str, bool, float, float, bool]],
+    sec: int, nanosec: int, certificate: bytes, signature: bytes,
+) -> None:
+    """What the heartbeat node signs (the mapping path) is exactly what the monitor verifies (direct)."""
+    msgs = pytest.importorskip("ftrobot_msgs.msg")
+    message = msgs.Heartbeat(
+        format_version=1, identity_number=strings[0], robot_name=strings[1], department=strings[2],
+        boot_id=strings[3], sequence=sequence, uptime=uptime, safety_mode=mode, safety_mode_name=strings[4],
+        watched_topics=[msgs.TopicHealth(topic=t, ever_received=e, age=a, max_age=m, healthy=h) for t, e, a, m, h in topics],
+        software_digest=strings[5], config_digest=strings[6], guardian_on_duty=strings[0][::-1],
+        log_checkpoint_sequence=sequence // 3, log_segment_id=strings[3][::-1], log_chain_head=strings[5][::-1],
+        log_checkpoint_signature=signature, certificate=certificate, signature=signature,
+    )
+    message.header.stamp.sec, message.header.stamp.nanosec, message.header.frame_id = sec, nanosec, strings[6]
+    message.log_checkpoint_stamp.sec = sec
+    direct = message_canonical_bytes(HEARTBEAT_DOMAIN, message)
+    assert direct == canonical_bytes(HEARTBEAT_DOMAIN, message_fields(message))
+    signed = sign_fields(KEY, HEARTBEAT_DOMAIN, message_fields(message))
+    PUB.verify(signed, direct)

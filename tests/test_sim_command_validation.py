@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.sim.actuation_modes import ActuationMode as Mode
-from ftrobot_guard.sim.command_validation import (
+from ftrobot_guard.hardware.actuation_modes import ActuationMode as Mode
+from ftrobot_guard.hardware.joint_commands import (
     CommandRefused,
     JointLimits,
     validate_base_velocity,
@@ -40,6 +40,7 @@ LIMITS = JointLimits(NAMES, np.array([-1.0, 0.0, -0.5]), np.array([1.0, 2.5, 0.5
         (["ankle_joint"], [0.0], [], [51.0], "exceeds its limit 50.0"),
     ],
 )
+@pytest.mark.clause("5.2c")
 def test_bad_joint_commands_are_refused_with_the_reason(names, positions, velocities, efforts, reason) -> None:
     with pytest.raises(CommandRefused, match=reason.replace("(", r"\(")):
         validate_joint_command(LIMITS, names, positions, velocities, efforts)
@@ -71,6 +72,7 @@ def test_sim_config_with_bad_gains_does_not_start() -> None:
         HumanoidSim(SimConfig(kp=(math.nan,)))
 
 
+@pytest.mark.clause("5.2c")
 def test_base_velocity_checks() -> None:
     assert validate_base_velocity((0.2, -0.1, 0.0), (0.0, 0.0, 0.3), 1.0, 1.5).wz == 0.3
     for linear, angular, reason in [
@@ -93,6 +95,7 @@ floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
     velocities=st.lists(floats, max_size=5),
     efforts=st.lists(floats, max_size=5),
 )
+@pytest.mark.clause("5.2c")
 def test_validated_commands_are_always_complete_finite_and_within_limits(names, positions, velocities, efforts) -> None:
     try:
         command = validate_joint_command(LIMITS, names, positions, velocities, efforts)
@@ -116,6 +119,7 @@ def normal_sim() -> HumanoidSim:
 
 @settings(max_examples=60, deadline=None)
 @given(bad=st.sampled_from(["nan", "inf", "range", "unknown", "length"]), where=st.integers(0, 28))
+@pytest.mark.clause("5.2c")
 def test_a_command_with_one_bad_joint_changes_no_target(normal_sim: HumanoidSim, bad: str, where: int) -> None:
     sim = normal_sim
     names = list(sim.joint_names)

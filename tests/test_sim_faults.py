@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.sim.actuation_modes import ActuationMode as Mode
+from ftrobot_guard.hardware.actuation_modes import ActuationMode as Mode
 from ftrobot_guard.sim.faults import FaultKind, FaultRequestError, FaultTargets, parse_parameters, parse_timing
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig
 
@@ -120,6 +120,7 @@ def test_delayed_joint_command_is_applied_after_the_delay() -> None:
     assert sim.joint_state().position[elbow] == pytest.approx(1.2, abs=0.05)
 
 
+@pytest.mark.clause("6.7c")
 def test_dropped_guard_alive_triggers_the_watchdog() -> None:
     sim = HumanoidSim(SimConfig())
     sim.guard_alive()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftrobot_guard.sim.actuation_modes import ActuationMode as Mode
+from ftrobot_guard.hardware.actuation_modes import ActuationMode as Mode
 from ftrobot_guard.sim.battery_model import BatteryModel, BatteryParameters
 from ftrobot_guard.sim.g1_model import JOINT_COUNT, ModelLoadError, load_g1, scene_path
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig

@@ -26,8 +26,8 @@ from std_msgs.msg import Header  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from ftrobot_guard.nodes.humanoid_sim_node import HumanoidSimNode, node_parameter_overrides  # noqa: E402
-from ftrobot_guard.nodes.node_parameters import NodeConfigurationError  # noqa: E402
-from ftrobot_guard.nodes.qos_profiles import COMMANDS, SENSOR_DATA  # noqa: E402
+from ftrobot_guard.ros.node_parameters import NodeConfigurationError  # noqa: E402
+from ftrobot_guard.ros.qos_profiles import COMMANDS, SENSOR_DATA  # noqa: E402
 from ftrobot_msgs.msg import SimGroundTruth  # noqa: E402
 from ftrobot_msgs.srv import InjectFault, SetActuationMode  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -144,6 +144,7 @@ def test_overrides_for_the_cli_flags() -> None:
     assert node_parameter_overrides(lockstep=True, headless=False) == {"lockstep": True, "headless": False}
 
 
+@pytest.mark.clause("4.5", "6.4c", "6.7c")
 def test_actuation_mode_service_needs_a_live_guard_for_normal(start_sim: Callable[..., Harness]) -> None:
     h = start_sim()
     refused = h.call_mode(SetActuationMode.Request.MODE_NORMAL)
@@ -160,6 +161,7 @@ def test_actuation_mode_service_needs_a_live_guard_for_normal(start_sim: Callabl
     assert wait_until(lambda: bool(h.truth) and h.truth[-1].actuation_mode_name == "POWER_OFF")
 
 
+@pytest.mark.clause("5.2c")
 def test_a_bad_joint_command_is_refused_and_nothing_applied(start_sim: Callable[..., Harness]) -> None:
     h = start_sim(require_guard_alive=False)
     assert h.call_mode(SetActuationMode.Request.MODE_NORMAL).success
@@ -175,6 +177,7 @@ def test_a_bad_joint_command_is_refused_and_nothing_applied(start_sim: Callable[
         assert (h.sim.sim._command.target_position == before).all()  # noqa: SLF001
 
 
+@pytest.mark.clause("6.7c")
 def test_guard_alive_timeout_puts_the_robot_in_damping(start_sim: Callable[..., Harness]) -> None:
     h = start_sim()
     h.start_heartbeat(period=0.01)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ftrobot_guard.sim.actuation_modes import ActuationMode as Mode
+from ftrobot_guard.hardware.actuation_modes import ActuationMode as Mode
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig
 
 UNGUARDED = SimConfig(require_guard_alive=False)
@@ -29,6 +29,7 @@ def test_stand_holds_30_s_in_normal_with_configured_gains() -> None:
     assert not sim.ground_truth().fallen
 
 
+@pytest.mark.clause("6.4c")
 def test_power_off_drops_pelvis_below_0_4_m_within_2_s() -> None:
     sim = HumanoidSim(UNGUARDED)
     assert sim.set_actuation_mode(Mode.POWER_OFF).success
@@ -38,6 +39,7 @@ def test_power_off_drops_pelvis_below_0_4_m_within_2_s() -> None:
     assert np.all(sim.joint_state().effort == 0.0)
 
 
+@pytest.mark.clause("6.7c")
 def test_damping_falls_measurably_slower_and_softer_than_power_off() -> None:
     results = {}
     for mode in (Mode.POWER_OFF, Mode.DAMPING):
@@ -100,6 +102,7 @@ def test_entering_normal_reanchors_targets_to_the_measured_posture() -> None:
     assert sim.joint_state().position[i] == pytest.approx(1.2, abs=0.05)
 
 
+@pytest.mark.clause("5.2c")
 def test_efforts_are_clipped_to_the_model_limits() -> None:
     sim = HumanoidSim(UNGUARDED)
     sim.set_actuation_mode(Mode.NORMAL)
@@ -111,6 +114,7 @@ def test_efforts_are_clipped_to_the_model_limits() -> None:
     assert np.all(np.abs(effort) <= sim.g1.effort_limit + 1e-9)
 
 
+@pytest.mark.clause("5.2c", "6.4c", "6.7c")
 def test_without_a_guard_normal_is_refused_and_stop_modes_accepted() -> None:
     sim = HumanoidSim(SimConfig())  # require_guard_alive=True by default
     assert sim.mode is Mode.HOLD
@@ -120,6 +124,7 @@ def test_without_a_guard_normal_is_refused_and_stop_modes_accepted() -> None:
         assert sim.set_actuation_mode(mode).success
 
 
+@pytest.mark.clause("6.7c")
 def test_guard_alive_timeout_triggers_damping_within_the_timeout() -> None:
     sim = HumanoidSim(SimConfig(guard_alive_timeout=0.1))
     sim.guard_alive()
@@ -139,6 +144,7 @@ def test_guard_alive_timeout_triggers_damping_within_the_timeout() -> None:
     assert sim.set_actuation_mode(Mode.NORMAL).success
 
 
+@pytest.mark.clause("6.7c")
 def test_watchdog_leaves_power_off_and_zero_torque_alone() -> None:
     for mode in (Mode.POWER_OFF, Mode.ZERO_TORQUE):
         sim = HumanoidSim(SimConfig())

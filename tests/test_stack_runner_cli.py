@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
+from rclpy.context import Context
+from rclpy.node import Node
 
 from credentials import make_fleet
+from ftrobot_msgs.msg import Heartbeat
+from ros_fixtures import SpinningExecutor, wait_until
+
+# What rclpy prints when a callback outlives its node or executor at stop (issue 7, item 10).
+UNCLEAN_STOP_LINES = ("never retrieved", "Destroyable", "never awaited", "Traceback")
 
 
 def _ftrobot(*args: str) -> list[str]:
     return [sys.executable, "-m", "ftrobot_guard.cli.main", *args]
 
 
-def _robot_params(tmp_path: Path, fleet, rate: float = 5.0) -> Path:  # type: ignore[no-untyped-def]
+def _robot_params(tmp_path: Path, fleet, rate: float = 5.0, watched: str = "") -> Path:  # type: ignore[no-untyped-def]
     path = tmp_path / "robot.yaml"
     path.write_text(
         "/**/heartbeat:\n  ros__parameters:\n"
@@ -29,7 +35,8 @@ def _robot_params(tmp_path: Path, fleet, rate: float = 5.0) -> Path:  # type: ig
         f'    certificate_file: "{fleet.robot.certificate}"\n'
         f'    department_ca_files: ["{fleet.department.ca_certificate}"]\n'
         f"    rate_hz: {rate}\n"
-        '    guardian_on_duty: "G-440304-0007"\n',
+        '    guardian_on_duty: "G-440304-0007"\n'
+        + (f'    watched_topics: ["{watched}"]\n' if watched else ""),
         encoding="utf-8",
     )
     return path
@@ -54,11 +61,44 @@ def test_up_and_monitor_run_and_stop_cleanly(tmp_path: Path) -> None:
         robot.send_signal(signal.SIGTERM)
         assert robot.wait(timeout=15) == 0
         _, err = robot.communicate()
-        assert "Traceback" not in err
+        for line in UNCLEAN_STOP_LINES:
+            assert line not in err, err
     finally:
         if robot.poll() is None:
             robot.kill()
             robot.wait()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_up_heartbeat_stops_cleanly_while_callbacks_run(
+    tmp_path: Path, ros_context: Context, spinner: SpinningExecutor, stop_signal: signal.Signals
+) -> None:
+    fleet = make_fleet(tmp_path)
+    params = _robot_params(tmp_path, fleet, rate=20.0, watched="joint_states:sensor_msgs/msg/JointState")
+    probe = spinner.add(Node("stop_probe", context=ros_context))
+    beats: list[int] = []
+    lock = threading.Lock()
+
+    def on_beat(msg: Heartbeat) -> None:
+        with lock:
+            beats.append(msg.sequence)
+
+    probe.create_subscription(Heartbeat, "/stopping/heartbeat", on_beat, 10)
+    robot = subprocess.Popen(_ftrobot("up", "heartbeat", "--params", str(params), "--namespace", "/stopping"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(beats) >= 10 or robot.poll() is not None, 30.0, "ten heartbeats at 20 Hz")
+        assert robot.poll() is None, robot.communicate()
+        robot.send_signal(stop_signal)
+        out, err = robot.communicate(timeout=30)
+    finally:
+        if robot.poll() is None:
+            robot.kill()
+            robot.communicate()
+    assert robot.returncode == 0, err
+    assert "ftrobot up heartbeat: stopped" in err
+    for line in UNCLEAN_STOP_LINES:
+        assert line not in out + err, err
 
 
 @pytest.mark.parametrize(

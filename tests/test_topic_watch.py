@@ -8,13 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.topic_watch import TopicWatch
+from ftrobot_guard.status.topic_liveness import TopicWatch
 
 times = st.floats(0.0, 1e6, allow_nan=False)
 
 
 @settings(max_examples=300, deadline=None)
 @given(max_age=st.floats(1e-3, 1e3), received=times, elapsed=st.floats(0.0, 1e4))
+@pytest.mark.clause("6.4b")
 def test_healthy_iff_fresh(max_age: float, received: float, elapsed: float) -> None:
     watch = TopicWatch(["a", "b"], max_age, start_s=0.0)
     watch.mark("a", received)

@@ -1,4 +1,4 @@
-"""Black box: encrypted, hash-chained, signed, crash-safe local logs (DESIGN.md §7).
+"""Black box: encrypted, hash-chained, signed, crash-safe local logs (docs/design.md, § Black box).
 
 The format is specified in ``docs/blackbox-format.md`` (format version 1). Modules:
 

@@ -32,18 +32,18 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from ftrobot_guard.blackbox.errors import BlackBoxError, KeyMismatchError, LogLockedError
 from ftrobot_guard.blackbox.record_format import canonical_json
-from ftrobot_guard.blackbox.recovery import read_prefix
 from ftrobot_guard.blackbox.segment_reader import (
     DELETIONS_DIR,
     KEYS_DIR,
     LOCK_FILE,
     QUARANTINE_DIR,
     list_segment_files,
+    list_segments,
     open_data_key,
 )
 from ftrobot_guard.blackbox.trust_anchor import TrustAnchor
 from ftrobot_guard.blackbox.verification import verify_log
-from ftrobot_guard.keys import KeyFileError, fingerprint, load_private_key
+from ftrobot_guard.trust.keys import KeyFileError, fingerprint, load_private_key
 
 ARCHIVE_MANIFEST = "MANIFEST.json"
 ARCHIVE_FORMAT = "ftrobot-blackbox-archive"
@@ -171,17 +171,13 @@ def _decommission_locked(
                                                                          " (archived as is; see ftrobot log verify)"))
     robot_id = verification.robot_id
     auditor_raw = auditor_public.public_bytes_raw().hex()
-    prefixes = []
-    for path in list_segment_files(directory):
-        try:
-            prefix = read_prefix(path)
-        except BlackBoxError:
-            continue  # archived as is; verification reported it
-        prefixes.append(prefix)
+    prefixes = [item.prefix for item in list_segments(directory).segments]  # unreadable ones: archived as is
+    for prefix in prefixes:
         if not any(w.recipient_key == auditor_raw for w in prefix.header.key_wraps):
             raise BlackBoxError(
-                f"{path.name}: not wrapped for the auditor key {fingerprint(auditor_public)}: the department could"
-                " not read the archive; refusing to decommission (wrong --auditor-pub?)")
+                f"segment {prefix.header.segment_index} ({prefix.header.segment_id}): not wrapped for the auditor key"
+                f" {fingerprint(auditor_public)}: the department could not read the archive; refusing to decommission"
+                " (wrong --auditor-pub?)")
     members = _archive_members(directory)
     entries = [{"path": str(p.relative_to(directory)), "size": p.stat().st_size, "sha256": _sha256(p)}
                for p in members]
@@ -189,7 +185,7 @@ def _decommission_locked(
         "format": ARCHIVE_FORMAT, "version": 1, "robot_id": robot_id,
         "robot_key": signing.public_key().public_bytes_raw().hex(),
         "auditor_key": auditor_raw, "created_ns": now_ns,
-        "created": dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.timezone.utc).isoformat(),
+        "created": dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC).isoformat(),
         "verification": report.verification, "files": entries,
     }
     manifest = dict(body, signature=signing.sign(ARCHIVE_SIGN_DOMAIN + canonical_json(body)).hex())
@@ -234,7 +230,8 @@ def _decommission_locked(
             except KeyMismatchError:
                 continue
             report.robot_can_decrypt = True
-            report.proofs.append(f"segment {header.segment_index}: STILL opens with robot key {fingerprint(key.public_key())}")
+            report.proofs.append(
+                f"segment {header.segment_index}: STILL opens with robot key {fingerprint(key.public_key())}")
     tried = f"with the robot's former X25519 key(s) {', '.join(fingerprint(k.public_key()) for k in robot_xkeys)}" \
         if robot_xkeys else "(no robot X25519 key was configured)"
     if not report.robot_can_decrypt:

@@ -4,7 +4,6 @@ rest of the log still verifies (deletions/<number>.json, docs/blackbox-format.md
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ftrobot_guard.blackbox.durable_files import describe_os_error, write_new_file
 from ftrobot_guard.blackbox.errors import FormatError, LogWriteError
-from ftrobot_guard.blackbox.record_format import canonical_json
+from ftrobot_guard.blackbox.record_format import HEX64_RE, SEGMENT_ID_RE, canonical_json
 from ftrobot_guard.blackbox.segment_reader import DELETIONS_DIR
-from ftrobot_guard.blackbox.segment_writer import describe_os_error, fsync_directory
 
 MANIFEST_FORMAT = "ftrobot-blackbox-deletions"
 MANIFEST_VERSION = 1
@@ -39,7 +38,7 @@ class DeletedSegment:
         return dict(self.__dict__)
 
     @staticmethod
-    def from_json(obj: Any, where: str) -> "DeletedSegment":
+    def from_json(obj: Any, where: str) -> DeletedSegment:
         if not isinstance(obj, dict):
             raise FormatError(f"{where}: deleted segment is not an object")
         try:
@@ -50,9 +49,9 @@ class DeletedSegment:
             value = getattr(item, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise FormatError(f"{where}: field {name!r} is not a non-negative integer")
-        if not isinstance(item.final_head, str) or not re.fullmatch(r"[0-9a-f]{64}", item.final_head):
+        if not isinstance(item.final_head, str) or not HEX64_RE.match(item.final_head):
             raise FormatError(f"{where}: field 'final_head' is not 64 hex digits")
-        if not isinstance(item.segment_id, str) or not re.fullmatch(r"[0-9a-f]{32}", item.segment_id):
+        if not isinstance(item.segment_id, str) or not SEGMENT_ID_RE.match(item.segment_id):
             raise FormatError(f"{where}: field 'segment_id' is not 32 hex digits")
         return item
 
@@ -101,16 +100,11 @@ def write_deletion_manifest(
     try:
         folder.mkdir(exist_ok=True)
         numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _NAME.match(p.name))]
-        path = folder / f"{(max(numbers) + 1) if numbers else 1:06d}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            os.write(fd, (json.dumps(document, sort_keys=True, indent=1) + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_directory(folder)
     except OSError as exc:
         raise LogWriteError(describe_os_error(folder, exc, "writing a deletion manifest")) from None
+    path = folder / f"{(max(numbers) + 1) if numbers else 1:06d}.json"
+    write_new_file(path, (json.dumps(document, sort_keys=True, indent=1) + "\n").encode("ascii"), 0o640,
+                   "writing a deletion manifest")
     return path
 
 

@@ -1,36 +1,33 @@
 """Decrypt a black-box log with an auditor (or the robot's own) X25519 key and export entries as
-JSON Lines. Serialized ROS messages are decoded to dicts when their type is importable (rclpy is
-imported lazily, here only); otherwise the CDR bytes are exported as base64 with a note."""
+JSON Lines. Serialized ROS messages are decoded by a :class:`MessageDecoder` the caller supplies
+(the CLI passes the rclpy-based one from ``ftrobot_guard.ros.message_types``; this package never
+imports ROS); what it cannot decode is exported as base64 CDR bytes with its reason as a note."""
 
 from __future__ import annotations
 
-import array
 import base64
 import datetime as dt
 import json
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ftrobot_guard.blackbox.errors import BlackBoxError, FormatError, KeyMismatchError
-from ftrobot_guard.blackbox.record_format import Entry, EntryKind, RecordType, SegmentPrefix, Tier
-from ftrobot_guard.blackbox.recovery import read_prefix
+from ftrobot_guard.blackbox.errors import BlackBoxError, KeyMismatchError
+from ftrobot_guard.blackbox.record_format import Entry, EntryKind, RecordType, Tier
 from ftrobot_guard.blackbox.segment_reader import (
     GapKind,
     RecordDecryptError,
     decrypt_entries,
-    list_segment_files,
+    list_segments,
     open_data_key,
     read_file_bytes,
     scan_records,
 )
-from ftrobot_guard.keys import fingerprint
-from ftrobot_guard.message_types import MessageTypeError, import_message_type
+from ftrobot_guard.trust.keys import fingerprint
 
 
 @dataclass(frozen=True)
@@ -82,19 +79,17 @@ def iter_entries(
     that fail authentication) are collected in ``outcome.problems``. Raises KeyMismatchError when
     the key opens no segment at all."""
     directory = Path(directory)
-    prefixes: list[tuple[Path, SegmentPrefix]] = []
-    for path in list_segment_files(directory):
-        try:
-            prefixes.append((path, read_prefix(path)))
-        except (FormatError, BlackBoxError) as exc:
-            outcome.problems.append(f"{path.name}: skipped: {exc}")
-    prefixes.sort(key=lambda item: (item[1].header.segment_index, item[1].header.created_ns))
+    listing = list_segments(directory)
+    for path, exc in listing.unreadable:
+        outcome.problems.append(f"{path.name}: skipped: {exc}")
+    prefixes = listing.segments
     outcome.segments_total = len(prefixes)
-    total = sum(p.stat().st_size for p, _ in prefixes) or 1
+    total = sum(item.path.stat().st_size for item in prefixes) or 1
     done = 0
     seen_ids: set[str] = set()
     key_errors: list[str] = []
-    for path, prefix in prefixes:
+    for item in prefixes:
+        path, prefix = item.path, item.prefix
         header = prefix.header
         if header.segment_id in seen_ids:
             outcome.problems.append(f"{path.name}: duplicate of segment {header.segment_id}; skipped")
@@ -135,63 +130,21 @@ def iter_entries(
     outcome.problems.extend(key_errors)
 
 
-class MessageDecoder:
-    """Turns CDR bytes into plain dicts when the message type is importable (cached per type)."""
+class MessageDecoder(Protocol):
+    """Decodes one serialized message: its type name (``sensor_msgs/msg/JointState``) and CDR bytes
+    to a plain JSON-able dict, or a one-line reason why it cannot (exported as the entry's note)."""
 
-    def __init__(self) -> None:
-        self._types: dict[str, Any] = {}
-        self._deserialize: Callable[[bytes, Any], Any] | None = None
-        self._unavailable = ""
-        try:
-            from rclpy.serialization import deserialize_message  # lazy: keeps the core free of rclpy
-        except ImportError as exc:
-            self._unavailable = f"rclpy not importable ({exc})"
-        else:
-            self._deserialize = deserialize_message
-
-    def decode(self, type_name: str, data: bytes) -> tuple[dict[str, Any] | None, str]:
-        """(message dict, "") or (None, why not)."""
-        if self._deserialize is None:
-            return None, self._unavailable
-        if type_name not in self._types:
-            try:
-                self._types[type_name] = import_message_type(type_name)
-            except MessageTypeError as exc:
-                self._types[type_name] = str(exc)
-        cls = self._types[type_name]
-        if isinstance(cls, str):
-            return None, f"type not importable: {cls}"
-        try:
-            message = self._deserialize(data, cls)
-        except Exception as exc:  # rclpy raises plain Exception subclasses for bad CDR
-            return None, f"CDR bytes do not decode as {type_name}: {exc}"
-        return message_to_dict(message), ""
-
-
-def message_to_dict(message: Any) -> Any:
-    """Plain JSON-able form of a ROS message (recursively; arrays become lists)."""
-    if hasattr(message, "get_fields_and_field_types"):
-        return {name: message_to_dict(getattr(message, name)) for name in message.get_fields_and_field_types()}
-    if isinstance(message, (list, tuple)):
-        return [message_to_dict(v) for v in message]
-    if isinstance(message, array.array):
-        return message.tolist()
-    if isinstance(message, (bytes, bytearray)):
-        return list(message)
-    if hasattr(message, "tolist"):  # numpy arrays
-        return message.tolist()
-    if isinstance(message, float) and not math.isfinite(message):
-        return str(message)
-    return message
+    def __call__(self, type_name: str, data: bytes) -> dict[str, Any] | str: ...
 
 
 def _iso(time_ns: int) -> str:
     seconds, nanos = divmod(time_ns, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{nanos:09d}Z"
 
 
 def entry_to_json(item: ExportedEntry, decoder: MessageDecoder | None) -> dict[str, Any]:
+    """One JSON Lines object of the export; ``decoder`` None exports every message as base64 CDR."""
     entry = item.entry
     out: dict[str, Any] = {
         "time": _iso(entry.time_ns),
@@ -210,12 +163,12 @@ def entry_to_json(item: ExportedEntry, decoder: MessageDecoder | None) -> dict[s
         except (UnicodeDecodeError, ValueError):
             out["data_base64"] = base64.b64encode(entry.data).decode("ascii")
         return out
-    decoded, why = decoder.decode(entry.type_name, entry.data) if decoder is not None else (None, "decoding disabled")
-    if decoded is not None:
+    decoded = decoder(entry.type_name, entry.data) if decoder is not None else "decoding disabled"
+    if isinstance(decoded, dict):
         out["message"] = decoded
     else:
         out["data_base64"] = base64.b64encode(entry.data).decode("ascii")
-        out["note"] = f"raw CDR bytes: {why}"
+        out["note"] = f"raw CDR bytes: {decoded}"
     return out
 
 
@@ -226,5 +179,5 @@ def parse_time(text: str, option: str) -> int:
     except ValueError:
         raise ValueError(f"{option} {text!r}: not an ISO 8601 time like 2026-05-01T12:00:00Z") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ftrobot_guard.blackbox.errors import KeyMismatchError
 from ftrobot_guard.blackbox.record_format import KeyWrap
-from ftrobot_guard.keys import fingerprint, raw_public_bytes
+from ftrobot_guard.trust.keys import fingerprint, raw_public_bytes
 
 WRAP_INFO = b"ftrobot-blackbox-key-wrap-v1\x00"
 DATA_KEY_LEN = 32
@@ -61,7 +61,8 @@ def unwrap_data_key(wrap: KeyWrap, private_key: x25519.X25519PrivateKey, segment
         private_key.exchange(x25519.X25519PublicKey.from_public_bytes(eph_pub)), segment_id_raw, eph_pub, own_pub
     )
     try:
-        return AESGCM(kek).decrypt(bytes.fromhex(wrap.nonce), bytes.fromhex(wrap.wrapped_key), WRAP_INFO + segment_id_raw)
+        return AESGCM(kek).decrypt(bytes.fromhex(wrap.nonce), bytes.fromhex(wrap.wrapped_key),
+                                   WRAP_INFO + segment_id_raw)
     except InvalidTag:
         raise KeyMismatchError("the key wrap does not open with this key (altered wrap or wrong segment)") from None
 

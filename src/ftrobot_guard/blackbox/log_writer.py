@@ -3,6 +3,8 @@
 Thread model: :meth:`LogWriter.append` only encodes the entry and queues it under a short lock;
 :meth:`LogWriter.flush` (called by :class:`FlushThread` every ``fsync_interval_ms``, or by the
 caller) seals the queued entries into DATA records, adds a checkpoint when due, writes and fsyncs.
+The same short lock guards the counters and the latest checkpoint, so other threads read them
+(:meth:`LogWriter.stats_snapshot`, :attr:`LogWriter.latest_checkpoint`) without waiting for I/O.
 Entries reach the disk at most one flush interval (plus the write itself) after ``append``, which
 bounds what a power cut can lose. A checkpoint is published (``latest_checkpoint``) only after the
 fsync that made it durable, so a witnessed checkpoint is never lost by a crash.
@@ -10,6 +12,7 @@ fsync that made it durable, so a witnessed checkpoint is never lost by a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
+from ftrobot_guard.blackbox.durable_files import describe_os_error, write_new_file
 from ftrobot_guard.blackbox.errors import BlackBoxError, LogLockedError, LogWriteError
 from ftrobot_guard.blackbox.key_wrap import new_data_key, wrap_data_key
 from ftrobot_guard.blackbox.record_format import (
@@ -36,7 +40,7 @@ from ftrobot_guard.blackbox.record_format import (
 )
 from ftrobot_guard.blackbox.recovery import RecoveryOutcome, recover_log
 from ftrobot_guard.blackbox.segment_reader import LOCK_FILE, sidecar_wrap_path
-from ftrobot_guard.blackbox.segment_writer import SegmentWriter, describe_os_error, fsync_directory
+from ftrobot_guard.blackbox.segment_writer import SegmentWriter
 
 NOTICE_TOPIC = "/blackbox/notice"
 NOTICE_TYPE = "ftrobot_guard/blackbox/Notice"
@@ -59,9 +63,11 @@ class WriterPolicy:
         checks = (
             ("fsync_interval_ms", 1 <= self.fsync_interval_ms <= 60_000, "1..60000"),
             ("checkpoint_every_records", 1 <= self.checkpoint_every_records <= 10_000_000, "1..10000000"),
-            ("checkpoint_every_s", _finite(self.checkpoint_every_s) and 0.01 <= self.checkpoint_every_s <= 3600, "0.01..3600"),
+            ("checkpoint_every_s", _finite(self.checkpoint_every_s) and 0.01 <= self.checkpoint_every_s <= 3600,
+             "0.01..3600"),
             ("segment_max_bytes", 4096 <= self.segment_max_bytes <= 1 << 34, "4096..2^34"),
-            ("segment_max_age_s", _finite(self.segment_max_age_s) and 1 <= self.segment_max_age_s <= 7 * 86400, "1..604800"),
+            ("segment_max_age_s", _finite(self.segment_max_age_s) and 1 <= self.segment_max_age_s <= 7 * 86400,
+             "1..604800"),
             ("block_max_bytes", 1024 <= self.block_max_bytes <= 16 * 1024 * 1024, "1024..16777216"),
             ("compress_level", 0 <= self.compress_level <= 9, "0..9"),
             ("max_pending_bytes", 1024 * 1024 <= self.max_pending_bytes <= 1 << 32, "1 MiB..4 GiB"),
@@ -127,7 +133,7 @@ class LogWriter:
         self.policy = policy or WriterPolicy()
         self._clock = clock
         self._pending = _Pending()
-        self._pending_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # the queue, ``stats`` and the latest checkpoint; never held during I/O
         self._io_lock = threading.RLock()
         self._segment: SegmentWriter | None = None
         self._segment_opened_ns = 0
@@ -188,7 +194,7 @@ class LogWriter:
                     self._segment = None
                 self._release_lock()
 
-    def __enter__(self) -> "LogWriter":
+    def __enter__(self) -> LogWriter:
         self.open()
         return self
 
@@ -251,28 +257,23 @@ class LogWriter:
         self._segment = segment
         self._segment_opened_ns = now
         self._last_checkpoint_ns = now
-        self.stats.segments_opened += 1
+        with self._state_lock:
+            self.stats.segments_opened += 1
 
     def _write_sidecar(self, segment_id: str, data: bytes) -> None:
         path = sidecar_wrap_path(self.directory, segment_id)
         try:
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            fsync_directory(path.parent)
         except OSError as exc:
-            raise LogWriteError(describe_os_error(path, exc, "writing the robot's key wrap")) from None
+            raise LogWriteError(describe_os_error(path.parent, exc, "writing the robot's key wrap")) from None
+        write_new_file(path, data, 0o600, "writing the robot's key wrap")
 
     # ------------------------------------------------------------------ appending
 
     def append(self, entry: Entry) -> None:
         """Queue one entry (thread-safe, no I/O)."""
         data = encode_entry(entry)
-        with self._pending_lock:
+        with self._state_lock:
             pending = self._pending
             if pending.size + len(data) > self.policy.max_pending_bytes:
                 self.stats.entries_lost += 1
@@ -296,21 +297,23 @@ class LogWriter:
         """Queue a serialized message (as rosbag2 stores it: topic, type name, CDR bytes)."""
         self.append(Entry(time_ns if time_ns is not None else self._clock(), topic, type_name, data, guardian, tier))
 
-    def append_notice(self, notice: dict[str, object], guardian: str = "") -> None:
-        """Queue a note by the recorder itself (JSON), e.g. about lost entries."""
-        body = json.dumps(notice, sort_keys=True).encode("utf-8")
-        self.append(Entry(self._clock(), NOTICE_TOPIC, NOTICE_TYPE, body, guardian, Tier.EVENT, EntryKind.NOTICE))
-
     # ------------------------------------------------------------------ flushing
 
     @property
     def latest_checkpoint(self) -> Checkpoint | None:
         """The newest checkpoint that is on disk (safe to publish for witnessing)."""
-        return self._latest_checkpoint
+        with self._state_lock:
+            return self._latest_checkpoint
 
     @property
     def segment_path(self) -> Path | None:
-        return self._segment.path if self._segment is not None else None
+        segment = self._segment  # one read: the flush thread may rotate or close it meanwhile
+        return segment.path if segment is not None else None
+
+    def stats_snapshot(self) -> WriterStats:
+        """A consistent copy of :attr:`stats`, safe to take from any thread."""
+        with self._state_lock:
+            return dataclasses.replace(self.stats)
 
     def flush(self, sync: bool = True, force_checkpoint: bool = False) -> None:
         """Seal queued entries, checkpoint when due, write, and (``sync``) fsync. Rotates segments."""
@@ -320,7 +323,7 @@ class LogWriter:
             self._flush_locked(sync=sync, force_checkpoint=force_checkpoint)
 
     def _take_pending(self) -> tuple[_Pending, int]:
-        with self._pending_lock:
+        with self._state_lock:
             taken = self._pending
             self._pending = _Pending()
             lost = self.stats.entries_lost
@@ -342,7 +345,7 @@ class LogWriter:
         return taken, lost
 
     def _requeue(self, taken: _Pending) -> None:
-        with self._pending_lock:
+        with self._state_lock:
             merged = _Pending(taken.chunks + self._pending.chunks, taken.count + self._pending.count,
                               taken.size + self._pending.size)
             while merged.size > self.policy.max_pending_bytes and merged.chunks:
@@ -378,34 +381,32 @@ class LogWriter:
             if synced:
                 segment.sync()
         except LogWriteError as exc:
-            self.stats.last_error = str(exc)
+            with self._state_lock:
+                self.stats.last_error = str(exc)
             if reported_lost:
                 notice = taken.chunks.pop(0)  # rebuilt with the updated count next time
                 taken.count -= 1
                 taken.size -= len(notice)
             self._requeue(taken)
             raise
-        if reported_lost:
-            with self._pending_lock:
+        with self._state_lock:
+            if reported_lost:
                 self.stats.entries_lost -= reported_lost
                 self.stats.entries_lost_total += reported_lost
                 if not self.stats.entries_lost:
                     self._lost_since_ns = 0
-        self.stats.flushes += 1
-        self.stats.records_written += batch.records
-        self.stats.bytes_written += len(batch.data)
-        self.stats.last_error = ""
-        if synced:
-            self.stats.entries_durable = self.stats.entries_appended - self._pending_count()
+            self.stats.flushes += 1
+            self.stats.records_written += batch.records
+            self.stats.bytes_written += len(batch.data)
+            self.stats.last_error = ""
+            if synced:
+                self.stats.entries_durable = self.stats.entries_appended - self._pending.count
+            if batch.checkpoints:
+                self._latest_checkpoint = batch.checkpoints[-1]
         if batch.checkpoints:
-            self._latest_checkpoint = batch.checkpoints[-1]
             self._last_checkpoint_ns = now
         if rotate:
             self._start_segment(None)
-
-    def _pending_count(self) -> int:
-        with self._pending_lock:
-            return self._pending.count
 
 
 def _split_blocks(chunks: list[bytes], block_max: int, now: int) -> list[tuple[bytes, int]]:
@@ -426,8 +427,10 @@ def _split_blocks(chunks: list[bytes], block_max: int, now: int) -> list[tuple[b
 
 
 class FlushThread(threading.Thread):
-    """Calls ``writer.flush()`` every ``fsync_interval_ms``; reports errors through ``on_error`` and
-    each successful flush through ``on_flushed`` (e.g. to publish a new durable checkpoint)."""
+    """Calls ``writer.flush()`` every ``fsync_interval_ms``. The current write failure is
+    :attr:`write_error` ("" while flushes succeed), safe to read from any thread; ``on_error`` is
+    called when a new failure starts (e.g. to log it once) and ``on_flushed`` after each successful
+    flush (e.g. to publish a new durable checkpoint)."""
 
     def __init__(
         self,
@@ -440,6 +443,14 @@ class FlushThread(threading.Thread):
         self._on_error = on_error
         self._on_flushed = on_flushed
         self._stop_event = threading.Event()
+        self._error_lock = threading.Lock()
+        self._write_error = ""
+
+    @property
+    def write_error(self) -> str:
+        """Why the last flush failed, or "" when it succeeded."""
+        with self._error_lock:
+            return self._write_error
 
     def run(self) -> None:
         period = self._writer.policy.fsync_interval_ms / 1000.0
@@ -447,9 +458,14 @@ class FlushThread(threading.Thread):
             try:
                 self._writer.flush()
             except BlackBoxError as exc:
-                if self._on_error is not None:
+                with self._error_lock:
+                    new = str(exc) != self._write_error
+                    self._write_error = str(exc)
+                if new and self._on_error is not None:
                     self._on_error(exc)
                 continue
+            with self._error_lock:
+                self._write_error = ""
             if self._on_flushed is not None:
                 self._on_flushed()
 

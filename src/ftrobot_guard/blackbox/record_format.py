@@ -15,6 +15,7 @@ and ``h_i = SHA-256(h_{i-1} || record bytes)``.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -51,8 +52,8 @@ _CRC = struct.Struct(">I")
 FRAME_HEADER_LEN = _FRAME.size  # 34
 FRAME_OVERHEAD = FRAME_HEADER_LEN + _CRC.size  # 38
 _NONCE = struct.Struct(">4xQ")
-_SEGMENT_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")
+SEGMENT_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")  # segment and log ids: 32 lowercase hex digits
+HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")  # chain heads and raw keys: 64 lowercase hex digits
 
 
 class RecordType(enum.IntEnum):
@@ -206,6 +207,28 @@ def parse_record_at(buf: bytes | memoryview, offset: int) -> ParsedRecord | Reco
 _RECORD_TYPES = frozenset(int(t) for t in RecordType)
 
 
+@dataclass(frozen=True)
+class FrameHeader:
+    """What the first bytes of a record claim, before (or without) any CRC check."""
+
+    length: int  # total bytes of the record
+    record_type: int
+    sequence: int
+    time_ns: int
+
+
+def peek_frame_header(buf: bytes | memoryview, offset: int) -> FrameHeader | None:
+    """The header fields of the record at ``offset`` as they stand (CRC not checked, the record may
+    be cut short); None when fewer than a header's bytes remain or the length, type or flags are
+    impossible."""
+    if offset + FRAME_HEADER_LEN > len(buf):
+        return None
+    body_len, rtype, flags, sequence, time_ns, _nonce = _FRAME.unpack_from(buf, offset)
+    if body_len < FRAME_OVERHEAD - 4 or body_len > MAX_BODY_LEN or rtype not in _RECORD_TYPES or flags:
+        return None
+    return FrameHeader(4 + body_len, rtype, sequence, time_ns)
+
+
 def find_next_record(buf: bytes, start: int, low: int, high: int) -> ParsedRecord | None:
     """Resynchronise after a corrupt record: the earliest valid record at or after ``start`` whose
     sequence lies in ``[low, high)``. Candidates are found by the record header's type and flags
@@ -339,16 +362,10 @@ class KeyWrap:
     wrapped_key: str  # hex, 48 bytes (32-byte key + 16-byte tag)
 
     def to_json(self) -> dict[str, str]:
-        return {
-            "recipient": self.recipient,
-            "recipient_key": self.recipient_key,
-            "ephemeral_key": self.ephemeral_key,
-            "nonce": self.nonce,
-            "wrapped_key": self.wrapped_key,
-        }
+        return dataclasses.asdict(self)
 
     @staticmethod
-    def from_json(value: Any, where: str) -> "KeyWrap":
+    def from_json(value: Any, where: str) -> KeyWrap:
         if not isinstance(value, dict):
             raise FormatError(f"{where}: key wrap is not an object")
         fields = {}
@@ -365,7 +382,7 @@ class KeyWrap:
 class RecoveryNote:
     """What recovery dropped from the previous segment before this one was started."""
 
-    kind: str  # "TORN_TAIL" (bytes after the last valid record were dropped) or "UNCLOSED"
+    kind: str  # "TORN_TAIL", "UNCLOSED", "TORN_HEADER" or "DAMAGED" (docs/blackbox-format.md §7)
     segment_id: str
     last_valid_sequence: int  # 0 when the segment held no valid record
     last_valid_head: str
@@ -377,21 +394,10 @@ class RecoveryNote:
     quarantine_file: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "segment_id": self.segment_id,
-            "last_valid_sequence": self.last_valid_sequence,
-            "last_valid_head": self.last_valid_head,
-            "valid_bytes": self.valid_bytes,
-            "dropped_bytes": self.dropped_bytes,
-            "dropped_offset": self.dropped_offset,
-            "dropped_records": self.dropped_records,
-            "dropped_sequences": list(self.dropped_sequences),
-            "quarantine_file": self.quarantine_file,
-        }
+        return dataclasses.asdict(self)  # the JSON names are the field names
 
     @staticmethod
-    def from_json(value: Any, where: str) -> "RecoveryNote":
+    def from_json(value: Any, where: str) -> RecoveryNote:
         if not isinstance(value, dict):
             raise FormatError(f"{where}: recovery is not an object")
         try:
@@ -434,7 +440,7 @@ def _num(obj: dict[str, Any], name: str, where: str) -> float:
 
 def _hex64(obj: dict[str, Any], name: str, where: str) -> str:
     value = _str(obj, name, where)
-    if not _HEX64_RE.match(value):
+    if not HEX64_RE.match(value):
         raise FormatError(f"{where}: field {name!r} is not 64 lowercase hex digits")
     return value
 
@@ -494,7 +500,7 @@ class SegmentHeader:
         return bytes.fromhex(self.segment_id)
 
     @staticmethod
-    def decode(data: bytes, where: str) -> "SegmentHeader":
+    def decode(data: bytes, where: str) -> SegmentHeader:
         try:
             obj = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -513,10 +519,10 @@ class SegmentHeader:
         segment_id = _str(obj, "segment_id", where)
         log_id = _str(obj, "log_id", where)
         for name, value in (("segment_id", segment_id), ("log_id", log_id)):
-            if not _SEGMENT_ID_RE.match(value):
+            if not SEGMENT_ID_RE.match(value):
                 raise FormatError(f"{where}: field {name!r} is not 32 lowercase hex digits")
         prev_segment_id = _str(obj, "prev_segment_id", where)
-        if prev_segment_id and not _SEGMENT_ID_RE.match(prev_segment_id):
+        if prev_segment_id and not SEGMENT_ID_RE.match(prev_segment_id):
             raise FormatError(f"{where}: field 'prev_segment_id' is not 32 lowercase hex digits")
         wraps_raw = obj.get("key_wraps")
         if not isinstance(wraps_raw, list):
@@ -637,7 +643,7 @@ class Checkpoint:
     def signed_bytes(self) -> bytes:
         return checkpoint_signed_bytes(self.robot_id, self.segment_id, self.sequence, self.chain_head, self.time_ns)
 
-    def signed(self, key: ed25519.Ed25519PrivateKey) -> "Checkpoint":
+    def signed(self, key: ed25519.Ed25519PrivateKey) -> Checkpoint:
         return Checkpoint(
             self.robot_id, self.segment_id, self.sequence, self.chain_head, self.time_ns, key.sign(self.signed_bytes())
         )
@@ -662,7 +668,7 @@ class Checkpoint:
         )
 
     @staticmethod
-    def decode(payload: bytes, where: str) -> "Checkpoint":
+    def decode(payload: bytes, where: str) -> Checkpoint:
         try:
             version, sequence, head, time_ns = _CHECKPOINT.unpack_from(payload, 0)
             pos = _CHECKPOINT.size

@@ -136,10 +136,6 @@ class TwoTierRecorder:
         self.incidents = 0
         self.guardian = ""
 
-    @property
-    def in_incident_window(self) -> bool:
-        return self._full_rate_until > 0
-
     def on_message(self, spec: TopicSpec, data: bytes, time_ns: int) -> None:
         guardian = self.guardian
         if spec.tier != "state":

@@ -1,28 +1,32 @@
 """Retention and disk budget: keep at least ``retention_days`` (≥ 183, the regulation's six months),
 delete the oldest closed segments beyond the budget only when they are older than that, and leave a
 signed deletion manifest so the rest of the log still verifies. :func:`retention_status` gives the
-level (OK / WARN / ERROR) the recorder turns into /diagnostics, well before the budget is hit."""
+level (OK / WARN / ERROR) the recorder turns into /diagnostics, well before the budget is hit.
+:class:`RetentionWorker` runs both on a thread of their own, off the recorder's message path."""
 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ftrobot_guard.blackbox.deletion_manifest import DeletedSegment, write_deletion_manifest
-from ftrobot_guard.blackbox.errors import BlackBoxError, FormatError, LogWriteError
+from ftrobot_guard.blackbox.durable_files import describe_os_error, fsync_directory
+from ftrobot_guard.blackbox.errors import BlackBoxError, LogWriteError
 from ftrobot_guard.blackbox.record_format import SegmentPrefix
-from ftrobot_guard.blackbox.recovery import read_prefix, walk_valid_records
+from ftrobot_guard.blackbox.recovery import walk_valid_records
 from ftrobot_guard.blackbox.segment_reader import (
     directory_size,
-    list_segment_files,
+    list_segments,
     read_file_bytes,
     scan_records,
     sidecar_wrap_path,
 )
-from ftrobot_guard.blackbox.segment_writer import describe_os_error, fsync_directory
 
 MIN_RETENTION_DAYS = 183.0
 DAY_NS = 86_400 * 1_000_000_000
@@ -72,24 +76,13 @@ class RetentionStatus:
         }
 
 
-def _headers(directory: Path) -> list[tuple[Path, SegmentPrefix]]:
-    found = []
-    for path in list_segment_files(directory):
-        try:
-            found.append((path, read_prefix(path)))
-        except (FormatError, BlackBoxError):
-            continue
-    found.sort(key=lambda item: item[1].header.segment_index)
-    return found
-
-
 def retention_status(
     directory: Path, policy: RetentionPolicy, now_ns: int, bytes_per_day: float | None = None
 ) -> RetentionStatus:
     """How full the budget is and whether it can hold the retention period at the current rate."""
-    headers = _headers(directory)
+    headers = list_segments(directory).segments
     used = directory_size(directory)
-    oldest = headers[0][1].header.created_ns if headers else now_ns
+    oldest = headers[0].prefix.header.created_ns if headers else now_ns
     newest = now_ns
     span_days = (newest - oldest) / DAY_NS
     rate = bytes_per_day
@@ -141,9 +134,10 @@ def enforce_retention(
     cutoff = now_ns - policy.retention_ns
     public_key = signing_key.public_key()
     victims: list[tuple[Path, DeletedSegment]] = []
-    headers = _headers(directory)
-    log_id = headers[-1][1].header.log_id if headers else ""
-    for path, prefix in headers[:-1]:  # the newest segment is the one being written
+    headers = list_segments(directory).segments
+    log_id = headers[-1].prefix.header.log_id if headers else ""
+    for item in headers[:-1]:  # the newest segment is the one being written
+        path, prefix = item.path, item.prefix
         header = prefix.header
         if used <= policy.budget_bytes or header.segment_id in keep_segment_ids:
             break
@@ -181,6 +175,94 @@ def enforce_retention(
 def _last_time(buf: bytes, prefix: SegmentPrefix, end: int) -> int:
     records = scan_records(buf[:end], prefix.records_offset, prefix.header.first_sequence).records
     return max((r.time_ns for r in records), default=prefix.header.created_ns)
+
+
+class RetentionWorker(threading.Thread):
+    """Runs the retention pass every ``check_s`` and refreshes :attr:`status` every ``status_s`` (each
+    reads every segment header and walks the directory), on its own thread so that they never
+    delay the recorder's intake. :attr:`status` and :attr:`error` are safe to read from any thread;
+    ``on_deleted`` / ``on_error`` are called from this thread (``on_error`` once per new failure)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        signing_key: ed25519.Ed25519PrivateKey,
+        robot_id: str,
+        policy: RetentionPolicy,
+        check_s: float,
+        status_s: float = 10.0,
+        on_deleted: Callable[[RetentionResult], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if not (math.isfinite(check_s) and check_s > 0 and math.isfinite(status_s) and status_s > 0):
+            raise ValueError("retention worker: check_s and status_s must be positive")
+        super().__init__(name="blackbox-retention", daemon=True)
+        self._directory = directory
+        self._signing_key = signing_key
+        self._robot_id = robot_id
+        self._policy = policy
+        self._check_s = check_s
+        self._status_s = status_s
+        self._on_deleted = on_deleted
+        self._on_error = on_error
+        self._clock = clock
+        self._stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._status: RetentionStatus | None = None
+        self._error = ""
+
+    @property
+    def status(self) -> RetentionStatus | None:
+        """The latest retention status (None until the first pass has run)."""
+        with self._lock:
+            return self._status
+
+    @property
+    def error(self) -> str:
+        """Why the latest pass failed, or ""."""
+        with self._lock:
+            return self._error
+
+    def run(self) -> None:
+        next_check = time.monotonic() + self._check_s
+        next_status = time.monotonic()  # a first status at once
+        while not self._stop_event.is_set():
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + self._check_s
+                next_status = now + self._status_s
+                self._pass(enforce=True)
+            elif now >= next_status:
+                next_status = now + self._status_s
+                self._pass(enforce=False)
+            self._stop_event.wait(max(0.0, min(next_check, next_status) - time.monotonic()))
+
+    def _pass(self, enforce: bool) -> None:
+        try:
+            if enforce:
+                result = enforce_retention(self._directory, self._signing_key, self._robot_id, self._policy,
+                                           self._clock())
+                status = result.status
+                if result.deleted and self._on_deleted is not None:
+                    self._on_deleted(result)
+            else:
+                status = retention_status(self._directory, self._policy, self._clock())
+        except BlackBoxError as exc:
+            with self._lock:
+                new = str(exc) != self._error
+                self._error = str(exc)
+            if new and self._on_error is not None:
+                self._on_error(str(exc))
+            return
+        with self._lock:
+            self._status = status
+            self._error = ""
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join()
 
 
 def parse_size(text: str) -> int:

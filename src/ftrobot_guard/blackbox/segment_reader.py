@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ftrobot_guard.blackbox.errors import BlackBoxError, FormatError, KeyMismatchError
 from ftrobot_guard.blackbox.key_wrap import find_wrap, unwrap_data_key
 from ftrobot_guard.blackbox.record_format import (
+    MAGIC,
+    MAX_HEADER_LEN,
     SEGMENT_SUFFIX,
+    SIGNATURE_LEN,
     Entry,
     KeyWrap,
     ParsedRecord,
@@ -28,17 +32,18 @@ from ftrobot_guard.blackbox.record_format import (
     parse_record_at,
     parse_segment_prefix,
 )
-from ftrobot_guard.keys import fingerprint
+from ftrobot_guard.trust.keys import fingerprint
 
 KEYS_DIR = "keys"
 QUARANTINE_DIR = "quarantine"
 DELETIONS_DIR = "deletions"
 LOCK_FILE = ".lock"
 RESYNC_WINDOW = 256  # how many following sequence numbers a resync after corruption looks for
+_PREFIX_HEAD = struct.Struct(">8sHI")  # magic, version, header_len
 
 
 def list_segment_files(directory: Path) -> list[Path]:
-    """Segment files of a log directory, sorted by name (callers order by header index)."""
+    """Segment files of a log directory, sorted by name (:func:`list_segments` orders them by header index)."""
     try:
         names = sorted(p for p in directory.iterdir() if p.name.endswith(SEGMENT_SUFFIX) and p.is_file())
     except FileNotFoundError:
@@ -48,6 +53,48 @@ def list_segment_files(directory: Path) -> list[Path]:
     except PermissionError:
         raise BlackBoxError(f"{directory}: permission denied") from None
     return names
+
+
+def read_prefix(path: Path) -> SegmentPrefix:
+    """Parse only the header of a segment file (the records are not read)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_PREFIX_HEAD.size)
+            if len(head) == _PREFIX_HEAD.size and head[:8] == MAGIC:
+                header_len = _PREFIX_HEAD.unpack(head)[2]
+                head += handle.read(min(header_len, MAX_HEADER_LEN) + SIGNATURE_LEN)
+    except OSError as exc:
+        raise BlackBoxError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_segment_prefix(head, str(path))
+
+
+@dataclass(frozen=True)
+class ListedSegment:
+    """A segment file whose header could be read."""
+
+    path: Path
+    prefix: SegmentPrefix
+
+
+@dataclass
+class SegmentListing:
+    """The segment files of a log directory: readable ones in log order, and the others with why."""
+
+    segments: list[ListedSegment] = field(default_factory=list)  # by segment index, then creation time
+    unreadable: list[tuple[Path, BlackBoxError]] = field(default_factory=list)  # FormatError, or I/O
+
+
+def list_segments(directory: Path) -> SegmentListing:
+    """Read the header of every segment file of ``directory`` and order the segments by their signed
+    index (not by file name). Raises BlackBoxError only when the directory cannot be listed."""
+    listing = SegmentListing()
+    for path in list_segment_files(directory):
+        try:
+            listing.segments.append(ListedSegment(path, read_prefix(path)))
+        except BlackBoxError as exc:
+            listing.unreadable.append((path, exc))
+    listing.segments.sort(key=lambda item: (item.prefix.header.segment_index, item.prefix.header.created_ns))
+    return listing
 
 
 def read_file_bytes(path: Path) -> bytes:
@@ -110,29 +157,6 @@ def scan_records(buf: bytes, start: int, first_sequence: int) -> RecordScan:
         scan.gaps.append(ByteGap(GapKind.CORRUPT, offset, nxt.offset - offset, problem.value))
         offset = nxt.offset
     return scan
-
-
-@dataclass
-class SegmentFile:
-    """A segment file read from disk: its header (or why it has none) and its bytes."""
-
-    path: Path
-    data: bytes
-    prefix: SegmentPrefix | None
-    error: FormatError | None
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def read_segment(path: Path) -> SegmentFile:
-    data = read_file_bytes(path)
-    try:
-        prefix = parse_segment_prefix(data, str(path))
-    except FormatError as exc:
-        return SegmentFile(path, data, None, exc)
-    return SegmentFile(path, data, prefix, None)
 
 
 # --------------------------------------------------------------------------- decryption

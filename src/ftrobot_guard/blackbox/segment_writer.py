@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ftrobot_guard.blackbox.durable_files import describe_os_error, fsync_directory, write_all
 from ftrobot_guard.blackbox.errors import LogWriteError
 from ftrobot_guard.blackbox.record_format import (
     Checkpoint,
@@ -28,24 +28,6 @@ from ftrobot_guard.blackbox.record_format import (
 )
 
 _ZERO_NONCE = bytes(12)
-
-
-def describe_os_error(path: Path, exc: OSError, action: str) -> str:
-    """One-line explanation of an OSError while writing the log."""
-    if exc.errno == errno.ENOSPC:
-        return f"{path}: disk full while {action}"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{path}: not writable while {action} ({exc.strerror}; read-only directory or file system?)"
-    return f"{path}: I/O error while {action} ({exc.strerror or exc})"
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a file creation or rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -90,7 +72,7 @@ class SegmentWriter:
         except OSError as exc:
             raise LogWriteError(describe_os_error(self.path, exc, "creating a segment")) from None
         try:
-            _write_all(self._fd, prefix)
+            write_all(self._fd, prefix)
             os.fsync(self._fd)
             fsync_directory(directory)
         except OSError as exc:
@@ -150,7 +132,7 @@ class SegmentWriter:
         if not batch.data:
             return
         try:
-            _write_all(self._fd, batch.data)
+            write_all(self._fd, batch.data)
         except OSError as exc:
             message = describe_os_error(self.path, exc, "appending records")
             try:
@@ -179,10 +161,3 @@ class SegmentWriter:
                 os.close(self._fd)
             finally:
                 self._fd = -1
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]

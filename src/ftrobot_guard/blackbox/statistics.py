@@ -68,7 +68,8 @@ class LogStatistics:
         lines.append(f"  integrity: {info['integrity']}")
         for segment in self.report.segments:
             state = "closed" if segment.closed else "open"
-            lines.append(f"  [{segment.index:>6}] {segment.path.name}  seq {segment.first_sequence}..{segment.last_sequence}"
+            lines.append(f"  [{segment.index:>6}] {segment.path.name}"
+                         f"  seq {segment.first_sequence}..{segment.last_sequence}"
                          f"  {segment.size / 1024:.0f} KiB  {iso_time(segment.created_ns)}  {state}")
         return "\n".join(lines)
 

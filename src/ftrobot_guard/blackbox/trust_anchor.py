@@ -14,8 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from ftrobot_guard.blackbox.errors import BlackBoxError
-from ftrobot_guard.certificates import CertificateError, load_certificate, load_certificates, verify_robot_certificate
-from ftrobot_guard.keys import KeyFileError, fingerprint, load_public_key
+from ftrobot_guard.trust.certificates import (
+    CertificateError,
+    load_certificate,
+    load_certificates,
+    verify_robot_certificate,
+)
+from ftrobot_guard.trust.keys import KeyFileError, fingerprint, load_public_key
 
 
 @dataclass(frozen=True)

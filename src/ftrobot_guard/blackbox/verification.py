@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -18,30 +19,33 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ftrobot_guard.blackbox.checkpoint_check import CheckpointFault, check_checkpoint
 from ftrobot_guard.blackbox.deletion_manifest import DeletedSegment, load_deletion_manifests
-from ftrobot_guard.blackbox.errors import BlackBoxError, FormatError, UnsupportedVersionError
+from ftrobot_guard.blackbox.errors import BlackBoxError, UnsupportedVersionError
+from ftrobot_guard.blackbox.power_cut import UNKNOWN_SEQUENCE, judge_tail
 from ftrobot_guard.blackbox.record_format import (
     ZERO_HEAD,
     Checkpoint,
     ParsedRecord,
     RecordType,
-    SegmentPrefix,
+    RecoveryNote,
+    SegmentHeader,
     TornHeaderError,
     chain_next,
     chain_start,
     header_signature_valid,
 )
-from ftrobot_guard.blackbox.recovery import read_prefix
 from ftrobot_guard.blackbox.segment_reader import (
     QUARANTINE_DIR,
     GapKind,
-    list_segment_files,
+    ListedSegment,
+    list_segments,
     read_file_bytes,
     scan_records,
 )
 from ftrobot_guard.blackbox.trust_anchor import TrustAnchor
 from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead
-from ftrobot_guard.keys import fingerprint
+from ftrobot_guard.trust.keys import fingerprint
 
 _NAME_INDEX = re.compile(r"^(\d{10})-")
 MAX_FINDINGS_PER_KIND = 20
@@ -53,7 +57,7 @@ class Severity(enum.IntEnum):
     ERROR = 2
 
 
-class Diagnosis(str, enum.Enum):
+class Diagnosis(enum.StrEnum):
     """What a finding means (stable names, listed in docs/blackbox-format.md)."""
 
     EMPTY_LOG = "EMPTY_LOG"
@@ -190,7 +194,7 @@ class VerificationReport:
 
 
 def iso_time(time_ns: int) -> str:
-    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -203,12 +207,6 @@ class _Prev:
     final_head: bytes
     closed: bool
     name: str
-
-
-@dataclass
-class _Accepted:
-    path: Path
-    prefix: SegmentPrefix
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -224,27 +222,20 @@ def verify_log(
     be read; everything wrong inside the log is a finding."""
     directory = Path(directory)
     report = VerificationReport(directory=directory)
-    files = list_segment_files(directory)
-    accepted: list[_Accepted] = []
+    listing = list_segments(directory)
+    accepted = listing.segments
     claimed: dict[int, str] = {}  # index -> file that claimed it but could not be used
     torn_headers: list[tuple[Path, str]] = []
-    for path in files:
-        try:
-            accepted.append(_Accepted(path, read_prefix(path)))
-        except UnsupportedVersionError as exc:
-            report.add(Finding(Severity.ERROR, Diagnosis.UNKNOWN_VERSION, str(exc), path.name))
-            _claim(claimed, path)
-        except TornHeaderError as exc:
+    for path, exc in listing.unreadable:
+        if isinstance(exc, TornHeaderError):
             torn_headers.append((path, str(exc)))
-        except FormatError as exc:
-            report.add(Finding(Severity.ERROR, Diagnosis.CORRUPT_HEADER, str(exc), path.name))
-            _claim(claimed, path)
-        except BlackBoxError as exc:
-            report.add(Finding(Severity.ERROR, Diagnosis.CORRUPT_HEADER, str(exc), path.name))
-            _claim(claimed, path)
+            continue
+        diagnosis = Diagnosis.UNKNOWN_VERSION if isinstance(exc, UnsupportedVersionError) else Diagnosis.CORRUPT_HEADER
+        report.add(Finding(Severity.ERROR, diagnosis, str(exc), path.name))
+        _claim(claimed, path)
 
     ref_key, ref_id = _reference_identity(report, accepted, anchor)
-    usable: list[_Accepted] = []
+    usable: list[ListedSegment] = []
     for item in accepted:
         header = item.prefix.header
         if (header.robot_key, header.robot_id) != (ref_key_hex(ref_key), ref_id):
@@ -275,11 +266,11 @@ def verify_log(
 
     deleted = _load_deleted(report, directory, ref_key, ref_id, ref_log)
     report.deleted_segments = len(deleted)
-    if not files and not deleted:
+    if not accepted and not listing.unreadable and not deleted:
         report.add(Finding(Severity.ERROR, Diagnosis.EMPTY_LOG, f"no segment files (*.ftbb) in {directory}"))
         return report
 
-    by_index: dict[int, list[_Accepted]] = defaultdict(list)
+    by_index: dict[int, list[ListedSegment]] = defaultdict(list)
     for item in usable:
         by_index[item.prefix.header.segment_index].append(item)
     all_indices = set(by_index) | set(deleted) | set(claimed)
@@ -295,7 +286,7 @@ def verify_log(
     heads_at: dict[str, dict[int, bytes]] = {}
     summaries_by_id: dict[str, SegmentSummary] = {}
     deleted_run: list[int] = []
-    for index in range(0, last_index + 1):
+    for index in range(last_index + 1):
         candidates = by_index.get(index, [])
         if not candidates:
             if index in deleted:
@@ -340,8 +331,18 @@ def verify_log(
         else:
             report.add(Finding(Severity.ERROR, Diagnosis.CORRUPT_HEADER, message, path.name))
     _check_witnesses(report, usable_heads, summaries_by_id, heads_at, deleted)
-    _note_quarantine(report, directory)
+    _judge_quarantine(report, directory, usable, summaries_by_id)
     return report
+
+
+def analyze_segment(
+    item: ListedSegment, buf: bytes, public_key: ed25519.Ed25519PublicKey | None, is_last: bool
+) -> tuple[SegmentSummary, list[Finding]]:
+    """Records, chain and checkpoints of one segment as verification sees them: where its chain ends
+    (signed checkpoints bridge damaged records) and what is wrong in it."""
+    report = VerificationReport(directory=item.path.parent)
+    summary, _at = _analyze_segment(report, item, buf, public_key, is_last, set())
+    return summary, report.findings
 
 
 def ref_key_hex(key: ed25519.Ed25519PublicKey | None) -> str:
@@ -361,12 +362,12 @@ def _claim(claimed: dict[int, str], path: Path) -> None:
         claimed.setdefault(int(match.group(1)), path.name)
 
 
-def _first_index(items: list[_Accepted], log_id: str) -> int:
+def _first_index(items: list[ListedSegment], log_id: str) -> int:
     return min(i.prefix.header.segment_index for i in items if i.prefix.header.log_id == log_id)
 
 
 def _reference_identity(
-    report: VerificationReport, accepted: list[_Accepted], anchor: TrustAnchor | None
+    report: VerificationReport, accepted: list[ListedSegment], anchor: TrustAnchor | None
 ) -> tuple[ed25519.Ed25519PublicKey | None, str]:
     """The robot key and id the log must be signed with."""
     votes: Counter[tuple[str, str]] = Counter()
@@ -382,7 +383,7 @@ def _reference_identity(
                                    item.path.name, header.segment_index))
                 continue
             if pair not in certified_ok:
-                at = dt.datetime.fromtimestamp(header.created_ns / 1e9, tz=dt.timezone.utc)
+                at = dt.datetime.fromtimestamp(header.created_ns / 1e9, tz=dt.UTC)
                 try:
                     key, robot_id = anchor.certify(bytes.fromhex(header.certificate), at)
                 except BlackBoxError as exc:
@@ -452,7 +453,7 @@ def _deleted_info(deleted: dict[int, DeletedSegment], run: list[int]) -> Finding
                    " a signed manifest keeps their final chain head")
 
 
-def _missing_segment(index: int, prev: _Prev | None, by_index: dict[int, list[_Accepted]], last: int) -> Finding:
+def _missing_segment(index: int, prev: _Prev | None, by_index: dict[int, list[ListedSegment]], last: int) -> Finding:
     following = next((by_index[i][0] for i in range(index + 1, last + 1) if by_index.get(i)), None)
     low = f"{prev.last_sequence + 1}" if prev is not None else "?"
     high = f"{following.prefix.header.first_sequence - 1}" if following is not None else "?"
@@ -461,14 +462,14 @@ def _missing_segment(index: int, prev: _Prev | None, by_index: dict[int, list[_A
                    segment_index=index)
 
 
-def _links(item: _Accepted, prev: _Prev | None) -> bool:
+def _links(item: ListedSegment, prev: _Prev | None) -> bool:
     header = item.prefix.header
     if prev is None:
         return False
     return header.prev_segment_id == prev.segment_id and bytes.fromhex(header.prev_chain_head) == prev.final_head
 
 
-def _choose_candidate(report: VerificationReport, candidates: list[_Accepted], prev: _Prev | None) -> _Accepted:
+def _choose_candidate(report: VerificationReport, candidates: list[ListedSegment], prev: _Prev | None) -> ListedSegment:
     if len(candidates) == 1:
         return candidates[0]
     linking = [c for c in candidates if _links(c, prev)]
@@ -484,7 +485,7 @@ def _choose_candidate(report: VerificationReport, candidates: list[_Accepted], p
     return chosen
 
 
-def _check_link(report: VerificationReport, item: _Accepted, prev: _Prev | None, index: int) -> None:
+def _check_link(report: VerificationReport, item: ListedSegment, prev: _Prev | None, index: int) -> None:
     header = item.prefix.header
     name = item.path.name
     note = header.recovery
@@ -525,30 +526,39 @@ def _check_link(report: VerificationReport, item: _Accepted, prev: _Prev | None,
     _report_recovery(report, item, None)
 
 
-def _report_recovery(report: VerificationReport, item: _Accepted, prev: _Prev | None) -> None:
+def _report_recovery(report: VerificationReport, item: ListedSegment, prev: _Prev | None) -> None:
     note = item.prefix.header.recovery
     if note is None:
         return
     header = item.prefix.header
+    severity = Severity.INFO
     if note.kind == "TORN_HEADER":
         text = (f"before this segment, the writer died while creating a segment; its {note.dropped_bytes} bytes"
                 f" (no record) were moved to {note.quarantine_file}")
     elif note.kind == "UNCLOSED":
         text = (f"segment {note.segment_id} was not closed (writer stopped); all records up to sequence"
                 f" {note.last_valid_sequence} kept, nothing dropped")
+    elif note.kind == "DAMAGED":
+        severity = Severity.ERROR
+        text = (f"on restart the writer found segment {note.segment_id} damaged from byte {note.dropped_offset} in a"
+                " way no power cut explains; it left the segment as it was and continued after sequence"
+                f" {note.last_valid_sequence}")
     else:
         seqs = note.dropped_sequences
-        among = (f", among them {note.dropped_records} complete records (sequences {seqs[0]}..{seqs[1]})"
-                 if seqs else ", no complete record among them")
+        among = ", no complete record among them"
+        if seqs:  # a power cut cannot tear complete records off: the writer threw away history (older writers did)
+            severity = Severity.ERROR
+            among = (f", among them {note.dropped_records} complete records (sequences {seqs[0]}..{seqs[1]}), which"
+                     " no power cut explains")
         text = (f"after a crash the writer kept segment {note.segment_id} up to sequence {note.last_valid_sequence}"
                 f" (byte {note.valid_bytes}) and dropped {note.dropped_bytes} bytes from byte {note.dropped_offset}"
                 f"{among}; they were unwitnessed and are kept in {note.quarantine_file}")
-    report.add(Finding(Severity.INFO, Diagnosis.RECOVERED, text, item.path.name, header.segment_index))
+    report.add(Finding(severity, Diagnosis.RECOVERED, text, item.path.name, header.segment_index))
 
 
 def _analyze_segment(
     report: VerificationReport,
-    item: _Accepted,
+    item: ListedSegment,
     buf: bytes,
     ref_key: ed25519.Ed25519PublicKey | None,
     is_last: bool,
@@ -583,10 +593,17 @@ def _analyze_segment(
             if after is not None:
                 corrupt_ranges.append((before + 1, after - 1))
         elif is_last:
-            add(Severity.WARNING, Diagnosis.TORN_TAIL,
-                f"the last {gap.length} bytes are an {gap.reason} record after sequence {before}: the writer was"
-                " cut off while writing (power loss?) and has not recovered yet; nothing after it is on disk",
-                before + 1, gap.offset)
+            after_close = any(r.record_type == RecordType.CLOSE and r.offset < gap.offset for r in records)
+            judgement = judge_tail(buf, gap.offset, before + 1, header.fsync_interval_ms, after_close)
+            if judgement.explained:
+                add(Severity.WARNING, Diagnosis.TORN_TAIL,
+                    f"the last {gap.length} bytes are an {gap.reason} record after sequence {before}: the writer was"
+                    " cut off while writing (power loss?) and has not recovered yet; nothing after it is on disk",
+                    before + 1, gap.offset)
+            else:
+                add(Severity.ERROR, Diagnosis.CORRUPT_RECORD,
+                    f"the last {gap.length} bytes are an {gap.reason} record after sequence {before}, not a power"
+                    f" cut: {judgement.reason}", before + 1, gap.offset)
         else:
             add(Severity.ERROR, Diagnosis.CORRUPT_RECORD,
                 f"the last {gap.length} bytes of this (not last) segment are an {gap.reason} record",
@@ -613,7 +630,7 @@ def _analyze_segment(
             what = f"record {low} is" if low == high else f"records {low}..{high} ({high - low + 1}) are"
             add(Severity.ERROR, Diagnosis.RECORD_MISSING, f"{what} missing (deleted) before byte {following.offset}",
                 low, following.offset)
-        for earlier, later in zip(unique, unique[1:]):
+        for earlier, later in itertools.pairwise(unique):
             if later.sequence < earlier.sequence:
                 add(Severity.ERROR, Diagnosis.RECORD_REORDERED,
                     f"record {later.sequence} comes after record {earlier.sequence} (records reordered)",
@@ -635,39 +652,28 @@ def _analyze_segment(
             tainted = True
         if record.record_type in (RecordType.CHECKPOINT, RecordType.CLOSE):
             checkpoints += 1
-            try:
-                cp = Checkpoint.decode(record.payload, name)
-            except FormatError as exc:
-                add(Severity.ERROR, Diagnosis.CORRUPT_RECORD, f"checkpoint payload malformed: {exc}", record.sequence,
-                    record.offset)
+            check = check_checkpoint(record, header, prev_seq, head, ref_key)
+            cp = check.checkpoint
+            if cp is None or not check.authentic:
+                _report_unusable_checkpoint(add, check.faults, check.detail, record, cp)
                 tainted = True
             else:
-                if ref_key is None or not cp.signature_valid(ref_key):
-                    add(Severity.ERROR, Diagnosis.BAD_SIGNATURE,
-                        "checkpoint signature invalid (forged or altered checkpoint)", record.sequence, record.offset)
-                    tainted = True
-                elif cp.segment_id != header.segment_id or cp.robot_id != header.robot_id:
-                    add(Severity.ERROR, Diagnosis.FOREIGN_SEGMENT,
-                        f"checkpoint of segment {cp.segment_id} / robot {cp.robot_id} copied into this segment",
-                        record.sequence, record.offset)
-                    tainted = True
-                else:
-                    if cp.sequence != prev_seq and not tainted:
-                        add(Severity.ERROR, Diagnosis.RECORD_REORDERED,
-                            f"checkpoint covers record {cp.sequence} but follows record {prev_seq}", record.sequence,
-                            record.offset)
-                    if cp.chain_head != head:
-                        if not tainted:
-                            since = last_cp + 1 if last_cp else header.first_sequence
-                            add(Severity.ERROR, Diagnosis.RECORD_ALTERED,
-                                f"the chain over records {since}..{cp.sequence} differs from the signed checkpoint:"
-                                " a record in that range was modified (its CRC recomputed); `ftrobot log export`"
-                                " with the key names the record that fails authentication",
-                                record.sequence, record.offset)
-                        head = cp.chain_head
-                    tainted = False
-                    last_cp = cp.sequence
-                    last_time = max(last_time, cp.time_ns)
+                if CheckpointFault.WRONG_SEQUENCE in check.faults and not tainted:
+                    add(Severity.ERROR, Diagnosis.RECORD_REORDERED,
+                        f"checkpoint covers record {cp.sequence} but follows record {prev_seq}", record.sequence,
+                        record.offset)
+                if CheckpointFault.HEAD_MISMATCH in check.faults:
+                    if not tainted:
+                        since = last_cp + 1 if last_cp else header.first_sequence
+                        add(Severity.ERROR, Diagnosis.RECORD_ALTERED,
+                            f"the chain over records {since}..{cp.sequence} differs from the signed checkpoint:"
+                            " a record in that range was modified (its CRC recomputed); `ftrobot log export`"
+                            " with the key names the record that fails authentication",
+                            record.sequence, record.offset)
+                    head = cp.chain_head
+                tainted = False
+                last_cp = cp.sequence
+                last_time = max(last_time, cp.time_ns)
         else:
             last_time = max(last_time, record.time_ns)
         head = chain_next(head, record.raw)
@@ -692,6 +698,22 @@ def _analyze_segment(
         last_checkpoint_sequence=last_cp, torn_bytes=torn.length if torn else 0,
     )
     return summary, at
+
+
+def _report_unusable_checkpoint(
+    add: Callable[..., None], faults: tuple[CheckpointFault, ...], detail: str, record: ParsedRecord,
+    cp: Checkpoint | None,
+) -> None:
+    if cp is None or CheckpointFault.MALFORMED in faults:
+        add(Severity.ERROR, Diagnosis.CORRUPT_RECORD, f"checkpoint payload malformed: {detail}", record.sequence,
+            record.offset)
+    elif CheckpointFault.BAD_SIGNATURE in faults:
+        add(Severity.ERROR, Diagnosis.BAD_SIGNATURE, "checkpoint signature invalid (forged or altered checkpoint)",
+            record.sequence, record.offset)
+    else:
+        add(Severity.ERROR, Diagnosis.FOREIGN_SEGMENT,
+            f"checkpoint of segment {cp.segment_id} / robot {cp.robot_id} copied into this segment",
+            record.sequence, record.offset)
 
 
 def _ranges(values: list[int]) -> list[tuple[int, int]]:
@@ -787,10 +809,61 @@ def _check_witnesses(
             " it is on disk)", summary.path.name, summary.index, summary.last_sequence + 1))
 
 
-def _note_quarantine(report: VerificationReport, directory: Path) -> None:
+def _judge_quarantine(
+    report: VerificationReport, directory: Path, usable: list[ListedSegment], summaries: dict[str, SegmentSummary]
+) -> None:
+    """Every file crash recovery set aside, judged on its own bytes: a torn tail a power cut explains
+    is a WARNING (its entries are lost), anything more is an ERROR (history was cut off)."""
     folder = directory / QUARANTINE_DIR
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
+    if not folder.is_dir():
+        return
+    notes: dict[str, tuple[RecoveryNote, SegmentHeader]] = {}
+    headers_by_name: dict[str, SegmentHeader] = {}
+    for item in usable:
+        header = item.prefix.header
+        headers_by_name[item.path.name] = header
+        if header.recovery is not None and header.recovery.quarantine_file:
+            notes[header.recovery.quarantine_file] = (header.recovery, header)
+    summaries_by_name = {s.path.name: s for s in summaries.values()}
+    for path in sorted(folder.iterdir()):
+        relative = f"{QUARANTINE_DIR}/{path.name}"
+        segment_name, dot, suffix = path.name.partition(".ftbb.")
+        segment_name += ".ftbb" if dot else ""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            report.add(Finding(Severity.ERROR, Diagnosis.QUARANTINED, f"{relative}: cannot read ({exc.strerror})"))
+            continue
+        noted = notes.get(relative)
+        unnamed = "" if noted else " (no recovery note in a signed segment header names this file)"
+        if suffix.startswith("torn-header"):
             report.add(Finding(Severity.INFO, Diagnosis.QUARANTINED,
-                               f"{QUARANTINE_DIR}/{path.name}: {path.stat().st_size} bytes set aside by crash recovery"
-                               " (not part of the chain; kept as evidence)"))
+                               f"{relative}: {len(data)} bytes of a segment header the writer was creating when it"
+                               f" died (no record in them; kept as evidence){unnamed}", segment_name))
+            continue
+        if not suffix.startswith("torn-"):
+            report.add(Finding(Severity.WARNING, Diagnosis.QUARANTINED,
+                               f"{relative}: {len(data)} bytes of unknown origin in the quarantine{unnamed}"))
+            continue
+        summary = summaries_by_name.get(segment_name)
+        torn_header = headers_by_name.get(segment_name) or (noted[1] if noted else None)
+        interval = torn_header.fsync_interval_ms if torn_header is not None else 0
+        if noted:
+            expected = noted[0].last_valid_sequence + 1
+        else:
+            expected = summary.last_sequence + 1 if summary is not None else UNKNOWN_SEQUENCE
+        judgement = judge_tail(data, 0, expected, interval, after_close=summary is not None and summary.closed)
+        offset = noted[0].dropped_offset if noted else None
+        index = summary.index if summary is not None else None
+        if judgement.explained:
+            report.add(Finding(
+                Severity.WARNING, Diagnosis.QUARANTINED,
+                f"{relative}: {len(data)} bytes torn off the end of the segment by a power cut (no complete record"
+                " among them, within what one fsync interval can lose); the entries in them are lost; kept as"
+                f" evidence{unnamed}", segment_name, index, expected if expected else None, offset))
+        else:
+            report.add(Finding(
+                Severity.ERROR, Diagnosis.QUARANTINED,
+                f"{relative}: {len(data)} bytes cut from the segment by crash recovery that no power cut explains:"
+                f" {judgement.reason}; the segment's history was cut off{unnamed}",
+                segment_name, index, expected if expected else None, offset))

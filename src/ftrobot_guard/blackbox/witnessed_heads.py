@@ -24,29 +24,25 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ftrobot_guard.blackbox.errors import BlackBoxError
-from ftrobot_guard.blackbox.record_format import Checkpoint
+from ftrobot_guard.blackbox.record_format import HEX64_RE, SEGMENT_ID_RE, Checkpoint
 
 HEADS_FORMAT = "ftrobot-witnessed-heads"
 HEADS_VERSION = 1
 MAX_HEADS_FILE_BYTES = 256 * 1024 * 1024
-_SEGMENT_ID = re.compile(r"^[0-9a-f]{32}\Z")
-_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _SIG = re.compile(r"^(?:[0-9a-f]{128})?\Z")
 _MAX_U64 = (1 << 64) - 1
 
 
 class WitnessedHeadError(BlackBoxError):
     """A witnessed head, the store or a heads file is malformed or unreadable."""
-
-
-HeadsFileError = WitnessedHeadError
 
 
 @dataclass(frozen=True)
@@ -66,9 +62,9 @@ class WitnessedHead:
         """Raise WitnessedHeadError naming the first malformed field."""
         if not isinstance(self.identity_number, str) or not self.identity_number:
             raise WitnessedHeadError(f"{where}: field 'identity_number' must be a non-empty string")
-        if not isinstance(self.segment_id, str) or not _SEGMENT_ID.match(self.segment_id):
+        if not isinstance(self.segment_id, str) or not SEGMENT_ID_RE.match(self.segment_id):
             raise WitnessedHeadError(f"{where}: field 'segment_id' must be 32 lowercase hex digits")
-        if not isinstance(self.chain_head, str) or not _HEX64.match(self.chain_head):
+        if not isinstance(self.chain_head, str) or not HEX64_RE.match(self.chain_head):
             raise WitnessedHeadError(f"{where}: field 'chain_head' must be 64 lowercase hex digits")
         for name in ("sequence", "witnessed_at_ns", "time_ns"):
             value = getattr(self, name)
@@ -88,7 +84,7 @@ class WitnessedHead:
         return bool(self.signature) and self.as_checkpoint().signature_valid(public_key)
 
     @staticmethod
-    def from_checkpoint(checkpoint: Checkpoint, witnessed_at_ns: int = 0) -> "WitnessedHead":
+    def from_checkpoint(checkpoint: Checkpoint, witnessed_at_ns: int = 0) -> WitnessedHead:
         return WitnessedHead(
             identity_number=checkpoint.robot_id,
             segment_id=checkpoint.segment_id,
@@ -111,7 +107,7 @@ class WitnessedHead:
         }
 
     @staticmethod
-    def from_json(obj: Any, where: str) -> "WitnessedHead":
+    def from_json(obj: Any, where: str) -> WitnessedHead:
         if not isinstance(obj, dict):
             raise WitnessedHeadError(f"{where}: not a JSON object")
         signature = obj.get("signature", "")

@@ -10,8 +10,8 @@ class CliError(Exception):
 
 
 def command_group(
-    subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, help_text: str
-) -> "argparse._SubParsersAction[argparse.ArgumentParser]":
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """The subcommands of group ``name`` (e.g. ``dept``), created on first use and shared after.
 
     Several modules add commands to one group (``dept init`` and ``dept monitor``), so the group's

@@ -11,10 +11,10 @@ from pathlib import Path
 from types import FrameType
 
 from ftrobot_guard.cli.command_groups import CliError, command_group
-from ftrobot_guard.package_share import package_share
+from ftrobot_guard.ros.package_share import package_share
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dept = command_group(subparsers, "dept", "department tools: CA, certificates, fleet monitor, witnessed heads")
     monitor = dept.add_parser(
         "monitor",
@@ -23,11 +23,25 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "(identity, name, mode, last seen, signature state, alerts). Alerts are also published on "
         "department/alerts. Stop with Ctrl-C.",
     )
-    monitor.add_argument("--params", type=Path, action="append", default=[], metavar="FILE",
-                         help="ROS 2 params file for the department_monitor node (default: installed department.yaml)")
-    monitor.add_argument("--ca", type=Path, action="append", default=[], metavar="CERT",
-                         help="trusted department CA certificate (repeatable); overrides trusted_ca_files")
-    monitor.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: run until Ctrl-C)")
+    monitor.add_argument(
+        "--params",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="ROS 2 params file for the department_monitor node (default: installed department.yaml)",
+    )
+    monitor.add_argument(
+        "--ca",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CERT",
+        help="trusted department CA certificate (repeatable); overrides trusted_ca_files",
+    )
+    monitor.add_argument(
+        "--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: run until Ctrl-C)"
+    )
     monitor.add_argument("--interval", type=float, default=1.0, metavar="S", help="table refresh interval")
     monitor.set_defaults(func=_monitor)
 
@@ -43,9 +57,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from ftrobot_guard.fleet_table import render_alert, render_table
+    from ftrobot_guard.department.fleet_table import render_alert, render_table
     from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
-    from ftrobot_guard.process_runner import StackError, StackRunner
+    from ftrobot_guard.ros.stack_runner import StackError, StackRunner
 
     if args.interval <= 0 or not args.interval < 3600:
         raise CliError(f"--interval {args.interval}: expected a positive number of seconds")
@@ -114,7 +128,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def _heads(args: argparse.Namespace) -> int:
     from ftrobot_guard.blackbox.witnessed_heads import WitnessedHeadError, export_heads
-    from ftrobot_guard.identity import IdentityNumberError, parse_identity_number
+    from ftrobot_guard.trust.identity import IdentityNumberError, parse_identity_number
 
     try:
         parse_identity_number(args.identity)

@@ -15,7 +15,8 @@ from typing import Any, cast
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ..certificates import (
+from ftrobot_guard.cli.command_groups import command_group
+from ftrobot_guard.trust.certificates import (
     CertificateError,
     CertificateFailure,
     CertificateVerifier,
@@ -27,9 +28,8 @@ from ..certificates import (
     load_certificates,
     save_certificate_pem,
 )
-from ..identity import IdentityNumberError, make_identity_number, parse_identity_number
-from .command_groups import command_group
-from ..keys import (
+from ftrobot_guard.trust.identity import IdentityNumberError, make_identity_number, parse_identity_number
+from ftrobot_guard.trust.keys import (
     KeyFileError,
     fingerprint,
     generate_private_key,
@@ -90,7 +90,7 @@ def _integer(text: str) -> int:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 # -- id ----------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def _dept_verify(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise _CommandError(f"{path}: cannot read: {exc.strerror}") from None
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     try:
         robot = verifier.verify_robot(data, now)
     except CertificateError as exc:
@@ -268,9 +268,7 @@ def _dept_verify(args: argparse.Namespace) -> int:
 # -- registration ------------------------------------------------------------------------------
 
 
-def _add(
-    group: Any, name: str, help_text: str, handler: Any, command_path: str
-) -> argparse.ArgumentParser:
+def _add(group: Any, name: str, help_text: str, handler: Any, command_path: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(func=_run(handler), command_path=command_path)
     return parser
@@ -283,28 +281,49 @@ def _group(subparsers: Any, name: str, help_text: str) -> Any:
 def register(subparsers: Any) -> None:
     """Add the ``id``, ``keys`` and ``dept`` command groups to the ``ftrobot`` CLI."""
     ids = _group(subparsers, "id", "robot-employee identity numbers (e.g. 440304-RB-2026-000123-8)")
-    check = _add(ids, "check", "validate an identity number and show its parts (exit 2 if invalid)", _id_check,
-                 "ftrobot id check")
+    check = _add(
+        ids,
+        "check",
+        "validate an identity number and show its parts (exit 2 if invalid)",
+        _id_check,
+        "ftrobot id check",
+    )
     check.add_argument("number", metavar="NUMBER", help="identity number, e.g. 440304-RB-2026-000123-8")
-    make = _add(ids, "make", "compose an identity number, computing its ISO 7064 MOD 11-2 check character",
-                _id_make, "ftrobot id make")
+    make = _add(
+        ids,
+        "make",
+        "compose an identity number, computing its ISO 7064 MOD 11-2 check character",
+        _id_make,
+        "ftrobot id make",
+    )
     make.add_argument("--division", required=True, help="6-digit GB/T 2260 division code (Futian: 440304)")
     make.add_argument("--year", required=True, type=_integer, help="year of registration, 2000..2099")
     make.add_argument("--serial", required=True, type=_integer, help="serial number, 1..999999")
 
     keys = _group(subparsers, "keys", "robot signing key files")
-    init = _add(keys, "init", "create a robot Ed25519 key (mode 0600) and PATH.pub; print its fingerprint",
-                _keys_init, "ftrobot keys init")
+    init = _add(
+        keys,
+        "init",
+        "create a robot Ed25519 key (mode 0600) and PATH.pub; print its fingerprint",
+        _keys_init,
+        "ftrobot keys init",
+    )
     init.add_argument("--out", required=True, metavar="PATH", help="private key file to create")
     init.add_argument("--force", action="store_true", help="replace an existing key pair")
 
     dept = _group(subparsers, "dept", "department CA: create it, issue and verify identity certificates")
-    dinit = _add(dept, "init", f"create a department CA: DIR/{CA_KEY_FILE} (mode 0600) and DIR/{CA_CERT_FILE}",
-                 _dept_init, "ftrobot dept init")
+    dinit = _add(
+        dept,
+        "init",
+        f"create a department CA: DIR/{CA_KEY_FILE} (mode 0600) and DIR/{CA_CERT_FILE}",
+        _dept_init,
+        "ftrobot dept init",
+    )
     dinit.add_argument("--dir", required=True, help="directory for the CA key and certificate")
     dinit.add_argument("--name", required=True, help="department name (certificate CN and O)")
-    dinit.add_argument("--days", type=_days, default=DEFAULT_CA_DAYS,
-                       help=f"validity in days (default {DEFAULT_CA_DAYS})")
+    dinit.add_argument(
+        "--days", type=_days, default=DEFAULT_CA_DAYS, help=f"validity in days (default {DEFAULT_CA_DAYS})"
+    )
 
     issue = _add(dept, "issue", "issue a robot identity certificate", _dept_issue, "ftrobot dept issue")
     issue.add_argument("--ca-dir", required=True, help="department CA directory (from 'dept init')")
@@ -312,29 +331,47 @@ def register(subparsers: Any) -> None:
     issue.add_argument("--id", required=True, metavar="NUMBER", help="robot identity number")
     issue.add_argument("--name", required=True, help="robot name as filed with the department")
     issue.add_argument("--department", required=True, help="responsible department (certificate O)")
-    issue.add_argument("--days", type=_days, default=DEFAULT_CERT_DAYS,
-                       help=f"validity in days (default {DEFAULT_CERT_DAYS})")
+    issue.add_argument(
+        "--days", type=_days, default=DEFAULT_CERT_DAYS, help=f"validity in days (default {DEFAULT_CERT_DAYS})"
+    )
     issue.add_argument("--out", required=True, metavar="CERT", help="certificate PEM file to write")
     issue.add_argument("--force", action="store_true", help="replace an existing certificate file")
 
-    guardian = _add(dept, "issue-guardian", "issue a guardian (监护人) certificate", _dept_issue_guardian,
-                    "ftrobot dept issue-guardian")
+    guardian = _add(
+        dept,
+        "issue-guardian",
+        "issue a guardian (监护人) certificate",
+        _dept_issue_guardian,
+        "ftrobot dept issue-guardian",
+    )
     guardian.add_argument("--ca-dir", required=True, help="department CA directory (from 'dept init')")
-    guardian.add_argument("--guardian-public-key", required=True, metavar="PUB",
-                          help="guardian's Ed25519 public key PEM")
+    guardian.add_argument(
+        "--guardian-public-key", required=True, metavar="PUB", help="guardian's Ed25519 public key PEM"
+    )
     guardian.add_argument("--guardian-id", required=True, help="guardian id (letters, digits, - . : _)")
     guardian.add_argument("--name", required=True, help="guardian's name")
     guardian.add_argument("--role", required=True, help="guardian role (letters, digits, - . : _), e.g. operator")
     guardian.add_argument("--department", required=True, help="responsible department (certificate O)")
-    guardian.add_argument("--days", type=_days, default=DEFAULT_CERT_DAYS,
-                          help=f"validity in days (default {DEFAULT_CERT_DAYS})")
+    guardian.add_argument(
+        "--days", type=_days, default=DEFAULT_CERT_DAYS, help=f"validity in days (default {DEFAULT_CERT_DAYS})"
+    )
     guardian.add_argument("--out", required=True, metavar="CERT", help="certificate PEM file to write")
     guardian.add_argument("--force", action="store_true", help="replace an existing certificate file")
 
-    verify = _add(dept, "verify", "verify a robot or guardian certificate against trusted CA certificates",
-                  _dept_verify, "ftrobot dept verify")
-    verify.add_argument("--ca", required=True, action="append", metavar="CA",
-                        help="trusted CA certificate file or directory (repeatable)")
+    verify = _add(
+        dept,
+        "verify",
+        "verify a robot or guardian certificate against trusted CA certificates",
+        _dept_verify,
+        "ftrobot dept verify",
+    )
+    verify.add_argument(
+        "--ca",
+        required=True,
+        action="append",
+        metavar="CA",
+        help="trusted CA certificate file or directory (repeatable)",
+    )
     verify.add_argument("certificate", metavar="CERT", help="certificate file (PEM or DER)")
 
 

@@ -1,4 +1,4 @@
-"""Auditor commands: `ftrobot log verify|export|stat` and `ftrobot decommission`.
+"""Auditor commands: `ftrobot log verify|export|stat|keygen` and `ftrobot decommission`.
 
 Exit codes: 0 clean / done, 1 problems found in the log (or records that failed to decrypt),
 2 usage, key or I/O error (one line on stderr, never a traceback)."""
@@ -6,14 +6,21 @@ Exit codes: 0 clean / done, 1 problems found in the log (or records that failed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ftrobot_guard.cli.command_groups import CliError, command_group
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from ftrobot_guard.blackbox.export import MessageDecoder
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -50,7 +57,7 @@ class ProgressBar:
             self._stream.flush()
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     log = command_group(subparsers, "log", "black box: verify, export and inspect encrypted logs")
     verify = log.add_parser(
         "verify", help="check integrity, order and completeness of a log (no decryption key needed)",
@@ -87,6 +94,15 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     stat.add_argument("--retention-days", type=float, default=183.0, help="retention period (default 183)")
     stat.add_argument("--json", action="store_true", help="print as JSON")
     stat.set_defaults(func=_stat)
+
+    keygen = log.add_parser(
+        "keygen", help="create the department's X25519 log key pair (private key mode 0600)",
+        description="Creates DIR/NAME.key (X25519 private key, PKCS#8 PEM, mode 0600: it decrypts every black"
+        " box wrapped for it; keep it with the department) and DIR/NAME.pub.pem (give it to each robot: recorder"
+        " parameter auditor_public_key_files). Never replaces an existing key.")
+    keygen.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for the key pair")
+    keygen.add_argument("--name", default="log_x25519", help="file name stem (default: log_x25519)")
+    keygen.set_defaults(func=_keygen)
 
     decom = subparsers.add_parser(
         "decommission", help="archive a robot's log for the department, then crypto-shred the robot's keys",
@@ -160,15 +176,9 @@ def _verify(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric import x25519
 
-    from ftrobot_guard.blackbox.export import (
-        ExportOutcome,
-        MessageDecoder,
-        entry_to_json,
-        iter_entries,
-        make_filter,
-        parse_time,
-    )
-    from ftrobot_guard.keys import KeyFileError, load_private_key
+    from ftrobot_guard.blackbox.export import parse_time
+    from ftrobot_guard.ros.message_types import CdrMessageDecoder
+    from ftrobot_guard.trust.keys import KeyFileError, load_private_key
 
     def run() -> int:
         if not args.directory.is_dir():
@@ -185,34 +195,47 @@ def _export(args: argparse.Namespace) -> int:
         except KeyFileError as exc:
             raise CliError(f"--key {exc}") from None
         assert isinstance(key, x25519.X25519PrivateKey)
-        decoder = None if args.raw else MessageDecoder()
-        outcome = ExportOutcome()
-        bar = ProgressBar("export")
-        out: TextIO
-        try:
-            out = open(args.out, "x", encoding="utf-8") if args.out is not None else sys.stdout
-        except FileExistsError:
-            raise CliError(f"--out {args.out}: already exists") from None
-        except OSError as exc:
-            raise CliError(f"--out {args.out}: {exc.strerror}") from None
-        try:
-            for item in iter_entries(args.directory, key, make_filter(since, until, args.topic), outcome, bar):
-                out.write(json.dumps(entry_to_json(item, decoder), ensure_ascii=False) + "\n")
-        except BrokenPipeError:  # the reader (e.g. `head`) stopped reading: not an error of ours
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return EXIT_OK
-        finally:
-            bar.close()
-            if out is not sys.stdout:
-                out.close()
-        for problem in outcome.problems:
-            print(f"ftrobot: warning: {problem}", file=sys.stderr)
-        print(f"exported {outcome.entries} entries from {outcome.segments_opened}/{outcome.segments_total} segments",
-              file=sys.stderr)
-        return EXIT_PROBLEMS if outcome.problems else EXIT_OK
+        decoder = None if args.raw else CdrMessageDecoder()
+        with contextlib.ExitStack() as stack:
+            out: TextIO = sys.stdout
+            if args.out is not None:
+                try:
+                    out = stack.enter_context(open(args.out, "x", encoding="utf-8"))
+                except FileExistsError:
+                    raise CliError(f"--out {args.out}: already exists") from None
+                except OSError as exc:
+                    raise CliError(f"--out {args.out}: {exc.strerror}") from None
+            return _write_export(args, key, decoder, since, until, out)
 
     return _blackbox_call(run)
+
+
+def _write_export(
+    args: argparse.Namespace,
+    key: x25519.X25519PrivateKey,
+    decoder: MessageDecoder | None,
+    since: int | None,
+    until: int | None,
+    out: TextIO,
+) -> int:
+    from ftrobot_guard.blackbox.export import ExportOutcome, entry_to_json, iter_entries, make_filter
+
+    outcome = ExportOutcome()
+    bar = ProgressBar("export")
+    try:
+        for item in iter_entries(args.directory, key, make_filter(since, until, args.topic), outcome, bar):
+            out.write(json.dumps(entry_to_json(item, decoder), ensure_ascii=False) + "\n")
+    except BrokenPipeError:  # the reader (e.g. `head`) stopped reading: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    finally:
+        bar.close()
+    for problem in outcome.problems:
+        print(f"ftrobot: warning: {problem}", file=sys.stderr)
+    print(f"exported {outcome.entries} entries from {outcome.segments_opened}/{outcome.segments_total} segments",
+          file=sys.stderr)
+    return EXIT_PROBLEMS if outcome.problems else EXIT_OK
 
 
 def _stat(args: argparse.Namespace) -> int:
@@ -238,11 +261,47 @@ def _stat(args: argparse.Namespace) -> int:
     return _blackbox_call(run)
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    from ftrobot_guard.trust.keys import (
+        KeyFileError,
+        fingerprint,
+        generate_private_key,
+        write_private_key,
+        write_public_key,
+    )
+
+    name: str = args.name
+    if not name or "/" in name or name.startswith(".") or not name.isprintable():
+        raise CliError(f"--name {name!r}: expected a plain file name stem like log_x25519")
+    directory: Path = args.out
+    private_path, public_path = directory / f"{name}.key", directory / f"{name}.pub.pem"
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"--out {directory}: not a directory")
+    for path in (private_path, public_path):
+        if path.exists():
+            raise CliError(f"{path}: already exists (refusing to replace a log key: what was wrapped for it"
+                           " could no longer be read)")
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = generate_private_key("x25519")
+        write_private_key(private_path, key)
+        write_public_key(public_path, key.public_key())
+    except KeyFileError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"--out {directory}: {exc.strerror or exc}") from None
+    print(f"private key: {private_path} (mode 0600; decrypts every black box wrapped for it: keep it with the"
+          " department)")
+    print(f"public key:  {public_path} (for each robot's recorder: auditor_public_key_files)")
+    print(f"fingerprint: {fingerprint(key.public_key())}")
+    return EXIT_OK
+
+
 def _decommission(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric import x25519
 
     from ftrobot_guard.blackbox.decommission import decommission
-    from ftrobot_guard.keys import KeyFileError, load_public_key
+    from ftrobot_guard.trust.keys import KeyFileError, load_public_key
 
     def run() -> int:
         if not args.directory.is_dir():

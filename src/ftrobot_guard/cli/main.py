@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ftrobot_guard import __version__
-from ftrobot_guard.cli import department_commands, identity_commands, log_commands, run_commands
+from ftrobot_guard.cli import department_commands, envelope_commands, identity_commands, log_commands, run_commands
 from ftrobot_guard.cli.command_groups import CliError
 
-_COMMAND_MODULES = (identity_commands, department_commands, log_commands, run_commands)
+_COMMAND_MODULES = (identity_commands, department_commands, envelope_commands, log_commands, run_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from ftrobot_guard.cli.command_groups import CliError
-from ftrobot_guard.node_stacks import DEFAULT_PARAMS, STACKS
-from ftrobot_guard.package_share import package_share
+from ftrobot_guard.ros.package_share import package_share
+from ftrobot_guard.ros.stacks import DEFAULT_PARAMS, STACKS
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = subparsers.add_parser(
         "up",
         help="start a stack of nodes (robot, department, sim) with YAML params, without launch_ros",
@@ -20,7 +20,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     up.add_argument("stack", choices=sorted(STACKS), help="which nodes to start")
     up.add_argument(
-        "--params", action="append", type=Path, default=[], metavar="FILE",
+        "--params",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
         help="ROS 2 params file (repeatable); default: the package's config files of the stack",
     )
     up.add_argument("--namespace", default="", metavar="NS", help="namespace of every node, e.g. /robot1")
@@ -42,7 +46,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def _validate_namespace(namespace: str) -> str:
     if not namespace:
         return ""
-    from ftrobot_guard.ros_names import NameError_, validate_namespace
+    from ftrobot_guard.ros.ros_names import NameError_, validate_namespace
 
     try:
         return validate_namespace(namespace)
@@ -51,7 +55,7 @@ def _validate_namespace(namespace: str) -> str:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ftrobot_guard.process_runner import StackError, run_stack
+    from ftrobot_guard.ros.stack_runner import StackError, run_stack
 
     params = list(args.params)
     if not params:
@@ -77,6 +81,6 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ftrobot_guard.demo_scenario import run_demo
+    from ftrobot_guard.cli.demo import run_demo
 
     return run_demo(args.out, with_sim=not args.no_sim)

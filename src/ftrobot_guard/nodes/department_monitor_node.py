@@ -3,7 +3,14 @@
 Finds heartbeat topics by type (any namespace) or takes a fixed list, verifies each heartbeat
 against the trusted department CA certificates, keeps its own timestamp watchdog for silence, and
 publishes ``department/alerts`` (ftrobot_msgs/DepartmentAlert) and ``/diagnostics``. It also keeps
-the black-box checkpoints each genuine heartbeat carried (witnessed heads) for later audits.
+the black-box checkpoints each accepted heartbeat carried (witnessed heads) for later audits.
+
+Heartbeats are taken in batches (:class:`~ftrobot_guard.ros.batched_intake.BatchedIntake`) and
+handed, message and reception, to :class:`~ftrobot_guard.department.fleet_monitor.FleetMonitor`,
+which judges every one of them, malformed ones included. The reception carries the topic, rmw's
+publication sequence number and, where rclpy reports it (rclpy 9, Kilted; not rclpy 7, Jazzy), the
+publisher's gid: the evidence for "one boot session from two publishers". Per heartbeat the node
+does no logging and no formatting; counts go to ``/diagnostics`` once a second.
 """
 
 from __future__ import annotations
@@ -16,18 +23,17 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
-from ftrobot_guard.certificates import CertificateError, load_certificates
-from ftrobot_guard.fleet_monitor import Alert, FleetMonitor, HeartbeatFormatError, RobotRow, heartbeat_view_from_fields
-from ftrobot_guard.nodes.batched_intake import BatchedIntake
-from ftrobot_guard.nodes.node_parameters import (
+from ftrobot_guard.trust.certificates import CertificateError, load_certificates
+from ftrobot_guard.department.fleet_monitor import Alert, FleetMonitor, Reception, Refusal, RobotRow
+from ftrobot_guard.ros.batched_intake import BatchedIntake
+from ftrobot_guard.ros.node_parameters import (
     NodeConfigurationError,
     declare_double,
     declare_int,
     declare_string,
     declare_string_list,
 )
-from ftrobot_guard.nodes.qos_profiles import EVENTS, HEARTBEAT_MONITOR
-from ftrobot_guard.signed_fields import message_fields
+from ftrobot_guard.ros.qos_profiles import EVENTS, HEARTBEAT_MONITOR
 from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead, WitnessedHeadError, WitnessedHeadStore
 from ftrobot_msgs.msg import DepartmentAlert, Heartbeat
 
@@ -75,6 +81,7 @@ class DepartmentMonitorNode(Node):
         self._subscribed: set[str] = set()
         self._alert_listeners: list[Callable[[Alert], None]] = []
         self.heartbeats_received = 0
+        self._last_witnessed: dict[str, tuple[str, int, str]] = {}
         for topic in self._topics:
             self._subscribe(topic)
         if not self._topics:
@@ -93,26 +100,29 @@ class DepartmentMonitorNode(Node):
                 self._subscribe(name)
 
     def _subscribe(self, topic: str) -> None:
+        heard_on: list[str] = []  # the resolved name, known once subscribed
         resolved = self._intake.subscribe(
-            Heartbeat, topic, HEARTBEAT_MONITOR, lambda msg, _info, t=topic: self._on_heartbeat(msg, t)
+            Heartbeat, topic, HEARTBEAT_MONITOR, lambda msg, info: self._on_heartbeat(msg, info, heard_on[0])
         )
+        heard_on.append(resolved)
         self._subscribed.add(resolved)
         self.get_logger().info(f"watching heartbeats on {resolved}")
 
-    def _on_heartbeat(self, msg: Heartbeat, topic: str) -> None:
-        now_s = time.monotonic()
+    def _on_heartbeat(self, msg: Heartbeat, info: dict[str, Any], topic: str) -> None:
         self.heartbeats_received += 1
-        try:
-            view = heartbeat_view_from_fields(message_fields(msg), bytes(msg.signature), sender=topic)
-        except (HeartbeatFormatError, ValueError) as exc:
-            self.get_logger().warning(f"malformed heartbeat on {topic} refused: {exc}")
-            return
-        alerts = self._monitor.on_heartbeat(view, now_s)
-        if msg.log_checkpoint_sequence > 0 and self._monitor.accepted(view):
+        gid = info.get("publisher_gid")  # rclpy >= 9 only
+        reception = Reception(topic, gid["data"] if gid else b"", info.get("publication_sequence_number"))
+        outcome = self._monitor.on_heartbeat(msg, time.monotonic(), reception)
+        if outcome.accepted and msg.log_checkpoint_sequence > 0:
             self._witness(msg)
-        self._emit(alerts)
+        if outcome.alerts:
+            self._emit(outcome.alerts)
 
     def _witness(self, msg: Heartbeat) -> None:
+        key = (msg.log_segment_id, msg.log_checkpoint_sequence, msg.log_chain_head)
+        if self._last_witnessed.get(msg.identity_number) == key:
+            return  # the same checkpoint as this robot's previous heartbeat: already witnessed
+        self._last_witnessed[msg.identity_number] = key
         stamp = msg.log_checkpoint_stamp
         head = WitnessedHead(
             identity_number=msg.identity_number, segment_id=msg.log_segment_id,
@@ -171,11 +181,22 @@ class DepartmentMonitorNode(Node):
         array = DiagnosticArray()
         array.header.stamp = self._wall.now().to_msg()
         own = DiagnosticStatus(name="department_monitor", hardware_id="department_monitor")
-        own.level = DiagnosticStatus.ERROR if self.heartbeats_failed else DiagnosticStatus.OK
-        own.message = (f"{self.heartbeats_failed} heartbeat(s) could not be processed (see log)"
-                       if self.heartbeats_failed else f"watching {len(self._subscribed)} heartbeat topic(s)")
+        refused = self._monitor.refused_counts()
+        malformed = refused[Refusal.MALFORMED]
+        if self.heartbeats_failed:
+            own.level = DiagnosticStatus.ERROR
+            own.message = f"{self.heartbeats_failed} heartbeat(s) could not be processed (see log)"
+        elif malformed:
+            own.level = DiagnosticStatus.WARN
+            own.message = f"{malformed} malformed heartbeat(s) refused (see department/alerts)"
+        else:
+            own.level = DiagnosticStatus.OK
+            own.message = f"watching {len(self._subscribed)} heartbeat topic(s)"
         own.values = [KeyValue(key="heartbeats_received", value=str(self.heartbeats_received)),
+                      KeyValue(key="heartbeats_accepted", value=str(self._monitor.accepted_count)),
                       KeyValue(key="heartbeats_failed", value=str(self.heartbeats_failed))]
+        own.values += [KeyValue(key=f"heartbeats_refused_{reason.name.lower()}", value=str(count))
+                       for reason, count in refused.items()]
         array.status.append(own)
         for row in self.rows():
             status = DiagnosticStatus()
@@ -196,6 +217,6 @@ class DepartmentMonitorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    from ftrobot_guard.nodes.single_node import run_single_node
+    from ftrobot_guard.ros.single_node import run_single_node
 
     run_single_node(DepartmentMonitorNode, args)

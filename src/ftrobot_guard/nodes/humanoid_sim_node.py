@@ -1,13 +1,17 @@
-"""Simulated Unitree G1 behind the hardware contract (DESIGN.md §4, §5).
+"""Simulated Unitree G1 behind the hardware contract (docs/design.md, § Hardware contract, § Topics and QoS).
 
 Publishes ``joint_states``, ``imu``, ``odom`` (sensor QoS), ``actuator_temperatures``, ``battery``,
 ``sim/ground_truth`` and, in lock-step mode, ``/clock``. Takes ``hw/joint_command``, ``hw/cmd_vel``
 and ``guard/alive``; serves ``hw/set_actuation_mode`` and ``sim/inject_fault``.
 
 A dedicated physics thread steps :class:`HumanoidSim` (2 ms steps): paced to wall time in real-time
-mode, as fast as possible in lock-step mode (waiting for the guard's heartbeat to keep up). Callbacks
-and the physics thread share the simulator under one lock. The ``rogue_publisher`` fault runs a second
+mode (sim/pacing.py), as fast as possible in lock-step mode, waiting for the guard's heartbeat to keep
+up (sim/lockstep_wait.py). Which outputs are due at a step (sim/publication_schedule.py) and when a
+delayed one is released (sim/delay_queue.py) is decided without ROS; this node only adapts them.
+Callbacks and the physics thread share the simulator under one lock: every read or change of its
+state, mode changes included, happens while holding it. The ``rogue_publisher`` fault runs a second
 node, ``rogue_controller``, on the same context that publishes on ``hw/joint_command``.
+Every parameter is read-only (ros/node_parameters.py): the simulator reads them once, at start.
 """
 
 from __future__ import annotations
@@ -16,42 +20,42 @@ import math
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 from builtin_interfaces.msg import Time as TimeMsg
+from ftrobot_msgs.msg import JointTemperatures, SimGroundTruth
+from ftrobot_msgs.srv import InjectFault, SetActuationMode
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import BatteryState, Imu, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ftrobot_guard.nodes.node_parameters import (
+from ftrobot_guard.hardware.actuation_modes import STOP_MODES, ActuationMode
+from ftrobot_guard.hardware.joint_commands import KD_MAX, KP_MAX, CommandRefused, validate_gains
+from ftrobot_guard.ros.node_parameters import (
     NodeConfigurationError,
     declare_bool,
     declare_double,
+    declare_double_list,
     declare_int,
     declare_string,
 )
-from ftrobot_guard.nodes.qos_profiles import COMMANDS, SENSOR_DATA
-from ftrobot_guard.sim.actuation_modes import STOP_MODES, ActuationMode
+from ftrobot_guard.ros.qos_profiles import COMMANDS, SENSOR_DATA
 from ftrobot_guard.sim.battery_model import BatteryParameters
-from ftrobot_guard.sim.command_validation import CommandRefused, validate_gains
+from ftrobot_guard.sim.delay_queue import DelayQueue
 from ftrobot_guard.sim.faults import FaultKind
 from ftrobot_guard.sim.g1_model import JOINT_COUNT, ModelLoadError
-from ftrobot_guard.sim.ground_truth import FallCriteria
+from ftrobot_guard.sim.ground_truth import FallCriteria, ModeChange
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, RogueCommand, SimConfig
+from ftrobot_guard.sim.lockstep_wait import GuardHeartbeatState, LockstepGuardWait
+from ftrobot_guard.sim.pacing import RealTimeFactorWindow, RealTimePacer
+from ftrobot_guard.sim.publication_schedule import PublicationSchedule
 from ftrobot_guard.sim.thermal_model import ThermalParameters
-from ftrobot_msgs.msg import JointTemperatures, SimGroundTruth
-from ftrobot_msgs.srv import InjectFault, SetActuationMode
 
 # guard/alive is taken from reliable and best-effort publishers alike.
 GUARD_ALIVE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -59,7 +63,6 @@ CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Rel
 # The physics thread releases the GIL inside every mj_step; with Python's default 5 ms switch interval a
 # busy callback thread could keep it for longer than two physics steps. 0.5 ms keeps the loop on time.
 GIL_SWITCH_INTERVAL_S = 0.0005
-BEHIND_RESYNC_S = 0.25  # real-time mode: further behind than this, the schedule is reset (overrun counted)
 
 
 def node_parameter_overrides(lockstep: bool, headless: bool) -> dict[str, object]:
@@ -69,36 +72,28 @@ def node_parameter_overrides(lockstep: bool, headless: bool) -> dict[str, object
 
 def _time_msg(seconds: float) -> TimeMsg:
     whole = math.floor(seconds)
-    return TimeMsg(sec=int(whole), nanosec=min(999_999_999, int(round((seconds - whole) * 1e9))))
-
-
-class _Rate:
-    """Publication schedule in sim time."""
-
-    def __init__(self, rate_hz: float) -> None:
-        self.period = 1.0 / rate_hz
-        self.next = 0.0
-
-    def due(self, t: float) -> bool:
-        if t + 1e-9 < self.next:
-            return False
-        self.next = max(self.next + self.period, t)
-        return True
+    return TimeMsg(sec=int(whole), nanosec=min(999_999_999, round((seconds - whole) * 1e9)))
 
 
 class HumanoidSimNode(Node):
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__("humanoid_sim", **node_kwargs)
-        self._lockstep = declare_bool(self, "lockstep", False, "Step as fast as possible and publish /clock (deterministic tests)")
-        self._headless = declare_bool(self, "headless", True, "No viewer window (a passive MuJoCo viewer otherwise, if a display exists)")
-        self._rtf_target = declare_double(self, "real_time_factor", 1.0, "Real-time mode: sim seconds per wall second", 0.01, 100.0)
+        self._lockstep = declare_bool(
+            self, "lockstep", False, "Step as fast as possible and publish /clock (deterministic tests)"
+        )
+        self._headless = declare_bool(
+            self, "headless", True, "No viewer window (a passive MuJoCo viewer otherwise, if a display exists)"
+        )
+        self._rtf_target = declare_double(
+            self, "real_time_factor", 1.0, "Real-time mode: sim seconds per wall second", 0.01, 100.0
+        )
         gains = {
-            name: self._declare_gains(name, default, description)
-            for name, default, description in (
-                ("kp", 300.0, "NORMAL joint stiffness, one value for all joints or 29 in model order [N·m/rad]"),
-                ("kd", 8.0, "NORMAL joint damping, one value or 29 [N·m·s/rad]"),
-                ("hold_kp", 300.0, "HOLD joint stiffness, one value or 29 [N·m/rad]"),
-                ("hold_kd", 8.0, "HOLD joint damping, one value or 29 [N·m·s/rad]"),
+            name: declare_double_list(self, name, [default], description, 0.0, high, unit)
+            for name, default, description, high, unit in (
+                ("kp", 300.0, "NORMAL joint stiffness, one value for all or 29 in model order", KP_MAX, "N·m/rad"),
+                ("kd", 8.0, "NORMAL joint damping, one value or 29", KD_MAX, "N·m·s/rad"),
+                ("hold_kp", 300.0, "HOLD joint stiffness, one value or 29", KP_MAX, "N·m/rad"),
+                ("hold_kd", 8.0, "HOLD joint damping, one value or 29", KD_MAX, "N·m·s/rad"),
             )
         }
         for prefix in ("", "hold_"):
@@ -106,13 +101,22 @@ class HumanoidSimNode(Node):
                 validate_gains(gains[f"{prefix}kp"], gains[f"{prefix}kd"], JOINT_COUNT)
             except CommandRefused as exc:
                 raise NodeConfigurationError(f"{self.get_name()}: parameter {prefix}kp/{prefix}kd: {exc}") from None
-        damping_kd = declare_double(self, "damping_kd", 10.0, "DAMPING mode: tau = -damping_kd * qdot", 0.0, 200.0, "N·m·s/rad")
-        velocity_limit = declare_double(self, "velocity_limit", 30.0, "Largest accepted joint velocity target", 0.1, 100.0, "rad/s")
-        max_speed = declare_double(self, "max_base_speed", 1.0, "Largest accepted hw/cmd_vel planar speed", 0.0, 5.0, "m/s")
+        damping_kd = declare_double(
+            self, "damping_kd", 10.0, "DAMPING mode: tau = -damping_kd * qdot", 0.0, 200.0, "N·m·s/rad"
+        )
+        velocity_limit = declare_double(
+            self, "velocity_limit", 30.0, "Largest accepted joint velocity target", 0.1, 100.0, "rad/s"
+        )
+        max_speed = declare_double(
+            self, "max_base_speed", 1.0, "Largest accepted hw/cmd_vel planar speed", 0.0, 5.0, "m/s"
+        )
         max_yaw = declare_double(self, "max_yaw_rate", 1.5, "Largest accepted hw/cmd_vel yaw rate", 0.0, 10.0, "rad/s")
-        cmd_vel_timeout = declare_double(self, "cmd_vel_timeout", 0.5, "Base velocity reset to 0 after this long without hw/cmd_vel", 0.01, 10.0, "s")
+        cmd_vel_timeout = declare_double(
+            self, "cmd_vel_timeout", 0.5, "Base velocity reset to 0 after this long without hw/cmd_vel", 0.01, 10.0, "s"
+        )
         self._alive_timeout = declare_double(
-            self, "guard_alive_timeout", 0.1, "DAMPING when guard/alive stops for longer than this (sim time)", 0.005, 10.0, "s"
+            self, "guard_alive_timeout", 0.1, "DAMPING when guard/alive stops for longer than this (sim time)",
+            0.005, 10.0, "s",
         )
         require_alive = declare_bool(
             self, "require_guard_alive", True,
@@ -122,42 +126,62 @@ class HumanoidSimNode(Node):
             self, "guard_alive_check_stamp", True,
             "Ignore a guard/alive whose header stamp differs from this node's clock by more than guard_alive_timeout",
         )
-        initial = declare_string(self, "initial_mode", "HOLD", "Mode at start: HOLD, DAMPING, ZERO_TORQUE or POWER_OFF")
+        initial = declare_string(
+            self, "initial_mode", "HOLD", "Mode at start: HOLD, DAMPING, ZERO_TORQUE or POWER_OFF"
+        )
         if initial not in {m.name for m in STOP_MODES}:
             raise NodeConfigurationError(
-                f"{self.get_name()}: parameter initial_mode: {initial!r} is not one of HOLD, DAMPING, ZERO_TORQUE, POWER_OFF"
+                f"{self.get_name()}: parameter initial_mode: {initial!r} is not one of "
+                "HOLD, DAMPING, ZERO_TORQUE, POWER_OFF"
             )
         seed = declare_int(self, "seed", 0, "Seed of the encoder-noise generator", 0, 2**31 - 1)
-        self._rates = {
-            topic: _Rate(declare_double(self, f"{key}_rate_hz", default, f"Publication rate of {topic} (sim time)", 0.1, 500.0, "Hz"))
+        self._schedule = PublicationSchedule({
+            topic: declare_double(
+                self, f"{key}_rate_hz", default, f"Publication rate of {topic} (sim time)", 0.1, 500.0, "Hz"
+            )
             for topic, key, default in (
                 ("joint_states", "joint_states", 500.0), ("imu", "imu", 500.0), ("odom", "odom", 100.0),
                 ("actuator_temperatures", "temperature", 10.0), ("battery", "battery", 1.0),
                 ("sim/ground_truth", "ground_truth", 50.0),
             )
-        }
-        fall_height = declare_double(self, "fall_height", 0.40, "Ground truth: fallen when the pelvis is lower", 0.05, 0.8, "m")
-        fall_tilt = declare_double(self, "fall_tilt", 1.0, "Ground truth: fallen when the torso tilts more", 0.1, 3.14, "rad")
-        ambient = declare_double(self, "ambient_temperature", 25.0, "Actuator ambient temperature", -20.0, 60.0, "degC")
-        thermal_tau = declare_double(self, "thermal_time_constant", 120.0, "Actuator thermal time constant", 1.0, 3600.0, "s")
-        battery_charge = declare_double(self, "battery_initial_charge", 0.9, "Battery charge at start (fraction)", 0.0, 1.0)
-        self._lead = declare_double(
-            self, "lockstep_guard_lead", 0.05, "Lock-step: sim time may run ahead of the last guard/alive by this much", 0.002, 10.0, "s"
+        })
+        fall_height = declare_double(
+            self, "fall_height", 0.40, "Ground truth: fallen when the pelvis is lower", 0.05, 0.8, "m"
         )
-        self._wait = declare_double(
-            self, "lockstep_guard_wait", 1.0, "Lock-step: wall time to wait for a lagging guard before running on", 0.0, 60.0, "s"
+        fall_tilt = declare_double(
+            self, "fall_tilt", 1.0, "Ground truth: fallen when the torso tilts more", 0.1, 3.14, "rad"
         )
-        if self._lockstep and self._lead >= self._alive_timeout:
+        ambient = declare_double(
+            self, "ambient_temperature", 25.0, "Actuator ambient temperature", -20.0, 60.0, "degC"
+        )
+        thermal_tau = declare_double(
+            self, "thermal_time_constant", 120.0, "Actuator thermal time constant", 1.0, 3600.0, "s"
+        )
+        battery_charge = declare_double(
+            self, "battery_initial_charge", 0.9, "Battery charge at start (fraction)", 0.0, 1.0
+        )
+        lead = declare_double(
+            self, "lockstep_guard_lead", 0.05, "Lock-step: sim time may run ahead of the last guard/alive by this much",
+            0.002, 10.0, "s",
+        )
+        patience = declare_double(
+            self, "lockstep_guard_wait", 1.0, "Lock-step: wall time to wait for a lagging guard before running on",
+            0.0, 60.0, "s",
+        )
+        if self._lockstep and lead >= self._alive_timeout:
             raise NodeConfigurationError(
-                f"{self.get_name()}: parameter lockstep_guard_lead ({self._lead} s) must be below guard_alive_timeout "
+                f"{self.get_name()}: parameter lockstep_guard_lead ({lead} s) must be below guard_alive_timeout "
                 f"({self._alive_timeout} s), or the watchdog would trip on a guard that keeps up"
             )
-        self._record_file = declare_string(self, "record_file", "", "Write ground truth (summary + series) as JSON here on shutdown")
-        self.add_on_set_parameters_callback(self._refuse_parameter_changes)
+        self._record_file = declare_string(
+            self, "record_file", "", "Write ground truth (summary + series) as JSON here on shutdown"
+        )
+        self._guard_wait = LockstepGuardWait(lead, patience)
 
         config = SimConfig(
             kp=gains["kp"], kd=gains["kd"], hold_kp=gains["hold_kp"], hold_kd=gains["hold_kd"], damping_kd=damping_kd,
-            velocity_limit=velocity_limit, max_base_speed=max_speed, max_yaw_rate=max_yaw, cmd_vel_timeout=cmd_vel_timeout,
+            velocity_limit=velocity_limit, max_base_speed=max_speed, max_yaw_rate=max_yaw,
+            cmd_vel_timeout=cmd_vel_timeout,
             guard_alive_timeout=self._alive_timeout, require_guard_alive=require_alive,
             initial_mode=ActuationMode[initial], seed=seed, fall=FallCriteria(fall_height, fall_tilt),
             thermal=ThermalParameters(ambient_c=ambient, time_constant_s=thermal_tau),
@@ -173,11 +197,11 @@ class HumanoidSimNode(Node):
         self._stop = threading.Event()
         self._closed = False
         self.last_refusal = ""
-        self._mode_changes_logged = 0
-        self._delayed: deque[tuple[float, Any, Any]] = deque()
+        self._mode_changes_logged = 0  # physics thread only
+        self._delayed: DelayQueue[tuple[Any, Any]] = DelayQueue()  # (publisher, message); physics thread only
         self._rogue: Node | None = None
         self._rogue_publisher: Any = None
-        self._rtf = math.nan
+        self._rtf = RealTimeFactorWindow()  # physics thread only
         self._viewer: Any = None
 
         self._pub = {
@@ -206,26 +230,6 @@ class HumanoidSimNode(Node):
             f"{'' if require_alive else ' (NORMAL allowed without a guard)'}"
         )
 
-    # ------------------------------------------------------------------ parameters
-    def _declare_gains(self, name: str, default: float, description: str) -> tuple[float, ...]:
-        descriptor = ParameterDescriptor(description=description)
-        try:
-            value = self.declare_parameter(name, [default], descriptor).value
-        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-            raise NodeConfigurationError(
-                f"{self.get_name()}: parameter {name}: expected a list of floats (write 300.0, not 300): {exc}"
-            ) from None
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        ):
-            raise NodeConfigurationError(f"{self.get_name()}: parameter {name}: expected a list of numbers, got {value!r}")
-        return tuple(float(v) for v in value)
-
-    def _refuse_parameter_changes(self, parameters: list[Parameter]) -> SetParametersResult:
-        if all(p.name == "use_sim_time" for p in parameters):
-            return SetParametersResult(successful=True)
-        return SetParametersResult(successful=False, reason="humanoid_sim reads its parameters at start; restart it to change them")
-
     # ------------------------------------------------------------------ public helpers (tests, demo)
     @property
     def sim(self) -> HumanoidSim:
@@ -247,7 +251,7 @@ class HumanoidSimNode(Node):
         if self._viewer is not None:
             try:
                 self._viewer.close()
-            except Exception:  # noqa: BLE001 - a viewer failing to close must not block shutdown
+            except Exception:
                 pass
         if self._record_file:
             with self._lock:
@@ -286,7 +290,7 @@ class HumanoidSimNode(Node):
         if self._lockstep:
             with self._lock:
                 return self._sim.time
-        return self.get_clock().now().nanoseconds * 1e-9
+        return float(self.get_clock().now().nanoseconds) * 1e-9
 
     def _on_guard_alive(self, msg: Header) -> None:
         if self._check_stamp:
@@ -300,11 +304,14 @@ class HumanoidSimNode(Node):
         with self._lock:
             self._sim.guard_alive()
 
-    def _on_set_mode(self, request: SetActuationMode.Request, response: SetActuationMode.Response) -> SetActuationMode.Response:
+    def _on_set_mode(
+        self, request: SetActuationMode.Request, response: SetActuationMode.Response
+    ) -> SetActuationMode.Response:
         with self._lock:
             outcome = self._sim.set_actuation_mode(int(request.mode), request.reason, "service")
+            mode = outcome.mode if outcome.mode is not None else self._sim.mode
         response.success = outcome.success
-        response.mode = int(outcome.mode if outcome.mode is not None else self._sim.mode)
+        response.mode = int(mode)
         response.message = outcome.message
         if not outcome.success:
             self._refused(f"set_actuation_mode({request.mode}): {outcome.message}")
@@ -327,71 +334,49 @@ class HumanoidSimNode(Node):
     def _run(self) -> None:
         try:
             self._loop()
-        except Exception as exc:  # noqa: BLE001 - report, never die silently
+        except Exception as exc:
             if self._stop.is_set() or not self.context.ok():
                 return  # shutting down (e.g. SIGINT shut the context down before close())
             self.get_logger().fatal(f"physics thread stopped: {type(exc).__name__}: {exc}")
 
     def _loop(self) -> None:
-        dt = self._sim.timestep
-        period = dt / self._rtf_target
-        next_wall = time.monotonic()
-        window: deque[tuple[float, float]] = deque(maxlen=250)
-        waited_for: float | None = None
+        pacer = RealTimePacer(self._sim.timestep, self._rtf_target, time.monotonic())
         while not self._stop.is_set():
             if self._lockstep:
-                waited_for = self._wait_for_guard(waited_for)
+                self._guard_wait.wait(self._guard_state, time.monotonic, time.sleep, self._stop.is_set)
             with self._lock:
                 self._sim.step()
                 sim_time = self._sim.time
                 outputs = self._collect(sim_time)
                 rogue = self._sim.take_rogue_commands()
                 rogue_active = any(f.kind is FaultKind.ROGUE_PUBLISHER for f in self._sim.active_faults())
-            wall = time.monotonic()
-            window.append((wall, sim_time))
-            if len(window) > 1 and window[-1][0] > window[0][0]:
-                self._rtf = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+                mode_changes = self._new_mode_changes()
+            self._rtf.add(time.monotonic(), sim_time)
             self._publish(sim_time, outputs)
             self._handle_rogue(rogue, rogue_active, sim_time)
-            self._log_mode_changes()
+            self._log_mode_changes(mode_changes)
             if self._viewer is not None:
                 self._sync_viewer()
             if self._lockstep:
                 time.sleep(0)  # let callbacks in
                 continue
-            next_wall += period
-            delay = next_wall - time.monotonic()
-            if delay > 0:
+            delay = pacer.after_step(time.monotonic())
+            if delay > 0.0:
                 time.sleep(delay)
-            elif delay < -BEHIND_RESYNC_S:
-                next_wall = time.monotonic()
 
-    def _wait_for_guard(self, waited_for: float | None) -> float | None:
-        """Lock-step: do not run further than lockstep_guard_lead ahead of the guard's last heartbeat.
-
-        After lockstep_guard_wait s of wall time without news the sim runs on (the guard is gone; the
-        watchdog then sees the silence in sim time) until the next heartbeat arrives.
-        """
-        deadline = time.monotonic() + self._wait
-        while not self._stop.is_set():
-            with self._lock:
-                seen, last, now = self._sim.guard_alive_seen, self._sim.last_guard_alive_time, self._sim.time
-            if not seen or now - last <= self._lead or waited_for == last:
-                return waited_for
-            if time.monotonic() >= deadline:
-                return last
-            time.sleep(0.0002)
-        return waited_for
+    def _guard_state(self) -> GuardHeartbeatState:
+        with self._lock:
+            return GuardHeartbeatState(self._sim.guard_alive_seen, self._sim.last_guard_alive_time, self._sim.time)
 
     def _collect(self, sim_time: float) -> dict[str, Any]:
         sim = self._sim
         out: dict[str, Any] = {}
-        for topic, rate in self._rates.items():
-            if rate.due(sim_time) and (topic == "sim/ground_truth" or not sim.topic_dropped(topic)):
+        for topic in self._schedule.due(sim_time):
+            if topic == "sim/ground_truth" or not sim.topic_dropped(topic):
                 out[topic] = (
                     sim.joint_state() if topic == "joint_states" else sim.imu() if topic == "imu"
                     else sim.odom() if topic == "odom" else sim.temperatures() if topic == "actuator_temperatures"
-                    else sim.battery() if topic == "battery" else sim.ground_truth(self._rtf)
+                    else sim.battery() if topic == "battery" else sim.ground_truth(self._rtf.factor)
                 )
         out["_delays"] = {topic: sim.topic_delay(topic) for topic in out}
         return out
@@ -408,11 +393,10 @@ class HumanoidSimNode(Node):
             msg = self._to_message(topic, reading, stamp)
             delay = delays.get(topic, 0.0)
             if delay > 0.0:
-                self._delayed.append((sim_time + delay, self._pub[topic], msg))
+                self._delayed.put(sim_time + delay, (self._pub[topic], msg))
             else:
                 self._pub[topic].publish(msg)
-        while self._delayed and self._delayed[0][0] <= sim_time + 1e-9:
-            _, publisher, msg = self._delayed.popleft()
+        for publisher, msg in self._delayed.pop_due(sim_time):
             publisher.publish(msg)
 
     def _to_message(self, topic: str, reading: Any, stamp: TimeMsg) -> Any:
@@ -476,12 +460,18 @@ class HumanoidSimNode(Node):
             self._rogue = None
             self._rogue_publisher = None
 
-    def _log_mode_changes(self) -> None:
-        changes = self._sim.recorder.mode_changes
-        while self._mode_changes_logged < len(changes):
-            change = changes[self._mode_changes_logged]
-            self._mode_changes_logged += 1
-            text = f"actuation {change.previous.name} -> {change.mode.name} at t={change.time:.3f} s ({change.source}: {change.reason})"
+    def _new_mode_changes(self) -> list[ModeChange]:
+        """Mode changes recorded since the last call (service callbacks add them too): hold the lock."""
+        changes = self._sim.recorder.mode_changes[self._mode_changes_logged:]
+        self._mode_changes_logged += len(changes)
+        return changes
+
+    def _log_mode_changes(self, changes: list[ModeChange]) -> None:
+        for change in changes:
+            text = (
+                f"actuation {change.previous.name} -> {change.mode.name} at t={change.time:.3f} s "
+                f"({change.source}: {change.reason})"
+            )
             if change.source == "service":
                 self.get_logger().info(text)
             else:
@@ -494,7 +484,7 @@ class HumanoidSimNode(Node):
 
             self._viewer = mujoco.viewer.launch_passive(self._sim.model, self._sim.data)
             self._viewer_next = 0.0
-        except Exception as exc:  # noqa: BLE001 - no display / no GLFW: run headless
+        except Exception as exc:
             self.get_logger().warning(f"no viewer ({type(exc).__name__}: {exc}); running headless")
             self._viewer = None
 
@@ -509,6 +499,6 @@ class HumanoidSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    from ftrobot_guard.nodes.single_node import run_single_node
+    from ftrobot_guard.ros.single_node import run_single_node
 
     run_single_node(HumanoidSimNode, args)

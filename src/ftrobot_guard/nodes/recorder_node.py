@@ -1,18 +1,22 @@
-"""Recorder node: the black box (DESIGN.md §7, docs/blackbox-format.md).
+"""Recorder node: the black box (docs/design.md, § Black box; docs/blackbox-format.md).
 
 Subscribes to the topics named in ``topics`` as serialized messages (raw CDR bytes with their
 type names, as rosbag2 does, so nothing is decoded on the hot path) and routes them by tier
 (event / incident / state, see :mod:`ftrobot_guard.blackbox.recording_policy`) into the encrypted,
-hash-chained log. A writer thread seals and fsyncs every ``fsync_interval_ms``. Publishes the
-latest durable checkpoint on ``blackbox/checkpoint`` (ftrobot_msgs/LogCheckpoint, latched: the
-heartbeat carries it to the department) and the log's state on ``/diagnostics``.
+hash-chained log. A writer thread seals and fsyncs every ``fsync_interval_ms``; a retention thread
+deletes expired segments over budget and refreshes the disk figures, so the executor only drains
+messages (every 20 ms) and publishes. Publishes the latest durable checkpoint on
+``blackbox/checkpoint`` (ftrobot_msgs/LogCheckpoint, latched: the heartbeat carries it to the
+department) and the log's state on ``/diagnostics`` (ERROR while writes fail, entries are lost, the
+budget is exceeded, or recovery found damage in the log that no power cut explains).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -23,19 +27,19 @@ from rclpy.qos import QoSProfile
 from ftrobot_guard.blackbox.errors import BlackBoxError
 from ftrobot_guard.blackbox.log_writer import FlushThread, LogWriter, WriterKeys, WriterPolicy
 from ftrobot_guard.blackbox.recording_policy import TopicSpec, TopicSpecError, TwoTierRecorder, parse_topic_specs
-from ftrobot_guard.blackbox.retention import RetentionPolicy, enforce_retention, retention_status
-from ftrobot_guard.identity import IdentityNumberError, parse_identity_number
-from ftrobot_guard.keys import KeyFileError, load_private_key, load_public_key
-from ftrobot_guard.message_types import MessageTypeError, import_message_type
-from ftrobot_guard.nodes.batched_intake import BatchedIntake, with_depth
-from ftrobot_guard.nodes.node_parameters import (
+from ftrobot_guard.blackbox.retention import RetentionPolicy, RetentionResult, RetentionWorker
+from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
+from ftrobot_guard.ros.message_types import MessageTypeError, import_message_type
+from ftrobot_guard.ros.node_parameters import (
     NodeConfigurationError,
     declare_double,
     declare_int,
     declare_string,
     declare_string_list,
 )
-from ftrobot_guard.nodes.qos_profiles import EVENTS, LATCHED, SENSOR_DATA
+from ftrobot_guard.ros.qos_profiles import EVENTS, LATCHED, SENSOR_DATA
+from ftrobot_guard.trust.identity import IdentityNumberError, parse_identity_number
+from ftrobot_guard.trust.keys import KeyFileError, load_private_key, load_public_key
 
 _QOS: dict[str, QoSProfile] = {"reliable": EVENTS, "sensor": SENSOR_DATA, "latched": LATCHED}
 
@@ -56,8 +60,9 @@ class RecorderNode(Node):
         identity = declare_string(self, "identity_number", "", "Robot identity number, e.g. 440304-RB-2026-000123-8",
                                   True)
         signing_file = declare_string(self, "signing_key_file", "", "Robot Ed25519 private key (PEM, mode 0600)", True)
-        auditor_files = declare_string_list(self, "auditor_public_key_files", [],
-                                            "X25519 public keys of the department/auditors the data keys are wrapped for")
+        auditor_files = declare_string_list(
+            self, "auditor_public_key_files", [], "X25519 public keys of the department/auditors the data keys are"
+            " wrapped for")
         robot_copy_file = declare_string(self, "robot_copy_public_key_file", "",
                                          "Optional X25519 public key of the robot's own copy ('' = none)")
         cert_file = declare_string(self, "certificate_file", "", "Robot identity certificate embedded in headers")
@@ -124,12 +129,13 @@ class RecorderNode(Node):
             raise NodeConfigurationError(f"{name}: parameter log_directory: {exc}") from None
         for line in outcome.messages:
             self.get_logger().warning(f"black box recovery: {line}")
-        self._recovery_lines = outcome.messages
-        self._write_error = ""
+        self._damage = outcome.damage  # stays an ERROR on /diagnostics for this run: the log needs an auditor
+        if self._damage:
+            self.get_logger().error(f"black box damaged: {self._damage}")
         self._recorder = TwoTierRecorder(self._specs, self._writer.append, ring_seconds, int(ring_mb * 2**20), post_s)
         self._recorder.guardian = self._guardian_default
         self.messages_received = 0
-        # Recorded topics are taken in batches (nodes/batched_intake.py): per-message executor dispatch
+        # Recorded topics are taken in batches (ros/batched_intake.py): per-message executor dispatch
         # cost more CPU than recording. Depth 500 holds 10 s of a 50 Hz topic or 1 s at 500 Hz; a
         # drain runs every 20 ms. Records keep rmw's receive time, not the drain time.
         self.messages_failed = 0
@@ -158,9 +164,11 @@ class RecorderNode(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(0.02, self._intake.drain, clock=steady)
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
-        self.create_timer(retention_check_s, self._enforce_retention, clock=steady)
-        self._retention_line = ""
+        self._retention_worker = RetentionWorker(self._directory, self._signing_key, identity, self._retention,
+                                                 retention_check_s, on_deleted=self._on_retention_deleted,
+                                                 on_error=self._on_retention_error)
         self._flusher.start()  # publishes each new durable checkpoint from the writer thread
+        self._retention_worker.start()
         self.get_logger().info(
             f"recording {len(self._specs)} topics into {self._directory} (segment {self._writer.segment_path})")
 
@@ -175,7 +183,7 @@ class RecorderNode(Node):
             raise NodeConfigurationError(f"{name}: {exc}") from None
         certificate = b""
         if cert_file:
-            from ftrobot_guard.certificates import CertificateError, certificate_der, load_certificate
+            from ftrobot_guard.trust.certificates import CertificateError, certificate_der, load_certificate
 
             try:
                 certificate = certificate_der(load_certificate(cert_file))
@@ -208,15 +216,13 @@ class RecorderNode(Node):
             self._recorder.guardian = guardian
 
     def _on_write_error(self, exc: BlackBoxError) -> None:
-        if str(exc) != self._write_error:
-            self.get_logger().error(f"black box write failed: {exc}")
-        self._write_error = str(exc)
+        """Called by the writer thread when a new write failure starts (rclpy loggers are thread-safe)."""
+        self.get_logger().error(f"black box write failed: {exc}")
 
     # --- outputs --------------------------------------------------------------------------------
     def _publish_checkpoint(self) -> None:
         """Called by the writer thread after each successful flush (rclpy publishers are thread-safe)."""
         cp = self._writer.latest_checkpoint
-        self._write_error = ""
         if cp is None or self._checkpoint_pub is None or cp.sequence == self._published_sequence:
             return
         msg = self._checkpoint_type()
@@ -229,32 +235,34 @@ class RecorderNode(Node):
         self._checkpoint_pub.publish(msg)
         self._published_sequence = cp.sequence
 
-    def _enforce_retention(self) -> None:
-        try:
-            result = enforce_retention(self._directory, self._signing_key, self._identity, self._retention,
-                                       time.time_ns())
-        except BlackBoxError as exc:
-            self.get_logger().error(f"retention: {exc}")
-            return
-        if result.deleted:
-            self.get_logger().info(f"retention deleted {len(result.deleted)} segments older than"
-                                   f" {self._retention.retention_days:g} days; manifest {result.manifest}")
+    def _on_retention_deleted(self, result: RetentionResult) -> None:
+        """Called by the retention thread."""
+        self.get_logger().info(f"retention deleted {len(result.deleted)} segments older than"
+                               f" {self._retention.retention_days:g} days; manifest {result.manifest}")
+
+    def _on_retention_error(self, message: str) -> None:
+        """Called by the retention thread when a new failure starts."""
+        self.get_logger().error(f"retention: {message}")
 
     def _publish_diagnostics(self) -> None:
         status = DiagnosticStatus()
         status.name = f"{self.get_fully_qualified_name()}: black box"
         status.hardware_id = self._identity
-        try:
-            retention = retention_status(self._directory, self._retention, time.time_ns())
-        except BlackBoxError as exc:
-            retention = None
-            self._retention_line = str(exc)
-        stats = self._writer.stats
+        retention = self._retention_worker.status  # figures of the retention thread: no disk I/O here
+        retention_error = self._retention_worker.error
+        write_error = self._flusher.write_error
+        stats = self._writer.stats_snapshot()
         level = DiagnosticStatus.OK
         messages = []
-        if self._write_error:
+        if self._damage:
             level = DiagnosticStatus.ERROR
-            messages.append(f"write failing: {self._write_error}")
+            messages.append(f"log damaged (found on start, left as it is): {self._damage}")
+        if write_error:
+            level = DiagnosticStatus.ERROR
+            messages.append(f"write failing: {write_error}")
+        if retention_error:
+            level = max(level, DiagnosticStatus.WARN)
+            messages.append(f"retention check failing: {retention_error}")
         if stats.entries_lost:
             level = DiagnosticStatus.ERROR
             messages.append(f"{stats.entries_lost} entries lost (queue full)")
@@ -276,6 +284,7 @@ class RecorderNode(Node):
             "checkpoint_sequence": str(cp.sequence if cp else 0),
             "incidents_frozen": str(self._recorder.incidents), "ring_entries": str(len(self._recorder.ring)),
             "guardian_on_duty": self._recorder.guardian,
+            "damage": self._damage,
         }
         if retention is not None:
             values.update({f"retention_{k}": v for k, v in retention.as_dict().items()})
@@ -293,6 +302,9 @@ class RecorderNode(Node):
         flusher = getattr(self, "_flusher", None)
         if flusher is not None:
             flusher.stop()
+        retention_worker = getattr(self, "_retention_worker", None)
+        if retention_worker is not None:
+            retention_worker.stop()
         writer = getattr(self, "_writer", None)
         if writer is not None:
             try:
@@ -303,6 +315,6 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    from ftrobot_guard.nodes.single_node import run_single_node
+    from ftrobot_guard.ros.single_node import run_single_node
 
     run_single_node(RecorderNode, args)

@@ -1,4 +1,4 @@
-"""Simulated Unitree G1 humanoid behind the hardware contract (DESIGN.md §4).
+"""Simulated Unitree G1 humanoid behind the hardware contract (docs/design.md, § Hardware contract).
 
 Pure modules (no rclpy): the model loader, the joint-level actuation law, thermal and battery models,
 the fault schedule, ground truth, command validation, pictures. ``HumanoidSim`` in

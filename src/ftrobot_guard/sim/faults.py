@@ -17,7 +17,7 @@ import yaml
 MAX_ONSET_S = 1.0e6
 MAX_DURATION_S = 1.0e6
 
-# Topics a sensor_dropout / message_delay fault can act on (relative names of DESIGN.md §5).
+# Topics a sensor_dropout / message_delay fault can act on (relative names of docs/design.md, § Topics and QoS).
 SENSOR_TOPICS = ("joint_states", "imu", "odom", "actuator_temperatures", "battery")
 INPUT_TOPICS = ("hw/joint_command", "guard/alive")
 FAULT_TOPICS = SENSOR_TOPICS + INPUT_TOPICS

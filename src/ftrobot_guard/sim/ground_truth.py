@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ftrobot_guard.sim.actuation_modes import ActuationMode
+from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.sim.faults import Fault
 
 

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from ftrobot_guard.sim.actuation_modes import ActuationMode
-from ftrobot_guard.sim.command_validation import BaseVelocity, JointGains
+from ftrobot_guard.hardware.actuation_modes import ActuationMode
+from ftrobot_guard.hardware.joint_commands import BaseVelocity, JointGains
 
 
 def joint_torques(

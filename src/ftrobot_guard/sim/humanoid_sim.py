@@ -19,9 +19,9 @@ from typing import Any, Callable, Mapping, Sequence
 import mujoco
 import numpy as np
 
-from ftrobot_guard.sim.actuation_modes import STOP_MODES, ActuationMode, UnknownModeError, parse_mode
+from ftrobot_guard.hardware.actuation_modes import STOP_MODES, ActuationMode, UnknownModeError, parse_mode
 from ftrobot_guard.sim.battery_model import BatteryModel, BatteryParameters, BatteryReading
-from ftrobot_guard.sim.command_validation import (
+from ftrobot_guard.hardware.joint_commands import (
     BaseVelocity,
     CommandRefused,
     JointCommand,

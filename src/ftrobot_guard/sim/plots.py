@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ftrobot_guard.sim.actuation_modes import ActuationMode
+from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.sim.faults import Fault
 from ftrobot_guard.sim.ground_truth import FallCriteria, GroundTruthRecorder
 

@@ -1,0 +1,629 @@
+"""Encoding of DATA block payloads: the plaintext that AES-GCM seals (docs/blackbox-format.md §5.1, §5.2).
+
+A DATA record holds the entries of one flush. Before encryption they are encoded here; after
+decryption they are decoded here, back to exactly the entries' bytes (lossless, byte for byte).
+
+- Format version 1 (zlib): ``codec byte || entries``, codec 0 (none) or 1 (zlib).
+- Format version 2 (zstd): codec 0 (none), 2 (zstd over the entries) or 3 (zstd over the *columnar*
+  form of the entries). Both zstd codecs use the segment's dictionary when it has one.
+
+The columnar form groups the entries of a block by (entry identity, data length) and stores each
+group column by column: 8-byte words that hold float32 values widened to float64 (what a G1
+reports, in sensor_msgs/JointState and Imu) are narrowed to their 32 bits and delta-coded along
+the rows; every other byte is XORed with the byte above it. Entry identities (kind, tier, topic,
+type name, guardian) become small numbers. Nothing is rounded: the conversion is done on the
+bits with integer arithmetic, and a column is narrowed only when every value in it is exactly a
+float32 (no NaN, no float32 subnormal), so decoding gives back every byte, padding included.
+
+The segment dictionary (a codebook of entry identities with one reference message each, and a
+zstd dictionary trained on the previous segment's columnar blocks) is sealed with the segment's
+data key and stored in the signed segment header, so each segment decodes alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import struct
+import zlib
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ftrobot_guard.blackbox.errors import FormatError
+
+MAX_BLOCK_BYTES = 1 << 28  # decoded entries of one block; anything larger is corruption
+ZSTD_LEVEL = 3
+DICTIONARY_NONCE = b"dict" + bytes(8)  # never a record nonce: those start with 4 zero bytes
+DICTIONARY_AAD_DOMAIN = b"ftrobot-blackbox-dictionary-v1\x00"
+DICTIONARY_FORMAT = 1
+MAX_DICTIONARY_BYTES = 4 << 20  # opened (decompressed) dictionary
+MAX_SEALED_DICTIONARY_CHARS = 1 << 20  # base64 text in the header
+ZSTD_DICTIONARY_BYTES = 32 * 1024
+MAX_CODEBOOK_KEYS = 256
+MAX_REFERENCE_BYTES = 64 * 1024  # larger messages get no reference
+DICTIONARY_MIN_SOURCE_BYTES = 256 * 1024  # entries a segment must have sealed to seed its successor
+DICTIONARY_SAMPLES = 1000
+DICTIONARY_SAMPLE_BYTES = 8 * 1024  # each sample is cut to this
+COLUMNAR_MIN_ENTRIES = 2  # a block of one entry is compressed as it is
+
+# kind, tier, time_ns, topic_len, type_len, guardian_len, data_len (docs/blackbox-format.md §5)
+_ENTRY = struct.Struct(">BBQHHHI")
+_KEY_HEAD = struct.Struct(">BBHHH")  # an entry identity: kind, tier, the three string lengths
+_TIME = struct.Struct(">Q")
+_DATA_LEN = struct.Struct(">I")
+_U64 = (1 << 64) - 1
+_WORD_OFFSET = 4  # CDR data is aligned from byte 4 (after the encapsulation header)
+
+# float64 bit fields, and the float64 exponents of normal float32 values (1..254 + 896)
+_F64_MANTISSA = np.uint64((1 << 52) - 1)
+_LOW29 = np.uint64((1 << 29) - 1)
+_EXP_F32_MIN, _EXP_F32_MAX, _EXP_BIAS_SHIFT = 897, 1150, 896
+
+U8Array = npt.NDArray[np.uint8]
+U32Array = npt.NDArray[np.uint32]
+U64Array = npt.NDArray[np.uint64]
+
+
+class Codec(enum.IntEnum):
+    """First byte of a DATA block's plaintext."""
+
+    NONE = 0  # entries as they are
+    ZLIB = 1  # zlib over the entries (format version 1)
+    ZSTD = 2  # zstd over the entries (format version 2)
+    ZSTD_COLUMNS = 3  # zstd over the columnar form of the entries (format version 2)
+
+
+class PayloadEncoding(enum.Enum):
+    """How a writer encodes blocks; decides the segment's format version."""
+
+    ZLIB = "zlib"  # format version 1
+    ZSTD = "zstd"  # format version 2
+
+    @property
+    def format_version(self) -> int:
+        return 1 if self is PayloadEncoding.ZLIB else 2
+
+
+CODECS_BY_VERSION = {1: frozenset({Codec.NONE, Codec.ZLIB}), 2: frozenset({Codec.NONE, Codec.ZSTD, Codec.ZSTD_COLUMNS})}
+
+
+# --------------------------------------------------------------------------- varints
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+class _Reader:
+    """Bounds-checked reading of a columnar body; every overrun is a FormatError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def varint(self, what: str) -> int:
+        data, pos, value, shift = self.data, self.pos, 0, 0
+        while True:
+            if pos >= len(data):
+                raise FormatError(f"columnar block: {what} is cut short")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 63:
+                raise FormatError(f"columnar block: {what} is not a valid varint")
+        self.pos = pos
+        if value > _U64:
+            raise FormatError(f"columnar block: {what} exceeds 64 bits")
+        return value
+
+    def take(self, size: int, what: str) -> bytes:
+        end = self.pos + size
+        if size < 0 or end > len(self.data):
+            raise FormatError(f"columnar block: {what} needs {size} bytes, {len(self.data) - self.pos} left")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+
+def _zigzag(delta: int) -> int:
+    return delta << 1 if delta >= 0 else ((-delta) << 1) - 1
+
+
+def _unzigzag(value: int) -> int:
+    return value >> 1 if not value & 1 else -((value + 1) >> 1)
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def _split_entries(body: bytes) -> list[tuple[bytes, int, bytes]] | None:
+    """``(identity key, time_ns, data)`` of each entry, or None when ``body`` is not a list of entries."""
+    items: list[tuple[bytes, int, bytes]] = []
+    pos, end = 0, len(body)
+    unpack = _ENTRY.unpack_from
+    while pos < end:
+        if pos + _ENTRY.size > end:
+            return None
+        kind, tier, time_ns, tlen, ylen, glen, dlen = unpack(body, pos)
+        strings = pos + _ENTRY.size
+        data_at = strings + tlen + ylen + glen
+        stop = data_at + dlen
+        if stop > end:
+            return None
+        key = _KEY_HEAD.pack(kind, tier, tlen, ylen, glen) + body[strings:data_at]
+        items.append((key, time_ns, body[data_at:stop]))
+        pos = stop
+    return items
+
+
+def _check_key(key: bytes, where: str) -> bytes:
+    if len(key) < _KEY_HEAD.size:
+        raise FormatError(f"{where}: entry identity of {len(key)} bytes is too short")
+    _kind, _tier, tlen, ylen, glen = _KEY_HEAD.unpack_from(key, 0)
+    if tlen + ylen + glen != len(key) - _KEY_HEAD.size:
+        raise FormatError(f"{where}: entry identity lengths do not add up")
+    return key
+
+
+# --------------------------------------------------------------------------- segment dictionary
+
+
+@dataclass(frozen=True)
+class SegmentDictionary:
+    """What a segment's blocks are encoded against; sealed into the segment header.
+
+    ``keys`` are entry identities (kind, tier, topic, type name, guardian) in their binary form;
+    ``references[i]`` is a recent message of ``keys[i]`` (b"" for none): the first row of a
+    columnar group is coded against it. ``zstd_dictionary`` is a trained zstd dictionary (b"" for none).
+    """
+
+    keys: tuple[bytes, ...] = ()
+    references: tuple[bytes, ...] = ()
+    zstd_dictionary: bytes = b""
+
+    def __post_init__(self) -> None:
+        if len(self.keys) != len(self.references):
+            raise ValueError("segment dictionary: one reference per key")
+
+    def encode(self) -> bytes:
+        out = bytearray((DICTIONARY_FORMAT,))
+        _put_varint(out, len(self.keys))
+        for key, reference in zip(self.keys, self.references, strict=True):
+            _put_varint(out, len(key))
+            out += key
+            _put_varint(out, len(reference))
+            out += reference
+        _put_varint(out, len(self.zstd_dictionary))
+        out += self.zstd_dictionary
+        return bytes(out)
+
+    @staticmethod
+    def decode(data: bytes) -> SegmentDictionary:
+        reader = _Reader(data)
+        version = reader.take(1, "dictionary version")[0]
+        if version != DICTIONARY_FORMAT:
+            raise FormatError(f"segment dictionary format {version} is not supported (this tool reads 1)")
+        count = reader.varint("dictionary key count")
+        if count > MAX_CODEBOOK_KEYS:
+            raise FormatError(f"segment dictionary lists {count} entry identities (at most {MAX_CODEBOOK_KEYS})")
+        keys: list[bytes] = []
+        references: list[bytes] = []
+        for _ in range(count):
+            keys.append(_check_key(reader.take(reader.varint("key length"), "dictionary key"), "segment dictionary"))
+            references.append(reader.take(reader.varint("reference length"), "dictionary reference"))
+        if len(set(keys)) != len(keys):
+            raise FormatError("segment dictionary lists an entry identity twice")
+        zdict = reader.take(reader.varint("zstd dictionary length"), "zstd dictionary")
+        if reader.pos != len(data):
+            raise FormatError(f"segment dictionary has {len(data) - reader.pos} trailing bytes")
+        return SegmentDictionary(tuple(keys), tuple(references), zdict)
+
+
+def seal_dictionary(aead: AESGCM, segment_id_raw: bytes, dictionary: SegmentDictionary) -> str:
+    """Header text of a dictionary: base64 of AES-256-GCM(data key) over the zstd-compressed encoding."""
+    packed = zstandard.ZstdCompressor(level=19).compress(dictionary.encode())
+    sealed = aead.encrypt(DICTIONARY_NONCE, packed, DICTIONARY_AAD_DOMAIN + segment_id_raw)
+    return base64.b64encode(sealed).decode("ascii")
+
+
+def open_dictionary(aead: AESGCM, segment_id_raw: bytes, text: str) -> SegmentDictionary:
+    """Inverse of :func:`seal_dictionary`; FormatError when it does not authenticate or decode."""
+    if len(text) > MAX_SEALED_DICTIONARY_CHARS:
+        raise FormatError(f"segment dictionary of {len(text)} characters is implausibly large")
+    try:
+        sealed = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise FormatError("segment dictionary is not base64") from None
+    try:
+        packed = aead.decrypt(DICTIONARY_NONCE, sealed, DICTIONARY_AAD_DOMAIN + segment_id_raw)
+    except InvalidTag:
+        raise FormatError("segment dictionary does not authenticate (altered, or not this segment's key)") from None
+    return SegmentDictionary.decode(_zstd_decompress(zstandard.ZstdDecompressor(), packed, MAX_DICTIONARY_BYTES,
+                                                     zstandard.FORMAT_ZSTD1))
+
+
+def valid_sealed_dictionary_text(text: str) -> bool:
+    """Cheap structural check for a header field (authenticity is checked when it is opened)."""
+    if len(text) > MAX_SEALED_DICTIONARY_CHARS or len(text) % 4:
+        return False
+    try:
+        base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return False
+    return True
+
+
+class DictionaryBuilder:
+    """Watches the blocks a segment seals and builds the dictionary of the segment after it."""
+
+    def __init__(self) -> None:
+        self._references: OrderedDict[bytes, bytes] = OrderedDict()
+        self._samples: deque[bytes] = deque(maxlen=DICTIONARY_SAMPLES)
+        self.source_bytes = 0
+
+    def observe(self, items: list[tuple[bytes, int, bytes]], columnar: bytes) -> None:
+        references = self._references
+        for key, _time_ns, data in items:
+            if len(data) <= MAX_REFERENCE_BYTES:
+                references[key] = data
+                references.move_to_end(key)
+            self.source_bytes += len(key) + len(data) + _ENTRY.size - _KEY_HEAD.size
+        while len(references) > MAX_CODEBOOK_KEYS:
+            references.popitem(last=False)
+        self._samples.append(columnar[:DICTIONARY_SAMPLE_BYTES])
+
+    @property
+    def ready(self) -> bool:
+        """Enough has been seen to seed a successor."""
+        return self.source_bytes >= DICTIONARY_MIN_SOURCE_BYTES and bool(self._references)
+
+    def build(self) -> SegmentDictionary | None:
+        if not self.ready:
+            return None
+        samples = list(self._samples)
+        total = sum(len(s) for s in samples)
+        zdict = b""
+        size = min(ZSTD_DICTIONARY_BYTES, total // 8)
+        if len(samples) >= 16 and size >= 1024:
+            try:
+                zdict = zstandard.train_dictionary(size, samples, k=1024, d=8, level=ZSTD_LEVEL).as_bytes()
+            except zstandard.ZstdError:
+                zdict = b""  # too little or too uniform material: the codebook alone still helps
+        return SegmentDictionary(tuple(self._references), tuple(self._references.values()), zdict)
+
+
+# --------------------------------------------------------------------------- zstd
+
+
+def _zstd_parameters() -> zstandard.ZstdCompressionParameters:
+    return zstandard.ZstdCompressionParameters.from_level(
+        ZSTD_LEVEL, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=True, write_checksum=False,
+        write_dict_id=False,
+    )
+
+
+def _zstd_dictionary(dictionary: SegmentDictionary | None) -> zstandard.ZstdCompressionDict | None:
+    if dictionary is None or not dictionary.zstd_dictionary:
+        return None
+    return zstandard.ZstdCompressionDict(dictionary.zstd_dictionary, dict_type=zstandard.DICT_TYPE_FULLDICT)
+
+
+def _zstd_compressor(dictionary: SegmentDictionary | None) -> zstandard.ZstdCompressor:
+    params = _zstd_parameters()
+    zdict = _zstd_dictionary(dictionary)
+    if zdict is None:
+        return zstandard.ZstdCompressor(compression_params=params)
+    try:
+        zdict.precompute_compress(compression_params=params)
+    except zstandard.ZstdError:
+        raise ValueError("segment dictionary holds an invalid zstd dictionary") from None
+    return zstandard.ZstdCompressor(dict_data=zdict, compression_params=params)
+
+
+def _zstd_decompressor(dictionary: SegmentDictionary | None) -> zstandard.ZstdDecompressor:
+    zdict = _zstd_dictionary(dictionary)
+    if zdict is None:
+        return zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+    return zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+
+
+def _zstd_decompress(dctx: zstandard.ZstdDecompressor, frame: bytes, max_size: int, fmt: int) -> bytes:
+    try:
+        size = zstandard.get_frame_parameters(frame, format=fmt).content_size
+    except zstandard.ZstdError:
+        raise FormatError("zstd frame header is malformed") from None
+    if size == zstandard.CONTENTSIZE_UNKNOWN or size == zstandard.CONTENTSIZE_ERROR:
+        raise FormatError("zstd frame does not state its decoded size")
+    if size > max_size:
+        raise FormatError(f"zstd frame decodes to {size} bytes, more than {max_size}")
+    try:
+        body = dctx.decompress(frame)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"zstd frame does not decompress: {exc}") from None
+    if len(body) != size:
+        raise FormatError(f"zstd frame decoded to {len(body)} bytes, its header says {size}")
+    return body
+
+
+# --------------------------------------------------------------------------- columnar form
+
+
+def _words(matrix: U8Array, words: int) -> U64Array:
+    block = np.ascontiguousarray(matrix[:, _WORD_OFFSET : _WORD_OFFSET + 8 * words])
+    return block.view("<u8").astype(np.uint64)
+
+
+def _float32_exact(words: U64Array) -> npt.NDArray[np.bool_]:
+    """Which float64 bit patterns are exactly a float32 value: zero, normal, or infinite (never NaN)."""
+    exponent = (words >> np.uint64(52)) & np.uint64(0x7FF)
+    mantissa = words & _F64_MANTISSA
+    low_zero = (mantissa & _LOW29) == 0
+    normal = (exponent >= _EXP_F32_MIN) & (exponent <= _EXP_F32_MAX)
+    zero_or_inf = ((exponent == 0) | (exponent == 0x7FF)) & (mantissa == 0)
+    result: npt.NDArray[np.bool_] = low_zero & (normal | zero_or_inf)
+    return result
+
+
+def _narrow(words: U64Array) -> U32Array:
+    """float32 bits of float64 bit patterns that :func:`_float32_exact` accepts (integer arithmetic only)."""
+    sign = (words >> np.uint64(63)) << np.uint64(31)
+    exponent = (words >> np.uint64(52)) & np.uint64(0x7FF)
+    exp32 = np.where(exponent == 0, 0, np.where(exponent == 0x7FF, 255, exponent - _EXP_BIAS_SHIFT)).astype(np.uint64)
+    mantissa = (words & _F64_MANTISSA) >> np.uint64(29)
+    return (sign | (exp32 << np.uint64(23)) | mantissa).astype(np.uint32)
+
+
+def _widen(bits: U32Array) -> U64Array:
+    """Inverse of :func:`_narrow`; FormatError for float32 patterns it never produces (NaN, subnormal)."""
+    wide = bits.astype(np.uint64)
+    exp32 = (wide >> np.uint64(23)) & np.uint64(0xFF)
+    mantissa = wide & np.uint64(0x7FFFFF)
+    if bool(np.any(((exp32 == 0) | (exp32 == 255)) & (mantissa != 0))):
+        raise FormatError("columnar block: a narrowed column holds a NaN or subnormal, which is never narrowed")
+    exponent = np.where(exp32 == 0, 0, np.where(exp32 == 255, 0x7FF, exp32 + _EXP_BIAS_SHIFT)).astype(np.uint64)
+    result: U64Array = ((wide >> np.uint64(31)) << np.uint64(63)) | (exponent << np.uint64(52)) | (mantissa << np.uint64(29))
+    return result
+
+
+def _group_encode(rows: list[bytes], length: int, reference: bytes | None, out: bytearray) -> None:
+    count = len(rows)
+    matrix = np.frombuffer(b"".join(rows), np.uint8).reshape(count, length)
+    ref_row = np.frombuffer(reference, np.uint8) if reference is not None else np.zeros(length, np.uint8)
+    nwords = max(0, (length - _WORD_OFFSET) // 8)
+    narrowed = np.zeros(nwords, bool)
+    if nwords:
+        words = _words(matrix, nwords)
+        narrowed = _float32_exact(words).all(axis=0)
+        out += np.packbits(narrowed).tobytes()
+        if narrowed.any():
+            bits = _narrow(words[:, narrowed]).astype(np.int64)
+            ref_words = _words(ref_row[None, :], nwords)[:, narrowed]
+            ref_bits = np.where(_float32_exact(ref_words), _narrow(ref_words), 0).astype(np.int64)
+            previous = np.vstack([ref_bits, bits[:-1]])
+            delta = ((bits - previous) & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.int64)
+            zigzag = ((delta << 1) ^ (delta >> 63)).astype("<u4")
+            out += np.ascontiguousarray(zigzag).view(np.uint8).reshape(count, -1, 4).transpose(2, 1, 0).tobytes()
+    rest_mask = np.ones(length, bool)
+    if narrowed.any():
+        rest_mask[_WORD_OFFSET : _WORD_OFFSET + 8 * nwords] = ~np.repeat(narrowed, 8)
+    rest = matrix[:, rest_mask]
+    above = np.empty_like(rest)
+    above[0] = ref_row[rest_mask]
+    above[1:] = rest[:-1]
+    out += np.bitwise_xor(rest, above).T.tobytes()
+
+
+def _group_decode(reader: _Reader, count: int, length: int, reference: bytes | None) -> U8Array:
+    ref_row = np.frombuffer(reference, np.uint8) if reference is not None else np.zeros(length, np.uint8)
+    matrix = np.empty((count, length), np.uint8)
+    nwords = max(0, (length - _WORD_OFFSET) // 8)
+    narrowed = np.zeros(nwords, bool)
+    if nwords:
+        flags = np.frombuffer(reader.take((nwords + 7) // 8, "column flags"), np.uint8)
+        unpacked = np.unpackbits(flags)
+        if unpacked[nwords:].any():
+            raise FormatError("columnar block: column flags set past the last column")
+        narrowed = unpacked[:nwords].astype(bool)
+        k = int(narrowed.sum())
+        if k:
+            planes = np.frombuffer(reader.take(4 * k * count, "narrowed columns"), np.uint8).reshape(4, k, count)
+            zigzag = np.ascontiguousarray(planes.transpose(2, 1, 0)).view("<u4").reshape(count, k).astype(np.int64)
+            delta = (zigzag >> 1) ^ -(zigzag & 1)
+            ref_words = _words(ref_row[None, :], nwords)[0, narrowed][None, :]
+            ref_bits = np.where(_float32_exact(ref_words), _narrow(ref_words), 0).astype(np.int64)
+            bits = ((np.cumsum(delta, axis=0) + ref_bits) & 0xFFFFFFFF).astype(np.uint32)
+            wide = _widen(bits).astype("<u8")
+            columns = np.repeat(narrowed, 8)
+            word_bytes = np.ascontiguousarray(wide).view(np.uint8).reshape(count, k * 8)
+            region = matrix[:, _WORD_OFFSET : _WORD_OFFSET + 8 * nwords]
+            region[:, columns] = word_bytes
+    rest_mask = np.ones(length, bool)
+    if narrowed.any():
+        rest_mask[_WORD_OFFSET : _WORD_OFFSET + 8 * nwords] = ~np.repeat(narrowed, 8)
+    width = int(rest_mask.sum())
+    residual = np.frombuffer(reader.take(width * count, "byte columns"), np.uint8).reshape(width, count).T
+    rest = np.bitwise_xor.accumulate(np.vstack([ref_row[rest_mask][None, :], residual]), axis=0)[1:]
+    matrix[:, rest_mask] = rest
+    return matrix
+
+
+def encode_columns(items: list[tuple[bytes, int, bytes]], dictionary: SegmentDictionary | None) -> bytes:
+    """Columnar form of a block's entries (docs/blackbox-format.md §5.2)."""
+    codebook = {key: i for i, key in enumerate(dictionary.keys)} if dictionary is not None else {}
+    references = dictionary.references if dictionary is not None else ()
+    known = len(codebook)
+    local: dict[bytes, int] = {}
+    meta, times, lengths = bytearray(), bytearray(), bytearray()
+    _put_varint(meta, len(items))
+    groups: dict[tuple[int, int], list[bytes]] = {}
+    previous_time = 0
+    for key, time_ns, data in items:
+        index = codebook.get(key)
+        if index is None:
+            index = local.get(key)
+            if index is None:
+                index = known + len(local)
+                local[key] = index
+                meta.append(0)
+                _put_varint(meta, len(key))
+                meta += key
+            else:
+                _put_varint(meta, index + 1)
+        else:
+            _put_varint(meta, index + 1)
+        _put_varint(times, _zigzag(time_ns - previous_time))
+        previous_time = time_ns
+        _put_varint(lengths, len(data))
+        groups.setdefault((index, len(data)), []).append(data)
+    out = meta + times + lengths
+    for (index, length), rows in groups.items():
+        reference = references[index] if index < known and len(references[index]) == length else None
+        _group_encode(rows, length, reference, out)
+    return bytes(out)
+
+
+def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: int = MAX_BLOCK_BYTES) -> bytes:
+    """Entries bytes of a columnar body; FormatError when it is malformed."""
+    keys: list[bytes] = list(dictionary.keys) if dictionary is not None else []
+    references = dictionary.references if dictionary is not None else ()
+    known = len(keys)
+    reader = _Reader(body)
+    count = reader.varint("entry count")
+    if count > len(body):
+        raise FormatError(f"columnar block claims {count} entries in {len(body)} bytes")
+    indices: list[int] = []
+    for _ in range(count):
+        code = reader.varint("entry identity")
+        if code == 0:
+            keys.append(_check_key(reader.take(reader.varint("identity length"), "entry identity"), "columnar block"))
+            indices.append(len(keys) - 1)
+        elif code - 1 < len(keys):
+            indices.append(code - 1)
+        else:
+            raise FormatError(f"columnar block refers to entry identity {code - 1}, only {len(keys)} known")
+    times: list[int] = []
+    time_ns = 0
+    for _ in range(count):
+        time_ns += _unzigzag(reader.varint("entry time"))
+        if not 0 <= time_ns <= _U64:
+            raise FormatError("columnar block: an entry time is outside 0..2^64-1")
+        times.append(time_ns)
+    lengths = [reader.varint("data length") for _ in range(count)]
+    total = 0
+    for index, length in zip(indices, lengths, strict=True):
+        if length > 0xFFFFFFFF:
+            raise FormatError("columnar block: a data length exceeds 32 bits")
+        total += _ENTRY.size + len(keys[index]) - _KEY_HEAD.size + length
+    if total > max_size:
+        raise FormatError(f"columnar block decodes to {total} bytes, more than {max_size}")
+    order: dict[tuple[int, int], list[int]] = {}
+    for position, group in enumerate(zip(indices, lengths, strict=True)):
+        order.setdefault(group, []).append(position)
+    data: list[bytes] = [b""] * count
+    for (index, length), positions in order.items():
+        reference = references[index] if index < known and len(references[index]) == length else None
+        matrix = _group_decode(reader, len(positions), length, reference)
+        for row, position in enumerate(positions):
+            data[position] = matrix[row].tobytes()
+    if reader.pos != len(body):
+        raise FormatError(f"columnar block has {len(body) - reader.pos} trailing bytes")
+    parts: list[bytes] = []
+    for index, time_ns, chunk in zip(indices, times, data, strict=True):
+        key = keys[index]
+        parts += (key[:2], _TIME.pack(time_ns), key[2:8], _DATA_LEN.pack(len(chunk)), key[8:], chunk)
+    return b"".join(parts)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class PayloadEncoder:
+    """Encodes the DATA blocks of one segment (writer side)."""
+
+    def __init__(self, encoding: PayloadEncoding, level: int = 1, dictionary: SegmentDictionary | None = None) -> None:
+        if encoding is PayloadEncoding.ZLIB and dictionary is not None:
+            raise ValueError("format version 1 (zlib) has no segment dictionary")
+        self.encoding = encoding
+        self.dictionary = dictionary
+        self._level = level
+        self._cctx = _zstd_compressor(dictionary) if encoding is PayloadEncoding.ZSTD else None
+        self.builder = DictionaryBuilder() if encoding is PayloadEncoding.ZSTD else None
+
+    def encode(self, entry_bytes: bytes) -> bytes:
+        """Plaintext of a DATA record: a codec byte and the entries, compressed when that makes them smaller."""
+        if self._level <= 0:
+            return bytes((Codec.NONE,)) + entry_bytes
+        if self._cctx is None:
+            packed = zlib.compress(entry_bytes, self._level)
+            codec = Codec.ZLIB
+        else:
+            items = _split_entries(entry_bytes)
+            if items is not None and len(items) >= COLUMNAR_MIN_ENTRIES:
+                columnar = encode_columns(items, self.dictionary)
+                assert self.builder is not None
+                self.builder.observe(items, columnar)
+                packed = self._cctx.compress(columnar)
+                codec = Codec.ZSTD_COLUMNS
+            else:
+                packed = self._cctx.compress(entry_bytes)
+                codec = Codec.ZSTD
+        if len(packed) < len(entry_bytes):
+            return bytes((codec,)) + packed
+        return bytes((Codec.NONE,)) + entry_bytes
+
+    def next_dictionary(self) -> SegmentDictionary | None:
+        """Dictionary for the segment after this one (None when too little was seen)."""
+        return self.builder.build() if self.builder is not None else None
+
+
+class PayloadDecoder:
+    """Decodes the DATA blocks of one segment (reader side)."""
+
+    def __init__(self, version: int, dictionary: SegmentDictionary | None = None) -> None:
+        if version not in CODECS_BY_VERSION:
+            raise FormatError(f"no DATA block codecs for format version {version}")
+        if version == 1 and dictionary is not None:
+            raise FormatError("format version 1 has no segment dictionary")
+        self.version = version
+        self.dictionary = dictionary
+        self._dctx = _zstd_decompressor(dictionary) if version >= 2 else None
+
+    def decode(self, plaintext: bytes, max_size: int = MAX_BLOCK_BYTES) -> bytes:
+        """Entries bytes of a DATA record's plaintext; FormatError when malformed."""
+        if not plaintext:
+            raise FormatError("empty DATA block")
+        codec = plaintext[0]
+        if codec not in CODECS_BY_VERSION[self.version]:
+            raise FormatError(f"DATA block uses codec {codec}, unknown in format version {self.version}")
+        payload = plaintext[1:]
+        if codec == Codec.NONE:
+            if len(payload) > max_size:
+                raise FormatError(f"DATA block holds more than {max_size} bytes")
+            return payload
+        if codec == Codec.ZLIB:
+            inflater = zlib.decompressobj()
+            try:
+                body = inflater.decompress(payload, max_size)
+            except zlib.error as exc:
+                raise FormatError(f"DATA block does not decompress: {exc}") from None
+            if inflater.unconsumed_tail:
+                raise FormatError(f"DATA block decompresses to more than {max_size} bytes")
+            return body
+        assert self._dctx is not None
+        body = _zstd_decompress(self._dctx, payload, max_size, zstandard.FORMAT_ZSTD1_MAGICLESS)
+        if codec == Codec.ZSTD:
+            return body
+        return decode_columns(body, self.dictionary, max_size)

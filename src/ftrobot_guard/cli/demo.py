@@ -1,0 +1,494 @@
+"""`ftrobot demo` (`make demo`): the guard stack at work, narrated for a newcomer in the terminal.
+
+1. Makes development credentials (a department CA, a robot key and certificate) in ``out/keys``.
+2. Starts the simulated humanoid (`ftrobot up sim`) and the robot stack (`ftrobot up robot`) as their
+   own processes, and the department monitor in this one, all on one private ROS domain that
+   never leaves this machine.
+3. Shows the monitor's table with the robot healthy, then puts the simulated robot in DAMPING, stops the
+   robot's heartbeat (the monitor raises SILENT), and starts an impostor with a forged certificate
+   (the monitor refuses it and does not take it for the real robot).
+
+Every ``ok``/``FAIL`` line is a :class:`Checklist` entry: a condition on something observed (a heartbeat,
+an alert, ground truth, a command's exit code, a file), waited for with a deadline generous enough for a
+cold machine; the deadline is printed when it is exceeded. Nothing is judged after a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from rclpy.logging import LoggingSeverity
+
+from ftrobot_guard.department.fleet_monitor import Alert, AlertKind, RobotRow, SignatureState
+from ftrobot_guard.department.fleet_table import render_alert, render_table
+from ftrobot_guard.trust.dev_credentials import DepartmentFiles, RobotFiles, make_department, make_robot
+from ftrobot_guard.trust.identity import make_identity_number
+
+ROBOT_NS = "/futian/robot01"
+IMPOSTOR_NS = "/street/impostor"
+
+# Deadlines (s). Generous: on a cold machine the first start of a process imports rclpy, cryptography and
+# MuJoCo from a cold disk cache and compiles the G1 model; a passing step does not wait for its deadline.
+COLD_START_S = 60.0  # a started process shows its first effect (heartbeat, ground truth, sim inputs)
+REPLY_DEADLINE_S = 10.0  # a running process answers (service reply, signature verdict, mode change)
+CLI_DEADLINE_S = 120.0  # an `ftrobot` auditor command finishes
+SCHEDULING_SLACK_S = 1.0  # timers on a busy 2-core machine, on top of a bound the design states
+DAMPING_WATCH_S = 4.0  # simulated seconds the demo watches the robot in DAMPING
+IMPOSTOR_RETRIES = 2  # impostor heartbeats watched after its refusal, before judging "did not clear"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _say(text: str) -> None:
+    print(f"\n\x1b[1m== {text}\x1b[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
+
+
+def _yaml_list(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+def _robot_params(path: Path, robot: RobotFiles, department: DepartmentFiles, with_sim: bool) -> Path:
+    watched = ["joint_states:sensor_msgs/msg/JointState", "imu:sensor_msgs/msg/Imu"] if with_sim else []
+    watched_line = f"    watched_topics: {_yaml_list(watched)}\n" if watched else ""
+    path.write_text(
+        "/**/heartbeat:\n  ros__parameters:\n"
+        f'    identity_number: "{robot.identity_number}"\n'
+        f'    robot_name: "{robot.robot_name}"\n'
+        f'    department: "{robot.department}"\n'
+        f'    private_key_file: "{robot.private_key}"\n'
+        f'    certificate_file: "{robot.certificate}"\n'
+        f'    department_ca_files: ["{department.ca_certificate}"]\n'
+        "    rate_hz: 1.0\n"
+        f"{watched_line}"
+        "    watched_max_age: 0.5\n"
+        '    guardian_on_duty: "G-440304-0007"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _recorder_params(path: Path, robot: RobotFiles, auditor_pub: Path, log_dir: Path) -> Path:
+    topics = [
+        "safety_state|ftrobot_msgs/msg/SafetyState|event|0|latched",
+        "heartbeat|ftrobot_msgs/msg/Heartbeat|event",
+        "/parameter_events|rcl_interfaces/msg/ParameterEvent|event",
+        "joint_states|sensor_msgs/msg/JointState|state|2.0|sensor",
+        "imu|sensor_msgs/msg/Imu|state|1.0|sensor",
+    ]
+    path.write_text(
+        "/**/recorder:\n  ros__parameters:\n"
+        f'    log_directory: "{log_dir}"\n'
+        f'    identity_number: "{robot.identity_number}"\n'
+        f'    signing_key_file: "{robot.private_key}"\n'
+        f'    auditor_public_key_files: ["{auditor_pub}"]\n'
+        f'    certificate_file: "{robot.certificate}"\n'
+        '    guardian_on_duty: "G-440304-0007"\n'
+        f"    topics: {_yaml_list(topics)}\n"
+        "    checkpoint_every_s: 1.0\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _environment(domain_id: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(domain_id)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "ftrobot_guard.cli.main", *args], stdout=handle, stderr=subprocess.STDOUT, env=env
+        )
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class StepFailed(Exception):
+    """A step's condition was not observed: its deadline passed, or a process it needs exited."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{reason} while waiting for {what}")
+        self.what = what
+        self.reason = reason
+
+
+def _process_name(process: subprocess.Popen[bytes]) -> str:
+    args = process.args
+    words = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
+    return "ftrobot " + " ".join(words[3:5])  # [python, -m, module, up, STACK, ...]
+
+
+def wait_for(
+    condition: Callable[[], bool], deadline_s: float, what: str,
+    processes: tuple[subprocess.Popen[bytes] | None, ...] = (),
+) -> float:
+    """Poll ``condition`` until it holds and return the seconds waited; raise :class:`StepFailed` when
+    ``deadline_s`` passes first or one of ``processes`` exits."""
+    start = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - start
+        for process in processes:
+            if process is not None and process.poll() is not None:
+                raise StepFailed(what, f"{_process_name(process)} exited with {process.returncode} (see its log)")
+        if time.monotonic() - start >= deadline_s:
+            raise StepFailed(what, f"deadline of {deadline_s:g} s exceeded")
+        time.sleep(0.1)
+
+
+class Checklist:
+    """The demo's ``ok``/``FAIL`` lines.
+
+    Every line is a predicate on something the demo observed: :meth:`wait` polls its condition until
+    a deadline, :meth:`check` evaluates one now. There is no way to print ``ok`` without a condition.
+    """
+
+    def __init__(self) -> None:
+        self.results: list[tuple[bool, str]] = []
+
+    @property
+    def all_ok(self) -> bool:
+        return all(passed for passed, _ in self.results)
+
+    def check(self, condition: bool, text: str, detail: str = "") -> bool:
+        self.results.append((condition, text))
+        print(("  ok   " if condition else "  FAIL ") + text + (f" ({detail})" if detail else ""), flush=True)
+        return condition
+
+    def wait(
+        self, condition: Callable[[], bool], deadline_s: float, text: str,
+        processes: tuple[subprocess.Popen[bytes] | None, ...] = (),
+    ) -> bool:
+        try:
+            waited = wait_for(condition, deadline_s, text, processes)
+        except StepFailed as exc:
+            return self.check(False, text, exc.reason)
+        return self.check(True, text, f"after {waited:.1f} s" if waited >= 1.0 else "")
+
+    def failed(self, exc: StepFailed) -> None:
+        """A step the rest of the scenario needs did not happen: say which, and how long it was given."""
+        self.check(False, f"gave up: {exc}")
+
+
+def _cli(args: list[str], env: dict[str, str]) -> int:
+    """Run an `ftrobot` command as an auditor would, showing its output indented; -1 when it hangs."""
+    print(f"$ ftrobot {' '.join(args)}")
+    try:
+        result = subprocess.run([sys.executable, "-m", "ftrobot_guard.cli.main", *args], env=env, check=False,
+                                capture_output=True, text=True, timeout=CLI_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        print(f"    (no answer within the {CLI_DEADLINE_S:.0f} s deadline)")
+        return -1
+    for line in (result.stdout + result.stderr).splitlines()[:14]:
+        print(f"    {line}")
+    return result.returncode
+
+
+def _hardware_contract_step(monitor: Node, checks: Checklist, sim: subprocess.Popen[bytes] | None) -> None:
+    """Watch the simulator's ground truth, then ask it for DAMPING through hw/set_actuation_mode."""
+    from ftrobot_msgs.msg import SimGroundTruth
+    from ftrobot_msgs.srv import SetActuationMode
+
+    truth: list[SimGroundTruth] = []
+    sub = monitor.create_subscription(SimGroundTruth, f"{ROBOT_NS}/sim/ground_truth", truth.append, 10)
+    client = monitor.create_client(SetActuationMode, f"{ROBOT_NS}/hw/set_actuation_mode")
+    try:
+        wait_for(lambda: bool(truth) and client.service_is_ready(), COLD_START_S,
+                 "the simulator's ground truth and its hw/set_actuation_mode service", (sim,))
+        standing = truth[-1]
+        print(f"  pelvis {standing.pelvis_height:.2f} m, tilt {standing.tilt:.2f} rad, "
+              f"mode {standing.actuation_mode_name}, real-time factor {standing.real_time_factor:.2f}")
+        checks.check(not standing.fallen and standing.actuation_mode_name == "HOLD", "the simulated G1 stands (HOLD)")
+        print("  (a later issue's safety supervisor makes this call; here the demo calls the hardware contract)")
+        future = client.call_async(SetActuationMode.Request(mode=SetActuationMode.Request.MODE_DAMPING,
+                                                            reason="demo: category-1 style soft stop"))
+        wait_for(future.done, REPLY_DEADLINE_S, "the hw/set_actuation_mode reply", (sim,))
+        reply = future.result()
+        checks.check(reply is not None and reply.success,
+                     f"hw/set_actuation_mode DAMPING accepted: {reply.message if reply else 'no reply'}")
+        if not checks.wait(lambda: truth[-1].actuation_mode_name == "DAMPING", REPLY_DEADLINE_S,
+                           "the robot is in DAMPING", (sim,)):
+            return
+        damped_at = truth[-1].sim_time
+        wait_for(lambda: truth[-1].sim_time >= damped_at + DAMPING_WATCH_S, DAMPING_WATCH_S + COLD_START_S,
+                 f"{DAMPING_WATCH_S:.0f} s of simulated time in DAMPING", (sim,))
+        after = truth[-1]
+        print(f"  after {DAMPING_WATCH_S:.0f} s of DAMPING: pelvis {after.pelvis_height:.2f} m, fallen {after.fallen}, "
+              f"peak impact speed {after.peak_impact_speed:.2f} m/s "
+              "(the lowering step of POWER_DOWN exists to avoid this)")
+        checks.check(after.actuation_mode_name == "DAMPING" and after.fallen,
+                     "under DAMPING alone the G1 collapses to the floor (ground truth: fallen)")
+    except StepFailed as exc:
+        checks.failed(exc)
+    finally:
+        monitor.destroy_subscription(sub)
+        monitor.destroy_client(client)
+
+
+def _pictures(directory: Path) -> list[Path]:
+    """A fast, headless MuJoCo run (no ROS) of the stop modes, drawn as PNGs for the README's readers."""
+    from ftrobot_guard.hardware.actuation_modes import ActuationMode
+    from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig
+    from ftrobot_guard.sim.plots import plot_scenario
+    from ftrobot_guard.sim.snapshots import write_png
+
+    written = []
+    for mode in (ActuationMode.DAMPING, ActuationMode.POWER_OFF):
+        name = mode.name.lower()
+        sim = HumanoidSim(SimConfig(require_guard_alive=False, seed=1))
+        sim.run_for(1.0)
+        written.append(write_png(sim, directory / f"g1-{name}-before.png"))
+        outcome = sim.set_actuation_mode(int(mode), reason="demo picture")
+        if not outcome.success:
+            raise RuntimeError(f"simulator refused {mode.name}: {outcome.message}")
+        sim.run_for(3.0)
+        truth = sim.ground_truth()
+        print(f"  {mode.name}: pelvis {truth.pelvis_height:.2f} m after 3 s, fallen {truth.fallen}, "
+              f"peak impact speed {truth.peak_impact_speed:.2f} m/s")
+        written.append(write_png(sim, directory / f"g1-{name}-after.png"))
+        written.append(plot_scenario(sim.recorder, sim.faults, directory / f"g1-{name}-plot.png",
+                                     title=f"Unitree G1 from standing: {mode.name}"))
+    return written
+
+
+def run_demo(out: Path, with_sim: bool = True) -> int:
+    """Run the scenario; returns 0 when every step showed what it should, 1 otherwise."""
+    domain_id = int(os.environ.get("FTROBOT_DEMO_DOMAIN_ID", str(100 + os.getpid() % 100)))
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    out = out.resolve()
+    run_dir = out / time.strftime("run-%Y%m%d-%H%M%S")
+    keys = run_dir / "keys"
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    _say("1. Development credentials (generated now, never committed)")
+    department = make_department(keys / "department")
+    identity = make_identity_number("440304", 2026, 123)
+    robot = make_robot(keys / "robot01", department, identity, "Futian-Guide-01")
+    forger = make_department(keys / "forger", name="Not The Department")
+    impostor = make_robot(keys / "impostor", forger, identity, "Futian-Guide-01")
+    print(f"department CA  {department.ca_certificate}")
+    print(f"robot          {robot.identity_number} '{robot.robot_name}' key {robot.private_key} (mode 0600)")
+    print(f"impostor       same identity number, certificate from a forged CA ({forger.ca_certificate})")
+    from ftrobot_guard.trust.keys import generate_private_key, write_private_key, write_public_key
+
+    auditor_key = generate_private_key("x25519")
+    auditor_key_file = write_private_key(keys / "department" / "log_x25519.key", auditor_key)
+    auditor_pub = write_public_key(keys / "department" / "log_x25519.pub.pem", auditor_key.public_key())
+    print(f"log key        the department's X25519 key {auditor_pub}: only it can read the black box")
+    log_dir = run_dir / "blackbox"
+    robot_params = _robot_params(run_dir / "robot.yaml", robot, department, with_sim)
+    recorder_params = _recorder_params(run_dir / "recorder.yaml", robot, auditor_pub, log_dir)
+    impostor_params = _robot_params(run_dir / "impostor.yaml", impostor, forger, False)
+
+    # The monitor runs in this process, so the table below is the department's own view.
+    from ftrobot_msgs.msg import Heartbeat
+
+    from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
+    from ftrobot_guard.ros.package_share import package_share
+    from ftrobot_guard.ros.qos_profiles import HEARTBEAT_MONITOR
+    from ftrobot_guard.ros.stack_runner import StackRunner
+
+    env = _environment(domain_id)
+    dept_params = package_share() / "config" / "department.yaml"
+    runner = StackRunner(
+        "department", [dept_params],
+        per_node_overrides={"department_monitor": {
+            "trusted_ca_files": [str(department.ca_certificate)],
+            "witnessed_heads_file": str(run_dir / "witnessed_heads.jsonl"),
+        }},
+    )
+    runner.start()
+    monitor = runner.nodes[0]
+    # The demo prints the monitor's alerts and table itself; its ROS log would say everything twice.
+    monitor.get_logger().set_level(LoggingSeverity.ERROR)
+    assert isinstance(monitor, DepartmentMonitorNode)
+    alerts: list[tuple[float, Alert]] = []  # (time.monotonic() when raised or cleared, alert)
+    monitor.add_alert_listener(lambda alert: alerts.append((time.monotonic(), alert)))
+    # What the robot and the impostor send, as heard here (the monitor judges the same messages).
+    robot_beats: list[Heartbeat] = []
+    impostor_beats: list[Heartbeat] = []
+    monitor.create_subscription(Heartbeat, f"{ROBOT_NS}/heartbeat", robot_beats.append, HEARTBEAT_MONITOR)
+    monitor.create_subscription(Heartbeat, f"{IMPOSTOR_NS}/heartbeat", impostor_beats.append, HEARTBEAT_MONITOR)
+    heartbeat_period_s = float(monitor.get_parameter("heartbeat_period").value)
+    silent_periods = int(monitor.get_parameter("silent_periods").value)
+    silence_bound_s = heartbeat_period_s * silent_periods + 1.0 / float(monitor.get_parameter("check_rate_hz").value)
+    spinner = threading.Thread(target=runner.spin, daemon=True)
+    spinner.start()
+
+    sim = robot_proc = impostor_proc = None
+    checks = Checklist()
+
+    def rows() -> list[RobotRow]:
+        return monitor.rows()
+
+    def row_of(number: str) -> RobotRow | None:
+        return next((r for r in rows() if r.identity_number == number), None)
+
+    def show(title: str) -> None:
+        print(f"-- department monitor: {title}")
+        print(render_table(rows()))
+
+    def signature_verified() -> bool:
+        row = row_of(robot.identity_number)
+        return row is not None and row.signature_state == SignatureState.VERIFIED
+
+    def inputs_fresh() -> bool:
+        """The robot reports both simulator inputs healthy, and the monitor judged that same heartbeat."""
+        row = row_of(robot.identity_number)
+        if row is None or not robot_beats or AlertKind.UNHEALTHY in row.active_alerts:
+            return False
+        latest = robot_beats[-1]
+        healthy = {t.topic for t in latest.watched_topics if t.healthy}
+        return row.sequence == latest.sequence and {f"{ROBOT_NS}/joint_states", f"{ROBOT_NS}/imu"} <= healthy
+
+    def of_robot(kind: AlertKind, raised: bool = True) -> list[tuple[float, Alert]]:
+        """The robot's alerts of ``kind`` raised (or cleared) since the step began."""
+        return [(t, a) for t, a in alerts
+                if a.kind == kind and a.raised == raised and a.identity_number == robot.identity_number]
+
+    def print_alerts() -> None:
+        for _, alert in list(alerts):
+            print(render_alert(alert))
+
+    try:
+        _say(f"2. Starting the robot on ROS domain {domain_id} (discovery limited to this machine)")
+        if with_sim:
+            sim = _start(["up", "sim", "--namespace", ROBOT_NS, "--headless"], logs / "sim.log", env)
+            print(f"simulated Unitree G1 (MuJoCo) in {ROBOT_NS}: log {logs / 'sim.log'}")
+        robot_proc = _start(["up", "robot", "--params", str(robot_params), "--params", str(recorder_params),
+                             "--namespace", ROBOT_NS], logs / "robot.log", env)
+        print(f"robot guard stack (heartbeat, black-box recorder) in {ROBOT_NS}: log {logs / 'robot.log'}")
+        wait_for(lambda: (r := row_of(robot.identity_number)) is not None and r.last_seen_age_s is not None,
+                 COLD_START_S, "the robot's first heartbeat", (sim, robot_proc))
+        checks.wait(signature_verified, REPLY_DEADLINE_S, "heartbeat signature verified against the department CA",
+                    (robot_proc,))
+        if with_sim:
+            # A cold MuJoCo start (imports, model compile) can take longer than the robot's: wait for it.
+            checks.wait(inputs_fresh, COLD_START_S,
+                        "its watched inputs (joint_states, imu from the simulator) are fresh", (sim, robot_proc))
+        show("the robot is heard, its signature verified")
+        print("  note: no safety supervisor runs yet, so the robot reports safety mode BOOT (SAFETY_MODE alert)")
+        wait_for(lambda: monitor.witnessed_heads.heads(robot.identity_number) != [], COLD_START_S,
+                 "a black-box checkpoint witnessed through the heartbeat", (sim, robot_proc))
+        head = monitor.witnessed_heads.heads(robot.identity_number)[-1]
+        robot_key = x509.load_pem_x509_certificate(robot.certificate.read_bytes()).public_key()
+        checks.check(isinstance(robot_key, ed25519.Ed25519PublicKey) and head.signature_valid(robot_key),
+                     f"black-box checkpoint witnessed by the department: record {head.sequence}, "
+                     f"chain head {head.chain_head[:16]}..., signed with the key in the robot's certificate")
+        if with_sim:
+            _say("2b. The hardware contract: the simulated robot stands in HOLD, then is put in DAMPING")
+            _hardware_contract_step(monitor, checks, sim)
+
+        _say("3. The robot's heartbeat stops (its process is stopped)")
+        alerts.clear()
+        _stop(robot_proc)
+        stopped_at = time.monotonic()
+        robot_proc = None
+        wait_for(lambda: bool(of_robot(AlertKind.SILENT)), silence_bound_s + REPLY_DEADLINE_S, "the SILENT alert")
+        print_alerts()
+        show("the department sees the robot silent")
+        silent_after_s = of_robot(AlertKind.SILENT)[0][0] - stopped_at
+        # The last heartbeat left before the process exited, so SILENT is due within the window plus one check.
+        checks.check(silent_after_s <= silence_bound_s + SCHEDULING_SLACK_S,
+                     f"SILENT raised within {silent_periods} heartbeat periods",
+                     f"{silent_after_s:.1f} s after the robot's process ended; bound {silence_bound_s:.2f} s")
+
+        _say("3b. An auditor verifies the robot's black box against what the department witnessed")
+        heads_file = run_dir / "heads.json"
+        _cli(["dept", "heads", "--store", str(run_dir / "witnessed_heads.jsonl"), "--identity", robot.identity_number,
+              "--out", str(heads_file)], env)
+        verify = _cli(["log", "verify", str(log_dir), "--heads", str(heads_file), "--ca",
+                       str(department.ca_certificate)], env)
+        checks.check(verify == 0 and heads_file.exists(),
+                     "log verified without any decryption key: integrity, order, completeness, witnessed heads")
+        exported = run_dir / "export.jsonl"
+        exported_code = _cli(["log", "export", str(log_dir), "--key", str(auditor_key_file), "--topic", "heartbeat",
+                              "--out", str(exported)], env)
+        records = _exported_heartbeats(exported)
+        ours = [r for r in records if r.get("message", {}).get("identity_number") == robot.identity_number]
+        checks.check(exported_code == 0 and bool(records) and len(ours) == len(records),
+                     f"decrypted with the department's key: {len(ours)} heartbeat records of "
+                     f"{robot.identity_number} exported to {exported}")
+
+        _say("4. An impostor claims the robot's identity number with a forged certificate")
+        alerts.clear()
+        impostor_proc = _start(["up", "heartbeat", "--params", str(impostor_params), "--namespace", IMPOSTOR_NS],
+                               logs / "impostor.log", env)
+        wait_for(lambda: bool(of_robot(AlertKind.UNKNOWN_CERTIFICATE)), COLD_START_S, "the impostor to be refused",
+                 (impostor_proc,))
+        # "Did not clear" needs the impostor to keep trying: watch it send more heartbeats first.
+        tries = len(impostor_beats) + IMPOSTOR_RETRIES
+        wait_for(lambda: len(impostor_beats) >= tries, IMPOSTOR_RETRIES * heartbeat_period_s + REPLY_DEADLINE_S,
+                 f"{IMPOSTOR_RETRIES} more impostor heartbeats", (impostor_proc,))
+        print_alerts()
+        show("the impostor is refused; the real robot is still silent")
+        row = row_of(robot.identity_number)
+        impostor_sessions = {beat.boot_id for beat in impostor_beats}
+        checks.check(bool(of_robot(AlertKind.UNKNOWN_CERTIFICATE)) and row is not None
+                     and row.boot_id not in impostor_sessions, "forged certificate refused (UNKNOWN_CERTIFICATE)")
+        checks.check(row is not None and AlertKind.SILENT in row.active_alerts
+                     and not of_robot(AlertKind.SILENT, raised=False),
+                     "the impostor did not clear the real robot's SILENT alert",
+                     f"{len(impostor_beats)} impostor heartbeats heard")
+    except StepFailed as exc:
+        checks.failed(exc)
+    finally:
+        for process in (impostor_proc, robot_proc, sim):
+            _stop(process)
+        runner.request_stop()
+        spinner.join(timeout=5.0)
+        runner.stop()
+
+    if with_sim:
+        _say("5. Pictures: the G1 from standing in DAMPING and in POWER_OFF (MuJoCo, offscreen)")
+        try:
+            pictures = _pictures(run_dir / "pictures")
+        except Exception as exc:  # a picture is a nicety: report it, never hide it
+            checks.check(False, "pictures written", f"{type(exc).__name__}: {exc}")
+        else:
+            for picture in pictures:
+                print(f"  {picture}")
+            checks.check(len(pictures) == 6 and all(p.read_bytes()[:8] == PNG_SIGNATURE for p in pictures),
+                         f"{len(pictures)} pictures written as PNG")
+
+    _say("Done" if checks.all_ok else "Done, with failures")
+    passed = sum(1 for ok, _ in checks.results if ok)
+    print(f"{passed} of {len(checks.results)} checks passed; keys, params and logs: {run_dir}")
+    return 0 if checks.all_ok else 1
+
+
+def _exported_heartbeats(path: Path) -> list[dict[str, Any]]:
+    """The JSON records `ftrobot log export` wrote (none when the file is missing or not JSON Lines)."""
+    try:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError):
+        return []
+    return [r for r in records if isinstance(r, dict)]

@@ -1,0 +1,50 @@
+"""Which nodes `ftrobot up STACK` starts: the same nodes, names and params files as launch/*.launch.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    module: str       # Python module of the node class
+    class_name: str   # rclpy Node subclass taking **node_kwargs
+    node_name: str    # name the node gives itself (the key of its section in params files)
+
+
+STACKS: dict[str, tuple[NodeSpec, ...]] = {
+    # The robot-side guard stack (a later issue adds gate, detectors and supervisor here).
+    "robot": (
+        NodeSpec("ftrobot_guard.nodes.heartbeat_node", "HeartbeatNode", "heartbeat"),
+        NodeSpec("ftrobot_guard.nodes.recorder_node", "RecorderNode", "recorder"),
+    ),
+    # The heartbeat alone (a robot whose other guard nodes run elsewhere; tests).
+    "heartbeat": (NodeSpec("ftrobot_guard.nodes.heartbeat_node", "HeartbeatNode", "heartbeat"),),
+    # The supervising department's monitor.
+    "department": (
+        NodeSpec("ftrobot_guard.nodes.department_monitor_node", "DepartmentMonitorNode", "department_monitor"),
+    ),
+    # The simulated humanoid behind the hardware contract.
+    "sim": (NodeSpec("ftrobot_guard.nodes.humanoid_sim_node", "HumanoidSimNode", "humanoid_sim"),),
+}
+
+DEFAULT_PARAMS: dict[str, tuple[str, ...]] = {
+    "robot": ("robot.yaml", "recorder.yaml"),
+    "heartbeat": ("robot.yaml",),
+    "department": ("department.yaml",),
+    "sim": ("sim.yaml",),
+}
+
+# The launch file in launch/ that starts the same nodes with the same default params files as each stack
+# (tests/test_launch_files.py keeps them in step). The heartbeat stack has none: it is robot.launch.py
+# without the recorder. launch/gazebo.launch.py starts Gazebo and its bridge, no node of this package.
+LAUNCH_FILES: dict[str, str] = {
+    "robot": "robot.launch.py",
+    "department": "department.launch.py",
+    "sim": "sim.launch.py",
+}
+
+# Stacks whose nodes must not share callbacks across threads: the simulator's physics thread needs the
+# GIL back within each 2 ms step, and a multi-threaded executor's contention delays guard/alive past the
+# hardware watchdog's 100 ms (measured: bench/sim_realtime.py).
+SINGLE_THREADED_STACKS = frozenset({"sim"})

@@ -1,0 +1,463 @@
+"""Checks of commands against the operating envelope: clamp what may be clamped, refuse the rest, say why.
+
+Pure functions over an :class:`~ftrobot_guard.safety.envelope.Envelope` for the command gate (numpy,
+no state of their own: the gate keeps the last forwarded command and passes it in).
+
+Joint commands (:func:`check_joint_command`), in this order; the first refusal wins:
+
+1. names: known, not repeated, not empty; arrays one value per name (velocities and efforts optional);
+   every value a finite number. Otherwise refused.
+2. position beyond the hard range, velocity target or feed-forward effort beyond the hard limit:
+   refused (a controller asking for what the machine cannot do is broken). Beyond the soft limit (and
+   within the hard one): clamped to the soft limit / the mode's limit.
+3. position step since the last forwarded command (or the measured posture it was re-anchored to):
+   a step implying more than the joint's hard (rated) velocity is refused; more than the mode's
+   velocity limit is shortened to what the limit allows in the elapsed time.
+4. REDUCED only: each hand chain's motion is scaled so that ``Σ |q̇_i| r_i ≤ hand_speed`` (steps and
+   velocity targets alike; r_i from ``reduced.hand_lever_arms``).
+
+What the checks guarantee (hypothesis tests in tests/test_envelope_checks.py): nothing non-finite is
+forwarded; forwarded positions are inside the hard range, and inside the soft range whenever the
+previous command was; forwarded velocities, efforts and implied step velocities are within the mode's
+limits; in REDUCED every hand chain's bound is within hand_speed.
+
+Base velocity (:func:`check_base_velocity`): planar, finite; speed and yaw rate clamped to the mode's
+limit, refused beyond the hard limit. Geofence (:func:`check_geofence`, :func:`check_base_motion`),
+service hours (:func:`check_service_hours`) and tasks (:func:`check_task`) answer allowed or not with
+the reason.
+
+The envelope's acceleration limits are not applied to commands here: a position stream's implied
+acceleration jumps whenever a motion starts from rest, so it is a detector's quantity (measured
+acceleration spikes), not a command gate's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ftrobot_guard.safety.envelope import (
+    MANDATORY_PROHIBITED_TASKS,
+    NAME_PATTERN,
+    WEEKDAYS,
+    Envelope,
+    Geofence,
+    MotionProfile,
+    ServiceHours,
+    TaskPolicy,
+)
+
+POSITION_TOLERANCE = 1e-6       # rad beyond a hard limit still counted as on it (float round-off)
+PLANAR_TOLERANCE = 1e-9         # non-planar base velocity components must be this close to zero
+VELOCITY_TOLERANCE = 1e-9       # relative: round-off allowed on implied velocities
+MAX_NAMES = 256
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"   # forwarded as given
+    CLAMPED = "clamped"     # forwarded after clamping (see the clamps)
+    REFUSED = "refused"     # not forwarded
+
+    @property
+    def forwarded(self) -> bool:
+        return self is not Outcome.REFUSED
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """One value changed to stay inside the envelope (SI units)."""
+
+    subject: str        # joint name, "base" or a hand chain
+    quantity: str       # position, velocity, effort, step velocity, hand speed, planar speed, yaw rate
+    requested: float
+    limit: float
+
+    def describe(self) -> str:
+        return f"{self.subject} {self.quantity} {self.requested:.4g} clamped to {self.limit:.4g}"
+
+
+def _summary(clamps: Sequence[Clamp]) -> str:
+    if not clamps:
+        return ""
+    more = f" (+{len(clamps) - 3} more)" if len(clamps) > 3 else ""
+    return "; ".join(clamp.describe() for clamp in clamps[:3]) + more
+
+
+@dataclass(frozen=True, eq=False)
+class JointCommandDecision:
+    """What the gate may forward for a joint command (arrays in the command's name order)."""
+
+    outcome: Outcome
+    reason: str                  # refusal reason, or the clamps in one line; "" when accepted as given
+    names: tuple[str, ...]
+    indices: np.ndarray          # model joint index of each name
+    positions: np.ndarray        # rad
+    velocities: np.ndarray | None  # rad/s, None when the command gave none
+    efforts: np.ndarray | None     # N·m feed-forward, None when the command gave none
+    clamps: tuple[Clamp, ...]
+
+    @property
+    def forwarded(self) -> bool:
+        return self.outcome.forwarded
+
+
+_EMPTY = np.zeros(0)
+_EMPTY_INDEX = np.zeros(0, dtype=np.int64)
+
+
+def _refuse(reason: str, names: Sequence[str] = ()) -> JointCommandDecision:
+    return JointCommandDecision(Outcome.REFUSED, reason, tuple(names), _EMPTY_INDEX, _EMPTY, None, None, ())
+
+
+def _finite(values: object, what: str, names: Sequence[str]) -> np.ndarray | str:
+    try:
+        array = np.array(values, dtype=np.float64)  # a copy: the caller's array is never changed
+    except (TypeError, ValueError, OverflowError):
+        return f"{what}: not a list of numbers"
+    if array.ndim != 1:
+        return f"{what}: not a flat list of numbers"
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        return f"{what}: NaN or Inf for {', '.join(names[i] for i in bad[:5] if i < len(names))}"
+    return array
+
+
+def _names(envelope: Envelope, joint_names: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray] | str:
+    names = tuple(joint_names)
+    if not names:
+        return "no joint names"
+    if len(names) > MAX_NAMES:
+        return f"{len(names)} joint names, more than {MAX_NAMES}"
+    index = envelope.joints.index
+    unknown = [name for name in names if not isinstance(name, str) or name not in index]
+    if unknown:
+        return f"unknown joint names: {', '.join(repr(str(n)[:40]) for n in unknown[:5])}"
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        repeated = sorted({name for name in names if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
+        return f"repeated joint names: {', '.join(repeated[:5])}"
+    return names, np.fromiter((index[name] for name in names), dtype=np.int64, count=len(names))
+
+
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
+def _clamp_magnitude(values: np.ndarray, limit: np.ndarray, names: Sequence[str], quantity: str,
+                     clamps: list[Clamp]) -> np.ndarray:
+    over = np.abs(values) > limit
+    if not over.any():
+        return values
+    for i in np.flatnonzero(over):
+        clamps.append(Clamp(names[int(i)], quantity, float(values[i]), float(limit[i])))
+    clipped: np.ndarray = np.clip(values, -limit, limit)
+    return clipped
+
+
+def _limit_hand_speed(profile: MotionProfile, idx: np.ndarray, step: np.ndarray, vel: np.ndarray | None,
+                      elapsed: float, clamps: list[Clamp]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scale each hand chain's steps and velocity targets so that Σ |q̇_i| r_i ≤ hand_speed."""
+    assert profile.hand_speed is not None
+    step_scale = np.ones(len(idx))
+    vel_scale = np.ones(len(idx))
+    position_of = {int(model_index): k for k, model_index in enumerate(idx)}
+    for chain in profile.hand_chains:
+        members = [(position_of[int(j)], float(r))
+                   for j, r in zip(chain.indices, chain.lever_arms, strict=True) if int(j) in position_of]
+        if not members:
+            continue
+        for quantity, rates, scale in (("hand speed (steps)", np.abs(step) / elapsed, step_scale),
+                                       ("hand speed (velocity targets)", None if vel is None else np.abs(vel),
+                                        vel_scale)):
+            if rates is None:
+                continue
+            bound = sum(float(rates[m]) * r for m, r in members)
+            if bound > profile.hand_speed:
+                clamps.append(Clamp(chain.name, quantity, bound, profile.hand_speed))
+                for m, _ in members:
+                    scale[m] = min(scale[m], profile.hand_speed / bound)
+    return step * step_scale, None if vel is None else vel * vel_scale
+
+
+def check_joint_command(
+    envelope: Envelope,
+    profile: MotionProfile,
+    joint_names: Sequence[str],
+    positions: Sequence[float] | np.ndarray,
+    velocities: Sequence[float] | np.ndarray = (),
+    efforts: Sequence[float] | np.ndarray = (),
+    *,
+    previous: np.ndarray,
+    elapsed: float,
+) -> JointCommandDecision:
+    """Clamp or refuse a joint command (``trajectory_msgs/JointTrajectory`` first point) for ``profile``.
+
+    ``previous`` holds, for every joint in model order, the position last forwarded (or the measured
+    posture the stream was re-anchored to); ``elapsed`` is the time in s since then (> 0).
+    """
+    checked = _names(envelope, joint_names)
+    if isinstance(checked, str):
+        return _refuse(checked)
+    names, idx = checked
+    count = len(names)
+    if len(positions) != count:
+        return _refuse(f"{len(positions)} positions for {count} joint names", names)
+    for field, values in (("velocities", velocities), ("effort", efforts)):
+        if len(values) not in (0, count):
+            return _refuse(f"{len(values)} {field} for {count} joint names (give none or one per joint)", names)
+    pos = _finite(positions, "positions", names)
+    vel = _finite(velocities, "velocities", names) if len(velocities) else None
+    eff = _finite(efforts, "effort", names) if len(efforts) else None
+    for array in (pos, vel, eff):
+        if isinstance(array, str):
+            return _refuse(array, names)
+    assert isinstance(pos, np.ndarray)
+    if not (isinstance(elapsed, (int, float)) and math.isfinite(elapsed) and elapsed > 0.0):
+        return _refuse(f"no time elapsed since the last forwarded command ({elapsed!r} s)", names)
+    joints = envelope.joints
+    prev = np.asarray(previous, dtype=np.float64)
+    if prev.shape != (len(joints),):
+        raise ValueError(f"previous must hold {len(joints)} positions in model order, got shape {prev.shape}")
+    prev = prev[idx]
+    unanchored = _first(~np.isfinite(prev))
+    if unanchored is not None:
+        return _refuse(f"no anchor for {names[unanchored]}: re-anchor to the measured posture first", names)
+
+    # hard limits: refuse
+    hard_lo, hard_hi = joints.hard_lower[idx], joints.hard_upper[idx]
+    i = _first((pos < hard_lo - POSITION_TOLERANCE) | (pos > hard_hi + POSITION_TOLERANCE))
+    if i is not None:
+        return _refuse(f"position {pos[i]:.4f} rad for {names[i]} is beyond its hard range "
+                       f"[{hard_lo[i]:.4f}, {hard_hi[i]:.4f}]", names)
+    if vel is not None:
+        assert isinstance(vel, np.ndarray)
+        i = _first(np.abs(vel) > joints.hard_velocity[idx])
+        if i is not None:
+            return _refuse(f"velocity {vel[i]:.3f} rad/s for {names[i]} is beyond its hard limit "
+                           f"{joints.hard_velocity[idx][i]:g} rad/s", names)
+    if eff is not None:
+        assert isinstance(eff, np.ndarray)
+        i = _first(np.abs(eff) > joints.hard_effort[idx])
+        if i is not None:
+            return _refuse(f"feed-forward effort {eff[i]:.2f} N·m for {names[i]} is beyond its hard limit "
+                           f"{joints.hard_effort[idx][i]:g} N·m", names)
+    step_limit = joints.hard_velocity[idx] * elapsed
+    i = _first(np.abs(pos - prev) > step_limit * (1.0 + VELOCITY_TOLERANCE))
+    if i is not None:
+        return _refuse(f"position step {pos[i] - prev[i]:+.4f} rad for {names[i]} in {elapsed:.4g} s exceeds its "
+                       f"rated {joints.hard_velocity[idx][i]:g} rad/s", names)
+
+    # soft limits: clamp
+    clamps: list[Clamp] = []
+    soft_lo, soft_hi = joints.soft_lower[idx], joints.soft_upper[idx]
+    outside = (pos < soft_lo) | (pos > soft_hi)
+    if outside.any():
+        clamped = np.clip(pos, soft_lo, soft_hi)
+        for k in np.flatnonzero(outside):
+            clamps.append(Clamp(names[k], "position", float(pos[k]), float(clamped[k])))
+        pos = clamped
+    velocity_limit = profile.velocity[idx]
+    if vel is not None:
+        vel = _clamp_magnitude(vel, velocity_limit, names, "velocity", clamps)
+    if eff is not None:
+        eff = _clamp_magnitude(eff, profile.effort[idx], names, "effort", clamps)
+    step = pos - prev
+    allowed = velocity_limit * elapsed
+    too_far = np.abs(step) > allowed
+    if too_far.any():
+        for k in np.flatnonzero(too_far):
+            clamps.append(Clamp(names[k], "step velocity", float(abs(step[k]) / elapsed), float(velocity_limit[k])))
+        step = np.clip(step, -allowed, allowed)
+        pos = prev + step
+    if profile.hand_speed is not None and profile.hand_chains:
+        step, vel = _limit_hand_speed(profile, idx, step, vel, elapsed, clamps)
+        pos = prev + step
+    outcome = Outcome.CLAMPED if clamps else Outcome.ACCEPTED
+    return JointCommandDecision(outcome, _summary(clamps), names, idx, pos, vel, eff, tuple(clamps))
+
+
+# ---------------------------------------------------------------------------------------------
+# Base velocity
+
+
+@dataclass(frozen=True)
+class BaseVelocityDecision:
+    outcome: Outcome
+    reason: str
+    vx: float = 0.0     # m/s forward
+    vy: float = 0.0     # m/s left
+    wz: float = 0.0     # rad/s yaw rate
+    clamps: tuple[Clamp, ...] = ()
+
+    @property
+    def forwarded(self) -> bool:
+        return self.outcome.forwarded
+
+
+def check_base_velocity(envelope: Envelope, profile: MotionProfile, linear: Sequence[float],
+                        angular: Sequence[float]) -> BaseVelocityDecision:
+    """Clamp or refuse a ``geometry_msgs/Twist`` (linear x, y, z; angular x, y, z) for ``profile``."""
+    values = _finite(list(linear) + list(angular), "base velocity", ("linear.x", "linear.y", "linear.z",
+                                                                      "angular.x", "angular.y", "angular.z"))
+    if isinstance(values, str):
+        return BaseVelocityDecision(Outcome.REFUSED, values)
+    if values.size != 6:
+        return BaseVelocityDecision(Outcome.REFUSED, f"base velocity: {values.size} components, expected 3 + 3")
+    vx, vy, vz, wx, wy, wz = (float(v) for v in values)
+    if any(abs(v) > PLANAR_TOLERANCE for v in (vz, wx, wy)):
+        return BaseVelocityDecision(Outcome.REFUSED, "base velocity: only linear.x, linear.y and angular.z may move "
+                                    "the base (the others must be 0)")
+    speed = math.hypot(vx, vy)
+    base = envelope.base
+    if speed > base.linear_speed.hard:
+        return BaseVelocityDecision(Outcome.REFUSED, f"base velocity: planar speed {speed:.3f} m/s is beyond the "
+                                    f"hard limit {base.linear_speed.hard:g} m/s")
+    if abs(wz) > base.angular_speed.hard:
+        return BaseVelocityDecision(Outcome.REFUSED, f"base velocity: yaw rate {wz:.3f} rad/s is beyond the hard "
+                                    f"limit {base.angular_speed.hard:g} rad/s")
+    clamps = []
+    if speed > profile.linear_speed:
+        factor = profile.linear_speed / speed
+        vx, vy = vx * factor, vy * factor
+        clamps.append(Clamp("base", "planar speed", speed, profile.linear_speed))
+    if abs(wz) > profile.angular_speed:
+        clamps.append(Clamp("base", "yaw rate", wz, math.copysign(profile.angular_speed, wz)))
+        wz = math.copysign(profile.angular_speed, wz)
+    outcome = Outcome.CLAMPED if clamps else Outcome.ACCEPTED
+    return BaseVelocityDecision(outcome, _summary(clamps), vx, vy, wz, tuple(clamps))
+
+
+# ---------------------------------------------------------------------------------------------
+# Geofence, service hours, tasks
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    allowed: bool
+    reason: str   # why not (or a short confirmation when allowed)
+
+
+def _inside(vertices: np.ndarray, x: float, y: float) -> bool:
+    """Even-odd ray casting (numpy over the edges)."""
+    xi, yi = vertices[:, 0], vertices[:, 1]
+    xj, yj = np.roll(xi, 1), np.roll(yi, 1)
+    straddles = (yi > y) != (yj > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing_x = (xj - xi) * (y - yi) / (yj - yi) + xi
+    return bool(np.count_nonzero(straddles & (x < crossing_x)) % 2)
+
+
+def _edge_distance(vertices: np.ndarray, x: float, y: float) -> float:
+    a = vertices
+    b = np.roll(vertices, -1, axis=0)
+    ab = b - a
+    ap = np.array([x, y]) - a
+    t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.einsum("ij,ij->i", ab, ab), 0.0, 1.0)
+    nearest = a + ab * t[:, None]
+    return float(np.min(np.hypot(nearest[:, 0] - x, nearest[:, 1] - y)))
+
+
+def geofence_clearance(geofence: Geofence, x: float, y: float) -> tuple[float, str]:
+    """Signed clearance (m) of a point: distance to the nearest boundary it must not cross, negative when
+    it is outside every keep-in polygon or inside a keep-out polygon; with the polygon that decides."""
+    best_in, best_name = -math.inf, geofence.keep_in[0].name
+    for polygon in geofence.keep_in:
+        distance = _edge_distance(polygon.vertices, x, y)
+        signed = distance if _inside(polygon.vertices, x, y) else -distance
+        if signed > best_in:
+            best_in, best_name = signed, polygon.name
+    clearance, name = best_in, best_name
+    for polygon in geofence.keep_out:
+        distance = _edge_distance(polygon.vertices, x, y)
+        signed = -distance if _inside(polygon.vertices, x, y) else distance
+        if signed < clearance:
+            clearance, name = signed, polygon.name
+    return clearance, name
+
+
+def check_geofence(geofence: Geofence, x: float, y: float) -> CheckResult:
+    """Whether a position in ``odom`` keeps the geofence's margin from every boundary."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return CheckResult(False, f"position ({x}, {y}) is not finite")
+    clearance, name = geofence_clearance(geofence, x, y)
+    if clearance >= geofence.margin:
+        return CheckResult(True, f"{clearance:.2f} m from {name}")
+    where = "outside the geofence" if clearance < 0 else f"within {geofence.margin:g} m of the geofence"
+    return CheckResult(False, f"position ({x:.2f}, {y:.2f}) in {geofence.frame} is {where} ({name}, clearance "
+                              f"{clearance:.2f} m)")
+
+
+def check_base_motion(geofence: Geofence, x: float, y: float, yaw: float, vx: float, vy: float,
+                      horizon: float, samples: int = 8) -> CheckResult:
+    """Whether moving at (vx, vy) in the base frame for ``horizon`` s keeps the geofence.
+
+    Allowed when every point of the path (sampled) keeps the margin, or when the robot is already too
+    close or outside and the motion strictly increases its clearance (the way back in).
+    """
+    values = (x, y, yaw, vx, vy, horizon)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values) or horizon < 0.0:
+        return CheckResult(False, "position, heading, velocity or horizon is not finite")
+    if vx == 0.0 and vy == 0.0:
+        return CheckResult(True, "no planar motion")
+    dx = (math.cos(yaw) * vx - math.sin(yaw) * vy) * horizon
+    dy = (math.sin(yaw) * vx + math.cos(yaw) * vy) * horizon
+    now_clearance, _ = geofence_clearance(geofence, x, y)
+    worst, worst_name = math.inf, ""
+    for fraction in np.linspace(1.0 / samples, 1.0, samples):
+        clearance, name = geofence_clearance(geofence, x + dx * fraction, y + dy * fraction)
+        if clearance < worst:
+            worst, worst_name = clearance, name
+    if worst >= geofence.margin:
+        return CheckResult(True, f"path keeps {worst:.2f} m from {worst_name}")
+    end_clearance, _ = geofence_clearance(geofence, x + dx, y + dy)
+    if now_clearance < geofence.margin and end_clearance > now_clearance and worst >= now_clearance:
+        return CheckResult(True, f"moving back inside the geofence ({now_clearance:.2f} -> {end_clearance:.2f} m)")
+    return CheckResult(False, f"motion would bring the robot within {geofence.margin:g} m of the geofence "
+                              f"({worst_name}, clearance {worst:.2f} m in {horizon:g} s)")
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def describe_service_hours(hours: ServiceHours) -> str:
+    """One line: ``mon,tue,wed,thu,fri 09:00-18:00; sat 09:00-12:00 (Asia/Shanghai)``."""
+    parts = [f"{','.join(WEEKDAYS[d] for d in sorted(w.days))} {_clock(w.open_minute)}-{_clock(w.close_minute)}"
+             for w in hours.windows]
+    return f"{'; '.join(parts) or 'never'} ({hours.time_zone})"
+
+
+def check_service_hours(hours: ServiceHours, now: dt.datetime) -> CheckResult:
+    """Whether ``now`` (timezone-aware) falls in the service hours, in their time zone."""
+    if not isinstance(now, dt.datetime) or now.tzinfo is None:
+        return CheckResult(False, "the time is not a timezone-aware datetime")
+    local = now.astimezone(hours.zone)
+    label = f"{WEEKDAYS[local.weekday()]} {local:%Y-%m-%d %H:%M} {hours.time_zone}"
+    if local.date() in hours.closed_dates:
+        return CheckResult(False, f"outside service hours: {label} is a closed date")
+    seconds = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+    for window in hours.windows:
+        if local.weekday() in window.days and window.open_minute * 60 <= seconds < window.close_minute * 60:
+            return CheckResult(True, f"{label} is within service hours")
+    return CheckResult(False, f"outside service hours: {label} (open {describe_service_hours(hours)})")
+
+
+def check_task(tasks: TaskPolicy, task_kind: object) -> CheckResult:
+    """Whether a task kind may be forwarded: well-formed, not prohibited, whitelisted."""
+    if not isinstance(task_kind, str) or not NAME_PATTERN.match(task_kind):
+        shown = repr(task_kind)[:40]
+        return CheckResult(False, f"task kind {shown} is malformed (lower-case letters, digits and _)")
+    if task_kind in MANDATORY_PROHIBITED_TASKS or "robot" in task_kind:
+        return CheckResult(False, f"task kind '{task_kind}' is prohibited: a robot employee may not direct or "
+                                  "design other robot employees")
+    if task_kind in tasks.prohibited:
+        return CheckResult(False, f"task kind '{task_kind}' is prohibited by the envelope")
+    if task_kind not in tasks.allowed:
+        return CheckResult(False, f"task kind '{task_kind}' is not in the envelope's task whitelist")
+    return CheckResult(True, f"task kind '{task_kind}' is whitelisted")

@@ -1,0 +1,84 @@
+"""How the supervisor answers an anomaly, and the timing rules of its stops (a section of the signed envelope).
+
+Severities are those of ``ftrobot_msgs/Anomaly`` (INFO 0, WARNING 1, ERROR 2, CRITICAL 3). Each severity
+maps to a :class:`Response`; an anomaly *kind* may override its severity's response (e.g. a fall under way
+answers DAMP whatever severity the detector gave it; an override never makes a response milder).
+Defaults follow the message's documentation:
+
+========= ========== =====================================================================
+severity  response   what the supervisor does
+========= ========== =====================================================================
+INFO      RECORD     nothing but the record
+WARNING   REDUCE     REDUCED while the anomaly is active (not latched)
+ERROR     SAFE_STOP  category-2 stop, latched: hold posture, power kept
+CRITICAL  POWER_DOWN category-1 stop, latched: lower to rest, damp, power off
+—         DAMP       POWER_DOWN without lowering: DAMPING at once, then power off (a fall under way,
+                     inputs lost, battery nearly empty: lowering needs what is failing)
+========= ========== =====================================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+class Severity(enum.IntEnum):
+    """``ftrobot_msgs/Anomaly`` severity (numbers equal the message's SEVERITY_* constants)."""
+
+    INFO = 0
+    WARNING = 1
+    ERROR = 2
+    CRITICAL = 3
+
+
+class Response(enum.Enum):
+    """What the supervisor does about an anomaly (ordered by :attr:`rank`)."""
+
+    RECORD = "record"
+    REDUCE = "reduce"
+    SAFE_STOP = "safe_stop"
+    POWER_DOWN = "power_down"
+    DAMP = "damp"
+
+    @property
+    def rank(self) -> int:
+        return _RESPONSE_RANK[self]
+
+    @property
+    def stops(self) -> bool:
+        """True for the responses that latch a stop."""
+        return self.rank >= _RESPONSE_RANK[Response.SAFE_STOP]
+
+
+_RESPONSE_RANK = {Response.RECORD: 0, Response.REDUCE: 1, Response.SAFE_STOP: 2, Response.POWER_DOWN: 3,
+                  Response.DAMP: 4}
+
+DEFAULT_SEVERITY_RESPONSES: Mapping[Severity, Response] = MappingProxyType({
+    Severity.INFO: Response.RECORD,
+    Severity.WARNING: Response.REDUCE,
+    Severity.ERROR: Response.SAFE_STOP,
+    Severity.CRITICAL: Response.POWER_DOWN,
+})
+
+
+@dataclass(frozen=True, eq=False)
+class ResponsePolicy:
+    """Severity and kind responses plus the supervisor's timing rules."""
+
+    severity_responses: Mapping[Severity, Response] = field(default_factory=lambda: DEFAULT_SEVERITY_RESPONSES)
+    kind_responses: Mapping[str, Response] = field(default_factory=lambda: MappingProxyType({}))
+    safe_stop_escalation: float = 30.0   # s: a SAFE_STOP (or a holding ESTOP) not RESET by then is lowered
+    estop_category: int = 1              # IEC 60204-1 stop category of ESTOP: 1 (lower, damp, off) or 2 (hold)
+    reset_max_age: float = 2.0           # s: an authenticated RESET older than this is refused
+
+    def response_to(self, kind: str, severity: Severity) -> Response:
+        """The response to an anomaly of ``kind`` raised with ``severity``.
+
+        A kind's own response can only make the answer stricter than its severity's, never milder.
+        """
+        by_severity = self.severity_responses[severity]
+        override = self.kind_responses.get(kind)
+        return override if override is not None and override.rank > by_severity.rank else by_severity
