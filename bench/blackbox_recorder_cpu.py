@@ -2,13 +2,17 @@
 
 The real RecorderNode runs in its own process (real DDS on loopback, raw subscriptions taken in 20 ms
 batches (ros/batched_intake.py), writer thread with the default 100 ms fsync); this process publishes
-30-joint JointState messages at
-500 Hz plus a 1 Hz event topic. The recorder's CPU time is read from /proc over the measurement
-window, and compared with the same node idle (no input) and with a do-nothing rclpy node with the
-same subscriptions and executor in the same run. (rclpy.experimental.EventsExecutor of the Jazzy
-wheels spins a core at 100 % even when idle here, so it is not used.)
+30-joint JointState messages at 500 Hz plus a 1 Hz event topic. The recorder's CPU time is read from
+/proc over the measurement window, and compared with the same node idle (no input) and with a
+do-nothing rclpy node with the same subscriptions and executor in the same run.
+(rclpy.experimental.EventsExecutor of the Jazzy wheels spins a core at 100 % even when idle here, so
+it is not used.)
 
-Usage: python bench/blackbox_recorder_cpu.py [--seconds 20] [--rate 500]
+Also timed: one retention status pass (every segment header read, the directory walked) over a log
+of ``--scan-segments`` segments: the reason it runs on the recorder's retention thread, not on the
+executor that drains messages every 20 ms.
+
+Usage: python bench/blackbox_recorder_cpu.py [--seconds 20] [--rate 500] [--scan-segments 200]
 Prints human-readable lines, then one JSON object per figure.
 """
 
@@ -145,10 +149,38 @@ def measure(code: str, extra_args: list[str], seconds: float, rate: float) -> tu
     return idle, busy, sent, elapsed, reported[0]
 
 
+def retention_scan_ms(segments: int) -> tuple[float, int]:
+    """(median ms of one retention status pass, segments) over a log of about ``segments`` segments."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+    from ftrobot_guard.blackbox.log_writer import LogWriter, WriterKeys, WriterPolicy
+    from ftrobot_guard.blackbox.retention import RetentionPolicy, retention_status
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "log"
+        keys = WriterKeys("440304-RB-2026-000123-8", ed25519.Ed25519PrivateKey.generate(),
+                          (x25519.X25519PrivateKey.generate().public_key(),))
+        writer = LogWriter(directory, keys, WriterPolicy(segment_max_bytes=4096, block_max_bytes=4096))
+        writer.open()
+        while len(list(directory.glob("*.ftbb"))) < segments:
+            for _ in range(5):
+                writer.append_message("/joint_states", "sensor_msgs/msg/JointState", os.urandom(400))
+            writer.flush()
+        writer.close()
+        count = len(list(directory.glob("*.ftbb")))
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            retention_status(directory, RetentionPolicy(), time.time_ns())
+            times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)[len(times) // 2], count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--scan-segments", type=int, default=200, help="log size for the retention pass (0: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         params = _params(Path(tmp))
@@ -172,6 +204,14 @@ def main() -> None:
                               ("joint_states_received_fraction", joint_received / sent if sent else 0.0, "1")):
         print(json.dumps({"bench": "blackbox_recorder_cpu", "figure": name, "value": round(value, 2), "unit": unit,
                           "n": sent, "distro": DISTRO}))
+    if args.scan_segments > 0:
+        scan_ms, count = retention_scan_ms(args.scan_segments)
+        print(f"one retention status pass over {count} segments: {scan_ms:.1f} ms ({scan_ms / count:.2f} ms per"
+              " segment); it runs on the retention thread every 10 s, not on the 20 ms drain path")
+        for name, value, unit in (("retention_pass_ms", scan_ms, "ms"), ("retention_pass_ms_per_segment",
+                                                                          scan_ms / count, "ms")):
+            print(json.dumps({"bench": "blackbox_recorder_cpu", "figure": name, "value": round(value, 3),
+                              "unit": unit, "n": count, "distro": DISTRO}))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,22 @@
-"""Black-box figures (issue 4): sealing throughput on one core, and bytes per day for the default tiers.
+"""Black-box figures (issues 4 and 7): sealing rate on one core, and bytes per day at the default tiers,
+for the zlib payload encoding (format version 1, before) and the zstd one (format version 2, after).
 
-1. Sealing: ~300-byte entries (a) one entry per record (AES-GCM + zlib + chain + CRC each), in memory;
-   (b) batched as the recorder does (LogWriter: append + flush every 100 ms worth of entries, written to
-   a file, no fsync) and (c) with an fsync per flush. Target: >= 20k records/s on one core.
-2. Bytes/day: the default config/recorder.yaml tiers fed with realistic CDR messages (30-joint
-   JointState at 500 Hz, Imu at 200 Hz, Odometry at 50 Hz, joint commands at 100 Hz, heartbeat and
-   safety state at 1 Hz, two incidents a day) through the real recording policy and writer under a
-   simulated clock; scaled to one day, and days per GB.
+1. Sealing: ~300-byte entries (a) one entry per record (encoding + AES-GCM + chain + CRC each), in
+   memory; (b) batched as the recorder does (LogWriter: append, flush every 100 ms worth of entries,
+   written to a file, no fsync) and (c) with an fsync per flush. Target: >= 20k records/s per core.
+2. Bytes/day: a walking Unitree G1 as the recorder sees it, through the real recording policy
+   (config/recorder.yaml) and the real writer under a simulated clock. Streams at the G1's rates
+   (config/sim.yaml): 29-joint JointState 500 Hz and Imu 500 Hz with float32 values widened to
+   float64 (the G1 reports q, dq, tau_est and its IMU as float32: unitree_hg LowState), Odometry
+   100 Hz (float64 estimator), joint commands 100 Hz on guard/in and hw/ (float64 positions of all
+   29 joints), velocity commands 20 Hz on guard/in and hw/ (float64 vx and yaw rate from a path
+   follower), the signed Heartbeat and SafetyState 1 Hz; receive times jittered by 30-400 µs. Sensor
+   noise and a gait whose speed and heading change all the time: no stream repeats. The long-term
+   tier is simulated for --sim-minutes, then one incident (the 60 s ring plus 30 s at full rate);
+   scaled to a day with two incidents, segment headers counted at one segment per hour.
+   --float64-state makes joint states, IMU and odometry full float64 (like the MuJoCo simulator).
 
-Usage: python bench/blackbox_throughput.py [--seconds 3] [--sim-minutes 20]
+Usage: python bench/blackbox_throughput.py [--seconds 3] [--sim-minutes 20] [--float64-state]
 Prints human-readable lines, then one JSON object per figure.
 """
 
@@ -18,13 +26,32 @@ import argparse
 import json
 import math
 import os
-import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 DISTRO = os.environ.get("FTROBOT_ROS_DISTRO", "jazzy")
 FIGURES: list[dict[str, object]] = []
+ENCODINGS = ("zlib", "zstd")  # format version 1 (before), format version 2 (after)
+TARGET_GIB_183_DAYS = 20.0
+INCIDENTS_PER_DAY = 2
+REPO = Path(__file__).resolve().parents[1]
+
+# The G1's 29 actuated joints (MuJoCo Menagerie unitree_g1, as src/ftrobot_guard/sim/g1_model.py loads them)
+G1_JOINTS = (
+    "left_hip_pitch_joint", "left_hip_roll_joint", "left_hip_yaw_joint", "left_knee_joint", "left_ankle_pitch_joint",
+    "left_ankle_roll_joint", "right_hip_pitch_joint", "right_hip_roll_joint", "right_hip_yaw_joint",
+    "right_knee_joint", "right_ankle_pitch_joint", "right_ankle_roll_joint", "waist_yaw_joint", "waist_roll_joint",
+    "waist_pitch_joint", "left_shoulder_pitch_joint", "left_shoulder_roll_joint", "left_shoulder_yaw_joint",
+    "left_elbow_joint", "left_wrist_roll_joint", "left_wrist_pitch_joint", "left_wrist_yaw_joint",
+    "right_shoulder_pitch_joint", "right_shoulder_roll_joint", "right_shoulder_yaw_joint", "right_elbow_joint",
+    "right_wrist_roll_joint", "right_wrist_pitch_joint", "right_wrist_yaw_joint",
+)
+G1_EFFORT_LIMIT = np.array([88, 139, 88, 139, 50, 50] * 2 + [88, 50, 50] + [25, 25, 25, 25, 25, 5, 5] * 2, float)
 
 
 def figure(name: str, value: float, unit: str, n: int, bench: str = "blackbox_throughput") -> None:
@@ -40,198 +67,419 @@ def _keys():  # type: ignore[no-untyped-def]
                       (x25519.X25519PrivateKey.generate().public_key(),))
 
 
-def _entry_bytes(i: int) -> bytes:
-    from ftrobot_guard.blackbox.record_format import Entry, Tier, encode_entry
+# --------------------------------------------------------------------------- 1. sealing rate
 
-    payload = os.urandom(100) + bytes(150)
-    return encode_entry(Entry(time.time_ns(), "/joint_states", "sensor_msgs/msg/JointState", payload, "G-0001",
-                              Tier.LONG_TERM))
+
+def _sealing_payloads(count: int) -> list[bytes]:
+    return [os.urandom(100) + bytes(150) for _ in range(count)]
 
 
 def bench_sealing(seconds: float) -> None:
     from ftrobot_guard.blackbox.key_wrap import new_data_key
     from ftrobot_guard.blackbox.log_writer import LogWriter, WriterPolicy
-    from ftrobot_guard.blackbox.record_format import Entry, SegmentHeader, Tier
+    from ftrobot_guard.blackbox.record_format import Entry, SegmentHeader, Tier, encode_entry
     from ftrobot_guard.blackbox.segment_writer import SegmentWriter
 
     keys = _keys()
-    entries = [_entry_bytes(i) for i in range(2000)]
-    size = len(entries[0])
-    print(f"entry size: {size} bytes (encoded, before compression)")
-    with tempfile.TemporaryDirectory() as tmp:
-        header = SegmentHeader(keys.robot_id, keys.signing_key.public_key().public_bytes_raw().hex(), "00" * 16,
-                               "11" * 16, 0, 1, "", "00" * 32, time.time_ns(), ())
-        segment = SegmentWriter(Path(tmp), header, keys.signing_key, new_data_key())
-        n = 0
-        start = time.process_time()
-        while time.process_time() - start < seconds:
-            blocks = [(entries[(n + j) % 2000], 0) for j in range(1000)]
-            batch = segment.seal(blocks, None)
-            segment.head, segment.next_sequence = batch.head, batch.last_sequence + 1
-            n += 1000
-        cpu = time.process_time() - start
-        segment.release()
-    rate = n / cpu
-    print(f"(a) one entry per record, in memory: {rate:,.0f} records/s per core ({n} records)")
-    figure("seal_records_per_s_unbatched", rate, "records/s", n)
-
-    for label, sync in (("(b) batched, written, no fsync", False), ("(c) batched, written, fsync per flush", True)):
+    payloads = _sealing_payloads(4096)
+    entries = [encode_entry(Entry(time.time_ns(), "/joint_states", "sensor_msgs/msg/JointState", p, "G-0001",
+                                  Tier.LONG_TERM)) for p in payloads[:2000]]
+    print(f"entry size: {len(entries[0])} bytes (encoded, before compression)")
+    for encoding in ENCODINGS:
         with tempfile.TemporaryDirectory() as tmp:
-            writer = LogWriter(Path(tmp) / "log", keys, WriterPolicy(segment_max_bytes=256 * 2**20))
-            writer.open()
-            per_flush = 2000  # 100 ms worth at 20k/s
+            def header(index: int) -> SegmentHeader:
+                return SegmentHeader(keys.robot_id, keys.signing_key.public_key().public_bytes_raw().hex(),
+                                     "00" * 16, f"{index:032x}", index, 1, "", "00" * 32, time.time_ns(), ())
+            # the steady state: a segment whose dictionary was built from the one before (zstd)
+            seed = SegmentWriter(Path(tmp), header(1), keys.signing_key, new_data_key(), 1, encoding)
+            for start in range(0, 2000, 20):
+                seed.seal([(b"".join(entries[start:start + 20]), 0)], None)
+            segment = SegmentWriter(Path(tmp), header(2), keys.signing_key, new_data_key(), 1, encoding, seed)
             n = 0
-            payloads = [os.urandom(100) + bytes(150) for _ in range(4096)]
-            start_cpu, start_wall = time.process_time(), time.perf_counter()
-            while time.perf_counter() - start_wall < seconds:
-                for j in range(per_flush):
-                    writer.append(Entry(time.time_ns(), "/joint_states", "sensor_msgs/msg/JointState",
-                                        payloads[(n + j) % 4096], "G-0001", Tier.LONG_TERM))
-                writer.flush(sync=sync)
-                n += per_flush
-            cpu = time.process_time() - start_cpu
-            wall = time.perf_counter() - start_wall
-            written = writer.stats.bytes_written
-            writer.close()
-        print(f"{label}: {n / cpu:,.0f} entries/s per core CPU, {n / wall:,.0f} entries/s wall;"
-              f" {written / n:.0f} bytes/entry on disk")
-        figure("append_entries_per_s_batched" + ("_fsync" if sync else ""), n / cpu, "entries/s", n)
+            start = time.process_time()
+            while time.process_time() - start < seconds:
+                blocks = [(entries[(n + j) % 2000], 0) for j in range(1000)]
+                batch = segment.seal(blocks, None)
+                segment.head, segment.next_sequence = batch.head, batch.last_sequence + 1
+                n += 1000
+            cpu = time.process_time() - start
+            seed.release()
+            segment.release()
+        rate = n / cpu
+        print(f"[{encoding}] (a) one entry per record, in memory: {rate:,.0f} records/s per core ({n} records)")
+        figure(f"seal_records_per_s_unbatched_{encoding}", rate, "records/s", n)
+
+        for label, sync in (("(b) batched, written, no fsync", False), ("(c) batched, written, fsync per flush", True)):
+            with tempfile.TemporaryDirectory() as tmp:
+                writer = LogWriter(Path(tmp) / "log", keys, WriterPolicy(segment_max_bytes=256 * 2**20,
+                                                                         payload_encoding=encoding))
+                writer.open()
+                per_flush = 2000  # 100 ms worth at 20k/s
+                n = 0
+                start_cpu, start_wall = time.process_time(), time.perf_counter()
+                while time.perf_counter() - start_wall < seconds:
+                    for j in range(per_flush):
+                        writer.append(Entry(time.time_ns(), "/joint_states", "sensor_msgs/msg/JointState",
+                                            payloads[(n + j) % 4096], "G-0001", Tier.LONG_TERM))
+                    writer.flush(sync=sync)
+                    n += per_flush
+                cpu = time.process_time() - start_cpu
+                wall = time.perf_counter() - start_wall
+                written = writer.stats.bytes_written
+                writer.close()
+            print(f"[{encoding}] {label}: {n / cpu:,.0f} entries/s per core CPU, {n / wall:,.0f} entries/s wall;"
+                  f" {written / n:.0f} bytes/entry on disk")
+            figure(f"append_entries_per_s_batched{'_fsync' if sync else ''}_{encoding}", n / cpu, "entries/s", n)
 
 
-def _cdr_messages(rng: random.Random) -> dict[str, object]:
-    """Serialized messages of realistic size and entropy (falls back to sized random bytes)."""
-    try:
-        from geometry_msgs.msg import Twist  # noqa: F401
-        from nav_msgs.msg import Odometry
+# --------------------------------------------------------------------------- 2. a G1's streams
+
+
+class CdrTemplate:
+    """Serialized messages of one type made fast: the message is serialized once (rclpy) with sentinel
+    values, the sentinels' byte offsets are found, and each new message is that template with new values
+    written at those offsets. Checked by deserializing (:meth:`check`)."""
+
+    def __init__(self, msg_type: Any, build: Callable[[dict[str, np.ndarray]], Any],
+                 fields: dict[str, tuple[str, int]]) -> None:
         from rclpy.serialization import serialize_message
+
+        rng = np.random.default_rng(12345)
+        sentinels: dict[str, np.ndarray] = {}
+        for name, (dtype, count) in fields.items():
+            kind = np.dtype(dtype)
+            if kind.kind == "f":
+                sentinels[name] = (rng.random(count) * 1e6 + 7e5).astype(kind)
+            else:
+                top = min(int(np.iinfo(kind).max), (1 << (kind.itemsize * 8 - 1)) - 1)
+                sentinels[name] = rng.integers(1 << (kind.itemsize * 8 - 3), top, count, dtype=kind)
+        self.msg_type = msg_type
+        self.template = np.frombuffer(serialize_message(build(sentinels)), np.uint8)
+        raw = self.template.tobytes()
+        self.offsets: dict[str, tuple[int, np.dtype[Any], int]] = {}
+        for name, values in sentinels.items():
+            little = values.dtype.newbyteorder("<")
+            pattern = values.astype(little).tobytes()
+            at = raw.find(pattern)
+            if at < 0 or raw.find(pattern, at + 1) >= 0:
+                raise RuntimeError(f"{msg_type.__name__}: field {name} not found exactly once in the template")
+            self.offsets[name] = (at, little, len(values))
+
+    def render(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        rows = len(next(iter(values.values())))
+        out = np.repeat(self.template[None, :], rows, axis=0)
+        for name, (at, dtype, count) in self.offsets.items():
+            column = np.ascontiguousarray(np.asarray(values[name]).astype(dtype).reshape(rows, count))
+            out[:, at : at + dtype.itemsize * count] = column.view(np.uint8).reshape(rows, -1)
+        return out
+
+    def check(self, row: bytes, expect: dict[str, Any]) -> None:
+        from rclpy.serialization import deserialize_message
+
+        message = deserialize_message(row, self.msg_type)
+        for path, value in expect.items():
+            got = message
+            for part in path.split("."):
+                got = got[int(part)] if part.isdigit() else getattr(got, part)
+            if not np.array_equal(np.asarray(got, dtype=np.asarray(value).dtype), np.asarray(value)):
+                raise RuntimeError(f"{self.msg_type.__name__}.{path}: template gives {got!r}, expected {value!r}")
+
+
+def _stamps(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sec = np.floor(t)
+    return sec.astype(np.int32), np.clip(np.round((t - sec) * 1e9), 0, 999_999_999).astype(np.uint32)
+
+
+class G1Streams:
+    """What a walking G1 publishes, one second at a time (see the module docstring)."""
+
+    def __init__(self, seed: int = 7, float64_state: bool = False, start_s: float = 1_780_000_000.0) -> None:
+        from ftrobot_msgs.msg import Heartbeat, SafetyState, TopicHealth
+        from geometry_msgs.msg import Twist
+        from nav_msgs.msg import Odometry
         from sensor_msgs.msg import Imu, JointState
-    except ImportError:
-        return {}
-    joints = [f"joint_{i:02d}" for i in range(30)]
-
-    def joint_state(t: float) -> bytes:
-        msg = JointState(name=joints, position=[math.sin(t + i) + rng.gauss(0, 1e-3) for i in range(30)],
-                         velocity=[math.cos(t + i) + rng.gauss(0, 1e-3) for i in range(30)],
-                         effort=[rng.gauss(5, 0.5) for _ in range(30)])
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int((t % 1) * 1e9)
-        msg.header.frame_id = "base_link"
-        return serialize_message(msg)
-
-    def imu(t: float) -> bytes:
-        msg = Imu()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int((t % 1) * 1e9)
-        msg.linear_acceleration.z = 9.81 + rng.gauss(0, 0.05)
-        msg.angular_velocity.x = rng.gauss(0, 0.01)
-        msg.orientation.w = 1.0
-        return serialize_message(msg)
-
-    def odom(t: float) -> bytes:
-        msg = Odometry()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int((t % 1) * 1e9)
-        msg.pose.pose.position.x = t * 0.3 + rng.gauss(0, 1e-3)
-        msg.twist.twist.linear.x = 0.3 + rng.gauss(0, 1e-3)
-        return serialize_message(msg)
-
-    def command(t: float) -> bytes:
         from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-        point = JointTrajectoryPoint(positions=[math.sin(t + i) for i in range(30)])
-        return serialize_message(JointTrajectory(joint_names=joints, points=[point]))
+        rng = np.random.default_rng(seed)
+        self.rng = rng
+        self.t0 = start_s
+        self.float64_state = float64_state
+        n = len(G1_JOINTS)
+        self.q0 = np.array([-0.1, 0, 0, 0.3, -0.2, 0] * 2 + [0, 0, 0] + [0.2, 0.2, 0, 0.9, 0, 0, 0]
+                           + [0.2, -0.2, 0, 0.9, 0, 0, 0])
+        amp = np.array([0.45, 0.06, 0.05, 0.6, 0.3, 0.05] * 2 + [0.08, 0.03, 0.04] + [0.3, 0.05, 0.05, 0.2, 0.05, 0.03, 0.03] * 2)
+        self.amp = amp * rng.uniform(0.85, 1.15, n)
+        self.amp2 = amp * rng.uniform(0.1, 0.3, n)
+        self.phase = rng.uniform(0, 2 * np.pi, n)
+        self.phase[6:12] = self.phase[0:6] + np.pi  # legs in anti-phase
+        self.phase2 = rng.uniform(0, 2 * np.pi, n)
+        self.tau_bias = G1_EFFORT_LIMIT * rng.uniform(-0.1, 0.1, n)
+        self.tau_amp = G1_EFFORT_LIMIT * rng.uniform(0.05, 0.3, n)
+        self.tau_noise = G1_EFFORT_LIMIT * 0.004
+        self.theta = self.x = self.y = self.yaw = 0.0
+        self.second = 0
+        self.certificate = rng.integers(0, 256, 520).astype(np.uint8).tolist()  # DER: random-looking, constant
+        names = list(G1_JOINTS)
+        stamp = {"sec": ("<i4", 1), "nanosec": ("<u4", 1)}
 
-    return {"joint_states": joint_state, "imu": imu, "odom": odom, "command": command}
+        def with_stamp(msg: Any, s: dict[str, np.ndarray]) -> Any:
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(s["sec"][0]), int(s["nanosec"][0])
+            return msg
+
+        self.joint_state = CdrTemplate(JointState, lambda s: with_stamp(JointState(
+            name=names, position=s["position"].tolist(), velocity=s["velocity"].tolist(),
+            effort=s["effort"].tolist()), s), {**stamp, "position": ("<f8", n), "velocity": ("<f8", n),
+                                               "effort": ("<f8", n)})
+
+        def imu(s: dict[str, np.ndarray]) -> Any:
+            msg = with_stamp(Imu(), s)
+            msg.header.frame_id = "imu_in_pelvis"
+            o = msg.orientation
+            o.x, o.y, o.z, o.w = s["orientation"].tolist()
+            msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = s["gyro"].tolist()
+            a = msg.linear_acceleration
+            a.x, a.y, a.z = s["accel"].tolist()
+            return msg
+
+        self.imu = CdrTemplate(Imu, imu, {**stamp, "orientation": ("<f8", 4), "gyro": ("<f8", 3), "accel": ("<f8", 3)})
+
+        def odom(s: dict[str, np.ndarray]) -> Any:
+            msg = with_stamp(Odometry(child_frame_id="pelvis"), s)
+            msg.header.frame_id = "odom"
+            p, t = msg.pose.pose, msg.twist.twist
+            p.position.x, p.position.y, p.position.z = s["position"].tolist()
+            p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = s["orientation"].tolist()
+            t.linear.x, t.linear.y, t.linear.z = s["linear"].tolist()
+            t.angular.x, t.angular.y, t.angular.z = s["angular"].tolist()
+            return msg
+
+        self.odom = CdrTemplate(Odometry, odom, {**stamp, "position": ("<f8", 3), "orientation": ("<f8", 4),
+                                                 "linear": ("<f8", 3), "angular": ("<f8", 3)})
+        self.command = CdrTemplate(JointTrajectory, lambda s: with_stamp(JointTrajectory(
+            joint_names=names, points=[JointTrajectoryPoint(positions=s["positions"].tolist())]), s),
+            {**stamp, "positions": ("<f8", n)})
+
+        def twist(s: dict[str, np.ndarray]) -> Any:
+            msg = Twist()
+            msg.linear.x, msg.angular.z = float(s["vx"][0]), float(s["yaw_rate"][0])
+            return msg
+
+        self.twist = CdrTemplate(Twist, twist, {"vx": ("<f8", 1), "yaw_rate": ("<f8", 1)})
+        watched = ["/joint_states", "/imu", "/odom", "/guard/in/joint_command"]
+
+        def heartbeat(s: dict[str, np.ndarray]) -> Any:
+            msg = with_stamp(Heartbeat(
+                format_version=1, identity_number="440304-RB-2026-000123-8", robot_name="Xiaofu-07",
+                department="Futian Street Service Center", boot_id="5f0c9a6e2d7b4e1f9a3c8b6d0e2f4a1c",
+                software_digest="9e" * 32, config_digest="c4" * 32, guardian_on_duty="G-440304-0007",
+                safety_mode=1, safety_mode_name="NORMAL", certificate=self.certificate,
+                sequence=int(s["sequence"][0]), uptime=float(s["uptime"][0]),
+                log_checkpoint_sequence=int(s["checkpoint"][0]), log_segment_id="3e" * 16, log_chain_head="ab" * 32,
+                log_checkpoint_signature=s["checkpoint_signature"].tolist(), signature=s["signature"].tolist()), s)
+            msg.log_checkpoint_stamp.sec = int(s["sec"][0]) - 1
+            msg.watched_topics = [TopicHealth(topic=w, ever_received=True, age=float(s[f"age{i}"][0]), max_age=0.5,
+                                              healthy=True) for i, w in enumerate(watched)]
+            return msg
+
+        self.heartbeat = CdrTemplate(Heartbeat, heartbeat, {
+            **stamp, "sequence": ("<u8", 1), "uptime": ("<f8", 1), "checkpoint": ("<u8", 1),
+            "checkpoint_signature": ("u1", 64), "signature": ("u1", 64), **{f"age{i}": ("<f8", 1) for i in range(4)}})
+        self._chain_head_at = self.heartbeat.template.tobytes().find(b"ab" * 32)
+        self.safety = CdrTemplate(SafetyState, lambda s: with_stamp(SafetyState(
+            mode=1, mode_name="NORMAL", cause="boot check passed", source="boot", speed_scale=1.0,
+            transition_count=1), s), stamp)
+
+    def _state(self, values: np.ndarray) -> np.ndarray:
+        return values if self.float64_state else values.astype(np.float32).astype(np.float64)
+
+    def second_of_messages(self) -> list[tuple[int, str, bytes]]:
+        """``(offset in 2 ms ticks, topic, CDR bytes)`` of the next second, in time order."""
+        rng, n, ticks = self.rng, len(G1_JOINTS), 500
+        tt = np.arange(ticks) * 0.002
+        ts = self.second + tt
+        speed = np.clip(0.45 + 0.35 * np.sin(2 * np.pi * ts / 47) + 0.2 * np.sin(2 * np.pi * ts / 13 + 1), 0, 0.9)
+        yaw_rate = 0.3 * np.sin(2 * np.pi * ts / 29)
+        gait_hz = 0.9 + 0.5 * speed
+        theta = self.theta + np.cumsum(2 * np.pi * gait_hz * 0.002)
+        scale = (speed / 0.9)[:, None]
+        arg, arg2 = theta[:, None] + self.phase, 2 * theta[:, None] + self.phase2
+        q_ref = self.q0 + scale * (self.amp * np.sin(arg) + self.amp2 * np.sin(arg2))
+        dq_ref = scale * (self.amp * np.cos(arg) + 2 * self.amp2 * np.cos(arg2)) * (2 * np.pi * gait_hz)[:, None]
+        stamp_t = self.t0 + self.second + tt + rng.normal(0, 20e-6, ticks)
+        sec, nsec = _stamps(stamp_t)
+        position = self._state(q_ref + rng.normal(0, 2e-4, (ticks, n)))
+        effort = self._state(self.tau_bias + scale * self.tau_amp * np.sin(arg + 0.4)
+                             + rng.normal(0, 1, (ticks, n)) * self.tau_noise)
+        joint_states = self.joint_state.render({
+            "sec": sec, "nanosec": nsec, "position": position,
+            "velocity": self._state(dq_ref + rng.normal(0, 0.015, (ticks, n))), "effort": effort})
+        yaw = self.yaw + np.cumsum(yaw_rate * 0.002)
+        roll = 0.02 * scale[:, 0] * np.sin(theta)
+        pitch = 0.03 + 0.015 * scale[:, 0] * np.sin(2 * theta)
+        cr, sr, cp, sp = np.cos(roll / 2), np.sin(roll / 2), np.cos(pitch / 2), np.sin(pitch / 2)
+        cy, sy = np.cos(yaw / 2), np.sin(yaw / 2)
+        quat = np.stack([sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy,
+                         cr * cp * cy + sr * sp * sy], 1)
+        gyro = np.stack([np.gradient(roll, 0.002), np.gradient(pitch, 0.002), yaw_rate], 1) + rng.normal(0, 0.005, (ticks, 3))
+        accel = np.stack([0.3 * scale[:, 0] * np.sin(2 * theta), 0.2 * scale[:, 0] * np.sin(theta),
+                          9.81 + 1.2 * scale[:, 0] * np.sin(2 * theta)], 1) + rng.normal(0, 0.05, (ticks, 3))
+        imu = self.imu.render({"sec": sec, "nanosec": nsec, "orientation": self._state(quat),
+                               "gyro": self._state(gyro), "accel": self._state(accel)})
+        x = self.x + np.cumsum(speed * np.cos(yaw) * 0.002)
+        y = self.y + np.cumsum(speed * np.sin(yaw) * 0.002)
+        self.theta, self.x, self.y, self.yaw = float(theta[-1]), float(x[-1]), float(y[-1]), float(yaw[-1])
+        k = slice(0, ticks, 5)  # 100 Hz
+        m = len(range(0, ticks, 5))
+        odom = self.odom.render({
+            "sec": sec[k], "nanosec": nsec[k],
+            "position": np.stack([x[k], y[k], 0.78 + 0.01 * scale[k, 0] * np.sin(2 * theta[k])], 1) + rng.normal(0, 1e-3, (m, 3)),
+            "orientation": np.stack([np.zeros(m), np.zeros(m), np.sin(yaw[k] / 2), np.cos(yaw[k] / 2)], 1) + rng.normal(0, 1e-4, (m, 4)),
+            "linear": np.stack([speed[k], np.zeros(m), 0.02 * scale[k, 0] * np.cos(2 * theta[k])], 1) + rng.normal(0, 0.01, (m, 3)),
+            "angular": np.stack([np.zeros(m), np.zeros(m), yaw_rate[k]], 1) + rng.normal(0, 0.005, (m, 3))})
+        command = self.command.render({"sec": sec[k], "nanosec": nsec[k], "positions": q_ref[k]})
+        kv = slice(0, ticks, 25)  # 20 Hz
+        twist = self.twist.render({"vx": speed[kv], "yaw_rate": yaw_rate[kv]})
+        self.second += 1
+        heartbeat = self.heartbeat.render({
+            "sec": sec[:1], "nanosec": nsec[:1], "sequence": np.array([self.second]),
+            "uptime": np.array([self.second + 0.0173]), "checkpoint": np.array([self.second * 120]),
+            "checkpoint_signature": rng.integers(0, 256, (1, 64)), "signature": rng.integers(0, 256, (1, 64)),
+            **{f"age{i}": rng.uniform(0, 0.01, 1) for i in range(4)}})
+        heartbeat[0, self._chain_head_at : self._chain_head_at + 64] = np.frombuffer(os.urandom(32).hex().encode(), np.uint8)
+        safety = self.safety.render({"sec": sec[:1], "nanosec": nsec[:1]})
+        if self.second == 1:  # the templates write what was meant (checked by deserializing with rclpy)
+            self.joint_state.check(joint_states[7].tobytes(), {"position": position[7], "effort": effort[7],
+                                                               "header.stamp.nanosec": nsec[7]})
+            self.imu.check(imu[3].tobytes(), {"orientation.w": self._state(quat)[3, 3], "header.stamp.sec": sec[3]})
+            self.command.check(command[2].tobytes(), {"points.0.positions": q_ref[10]})
+            self.twist.check(twist[1].tobytes(), {"linear.x": speed[25], "angular.z": yaw_rate[25]})
+            self.heartbeat.check(heartbeat[0].tobytes(), {"sequence": 1, "certificate": self.certificate})
+        out: list[tuple[int, str, bytes]] = []
+        for i in range(ticks):
+            out.append((i, "joint_states", joint_states[i].tobytes()))
+            out.append((i, "imu", imu[i].tobytes()))
+            if i % 5 == 0:
+                out.append((i, "odom", odom[i // 5].tobytes()))
+                forwarded = command[i // 5].tobytes()  # the gate forwards what it accepts unchanged
+                out.append((i, "guard/in/joint_command", forwarded))
+                out.append((i, "hw/joint_command", forwarded))
+            if i % 25 == 0:
+                velocity = twist[i // 25].tobytes()
+                out.append((i, "guard/in/cmd_vel", velocity))
+                out.append((i, "hw/cmd_vel", velocity))
+            if i == 0:
+                out.append((i, "heartbeat", heartbeat[0].tobytes()))
+                out.append((i, "safety_state", safety[0].tobytes()))
+        return out
 
 
-def bench_bytes_per_day(sim_minutes: float) -> None:
+# --------------------------------------------------------------------------- 2. bytes per day
+
+
+def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str, float]:
     import yaml
 
     from ftrobot_guard.blackbox.log_writer import LogWriter, WriterPolicy
     from ftrobot_guard.blackbox.recording_policy import TwoTierRecorder, parse_topic_specs
+    from ftrobot_guard.blackbox.segment_reader import list_segments
 
-    rng = random.Random(7)
-    makers = _cdr_messages(rng)
-    if not makers:
-        print("rclpy/messages not importable: bytes/day skipped")
-        return
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "recorder.yaml").read_text())
-    params = config["/**/recorder"]["ros__parameters"]
+    params = yaml.safe_load((REPO / "config" / "recorder.yaml").read_text())["/**/recorder"]["ros__parameters"]
     specs = {s.topic: s for s in parse_topic_specs(params["topics"])}
-    heartbeat = os.urandom(700) + bytes(500)  # signed heartbeat with a DER certificate: ~1.2 kB, mostly random
-    safety = bytes(60)
-    twist = bytes(52)
-    clock_ns = [1_780_000_000 * 10**9]
+    streams = G1Streams(float64_state=float64_state)
+    jitter = np.random.default_rng(11)
+    clock_ns = [int(streams.t0 * 1e9)]
+    policy = WriterPolicy(fsync_interval_ms=params["fsync_interval_ms"],
+                          checkpoint_every_records=params["checkpoint_every_records"],
+                          checkpoint_every_s=params["checkpoint_every_s"],
+                          segment_max_bytes=int(params["segment_max_mb"] * 2**20),
+                          segment_max_age_s=params["segment_max_age_s"], payload_encoding=encoding)
+    flush_ticks = params["fsync_interval_ms"] // 2
     with tempfile.TemporaryDirectory() as tmp:
-        policy = WriterPolicy(checkpoint_every_records=params["checkpoint_every_records"],
-                              checkpoint_every_s=params["checkpoint_every_s"],
-                              segment_max_bytes=int(params["segment_max_mb"] * 2**20))
-        writer = LogWriter(Path(tmp) / "log", _keys(), policy, clock=lambda: clock_ns[0])
+        log = Path(tmp) / "log"
+        writer = LogWriter(log, _keys(), policy, clock=lambda: clock_ns[0])
         writer.open()
         recorder = TwoTierRecorder(list(specs.values()), writer.append, params["ring_seconds"],
                                    int(params["ring_max_mb"] * 2**20), params["post_incident_s"])
         recorder.guardian = "G-440304-0007"
-        sim_ns = int(sim_minutes * 60e9)
-        tick_ns = 2_000_000  # 500 Hz base tick
-        incidents_per_day = 2
-        ticks = 0
-        cache: dict[str, list[bytes]] = {name: [make(i * 0.002) for i in range(500)] for name, make in makers.items()}
-        t0 = clock_ns[0]
-        while clock_ns[0] - t0 < sim_ns:
-            now = clock_ns[0]
-            recorder.on_message(specs["joint_states"], cache["joint_states"][ticks % 500], now)
-            if ticks % 5 < 2:
-                recorder.on_message(specs["imu"], cache["imu"][ticks % 500], now)  # 200 Hz
-            if ticks % 10 == 0:
-                recorder.on_message(specs["odom"], cache["odom"][ticks % 500], now)  # 50 Hz
-            if ticks % 5 == 0:
-                recorder.on_message(specs["guard/in/joint_command"], cache["command"][ticks % 500], now)  # 100 Hz
-                recorder.on_message(specs["hw/joint_command"], cache["command"][ticks % 500], now)
-            if ticks % 25 == 0:
-                recorder.on_message(specs["guard/in/cmd_vel"], twist, now)  # 20 Hz
-                recorder.on_message(specs["hw/cmd_vel"], twist, now)
-            if ticks % 500 == 0:
-                recorder.on_message(specs["heartbeat"], heartbeat, now)
-                recorder.on_message(specs["safety_state"], safety, now)
-            if ticks % 50 == 0:  # the writer thread's 100 ms flush
-                writer.flush(sync=False)
-            ticks += 1
-            clock_ns[0] += tick_ns
-        base_bytes = writer.stats.bytes_written
-        # one incident: ring dump + post-incident full rate, measured separately and scaled to 2/day
-        before = writer.stats.bytes_written
-        recorder.on_message(specs["incident"], os.urandom(400), clock_ns[0])
-        end_post = clock_ns[0] + int(params["post_incident_s"] * 1e9)
-        while clock_ns[0] < end_post:
-            now = clock_ns[0]
-            recorder.on_message(specs["joint_states"], cache["joint_states"][ticks % 500], now)
-            if ticks % 5 < 2:
-                recorder.on_message(specs["imu"], cache["imu"][ticks % 500], now)
-            if ticks % 10 == 0:
-                recorder.on_message(specs["odom"], cache["odom"][ticks % 500], now)
-            if ticks % 50 == 0:
-                writer.flush(sync=False)
-            ticks += 1
-            clock_ns[0] += tick_ns
-        writer.flush(sync=False)
-        incident_bytes = writer.stats.bytes_written - before
+
+        def run(seconds: int, incident: bool = False) -> None:
+            for _ in range(seconds):
+                base = int((streams.t0 + streams.second) * 1e9)
+                messages = streams.second_of_messages()
+                latency = jitter.integers(30_000, 400_000, len(messages))
+                for (tick, topic, data), late in zip(messages, latency, strict=True):
+                    now = base + tick * 2_000_000
+                    if incident:
+                        recorder.on_message(specs["incident"], os.urandom(400), now)
+                        incident = False
+                    recorder.on_message(specs[topic], data, now + int(late))
+                    if tick % flush_ticks == flush_ticks - 1:
+                        clock_ns[0] = now + 2_000_000
+                        writer.flush(sync=False)
+
+        run(sim_s)
+        long_term = writer.stats.bytes_written
+        records = writer.stats.records_written
+        run(int(params["post_incident_s"]), incident=True)
+        window = writer.stats.bytes_written - long_term
         writer.close()
-    per_day_base = base_bytes * (86400e9 / sim_ns)
-    per_day = per_day_base + incidents_per_day * incident_bytes
-    print(f"simulated {sim_minutes:g} min: {base_bytes / 2**20:.1f} MiB long-term; one incident adds"
-          f" {incident_bytes / 2**20:.1f} MiB (ring {params['ring_seconds']:g} s + {params['post_incident_s']:g} s)")
-    print(f"default tiers: {per_day / 1e6:.0f} MB/day (with {incidents_per_day} incidents/day),"
-          f" {1e9 / per_day:.1f} days per GB; 183 days need {183 * per_day / 2**30:.1f} GiB"
-          f" (default budget {params['disk_budget_gb']:g} GiB holds {params['disk_budget_gb'] * 2**30 / per_day:.0f} days)")
-    figure("bytes_per_day_default_tiers", per_day / 1e6, "MB/day", ticks, "blackbox_storage")
-    figure("days_per_gb_default_tiers", 1e9 / per_day, "days/GB", ticks, "blackbox_storage")
-    figure("incident_bytes", incident_bytes / 1e6, "MB/incident", 1, "blackbox_storage")
+        headers = [item.prefix.records_offset for item in list_segments(log).segments]
+    lt_per_s = long_term / sim_s
+    incident = window - lt_per_s * params["post_incident_s"]  # the ring dump and the full-rate extra
+    per_day_records = lt_per_s * 86400 + INCIDENTS_PER_DAY * incident
+    segments_per_day = max(86400 / params["segment_max_age_s"], per_day_records / (params["segment_max_mb"] * 2**20))
+    per_day = per_day_records + segments_per_day * float(np.mean(headers[1:] or headers))
+    return {"long_term_per_day": lt_per_s * 86400, "incident": incident, "per_day": per_day,
+            "header": float(np.mean(headers[1:] or headers)), "records_per_s": records / sim_s,
+            "budget_gib": params["disk_budget_gb"]}
+
+
+def bench_bytes_per_day(sim_minutes: float, float64_state: bool) -> None:
+    try:
+        import ftrobot_msgs.msg  # noqa: F401
+        import rclpy.serialization  # noqa: F401
+    except ImportError:
+        print("rclpy/messages not importable: bytes/day skipped")
+        return
+    sim_s = int(sim_minutes * 60)
+    kind = "float64 state (like the MuJoCo simulator)" if float64_state else "G1 (float32 state widened)"
+    print(f"\nbytes per day at the default tiers: {sim_minutes:g} min long-term + one incident, {kind} streams")
+    print(f"{'encoding':<22} {'long-term MB/day':>16} {'MB/incident':>12} {'MB/day':>8} {'days/GiB':>9}"
+          f" {'GiB/183 d':>10}  within {TARGET_GIB_183_DAYS:g} GiB")
+    suffix = "_float64_state" if float64_state else ""
+    results: dict[str, dict[str, float]] = {}
+    for encoding in ENCODINGS:
+        start = time.perf_counter()
+        r = _record_streams(encoding, sim_s, float64_state)
+        results[encoding] = r
+        gib_183 = 183 * r["per_day"] / 2**30
+        label = "zlib-1 (v1, before)" if encoding == "zlib" else "zstd+columns (v2)"
+        print(f"{label:<22} {r['long_term_per_day'] / 1e6:>16.1f} {r['incident'] / 1e6:>12.1f} {r['per_day'] / 1e6:>8.1f}"
+              f" {2**30 / r['per_day']:>9.2f} {gib_183:>10.1f}  {'yes' if gib_183 <= TARGET_GIB_183_DAYS else 'NO'}"
+              f"   ({time.perf_counter() - start:.0f} s; {r['records_per_s']:.1f} records/s;"
+              f" segment header {r['header'] / 1e3:.1f} kB)")
+        figure(f"bytes_per_day_{encoding}{suffix}", r["per_day"] / 1e6, "MB/day", sim_s, "blackbox_storage")
+        figure(f"long_term_bytes_per_day_{encoding}{suffix}", r["long_term_per_day"] / 1e6, "MB/day", sim_s,
+               "blackbox_storage")
+        figure(f"incident_bytes_{encoding}{suffix}", r["incident"] / 1e6, "MB/incident", 1, "blackbox_storage")
+        figure(f"days_per_gib_{encoding}{suffix}", 2**30 / r["per_day"], "days/GiB", sim_s, "blackbox_storage")
+        figure(f"gib_for_183_days_{encoding}{suffix}", gib_183, "GiB", sim_s, "blackbox_storage")
+    before, after = results["zlib"]["per_day"], results["zstd"]["per_day"]
+    print(f"zstd+columns writes {after / before:.0%} of zlib-1's bytes ({before / after:.2f}x fewer);"
+          f" the default budget of {results['zstd']['budget_gib']:g} GiB holds"
+          f" {results['zstd']['budget_gib'] * 2**30 / after:.0f} days (zlib-1: {results['zlib']['budget_gib'] * 2**30 / before:.0f})")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="CPU seconds per sealing measurement")
-    parser.add_argument("--sim-minutes", type=float, default=20.0, help="simulated minutes for bytes/day")
+    parser.add_argument("--sim-minutes", type=float, default=20.0, help="simulated minutes of the long-term tier")
+    parser.add_argument("--float64-state", action="store_true", help="joint states, IMU, odometry as full float64")
+    parser.add_argument("--skip-sealing", action="store_true", help="only the bytes per day")
     args = parser.parse_args()
-    bench_sealing(args.seconds)
-    bench_bytes_per_day(args.sim_minutes)
+    if not args.skip_sealing:
+        bench_sealing(args.seconds)
+    bench_bytes_per_day(args.sim_minutes, args.float64_state)
     for item in FIGURES:
         print(json.dumps(item))
 

@@ -15,7 +15,11 @@
 
 CPU shares are process CPU time over wall time: run it on a quiet machine (check ``uptime``).
 
+3. Size limit: for heartbeats of 64 kB to 4 MB (serialized), how many of ``--size-attempts`` the
+   monitor in another process hears, from a best-effort publisher and from a reliable one (real DDS).
+
 Usage: python bench/department_monitor_load.py [--robots 1000] [--topics 1] [--seconds 20] [--trials 5]
+       [--size-attempts 10] [--no-robots-figure] [--profile DIR]
 Prints human-readable lines, then one JSON object per figure.
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -44,7 +49,8 @@ def _make_fleet(directory: Path, robots: int) -> None:
 
     department = make_department(directory / "department")
     for serial in range(1, robots + 1):
-        make_robot(directory / f"r{serial}", department, make_identity_number("440304", 2026, serial), f"robot-{serial}")
+        number = make_identity_number("440304", 2026, serial)
+        make_robot(directory / f"r{serial}", department, number, f"robot-{serial}")
 
 
 def _topic(index: int, topics: int) -> str:
@@ -72,8 +78,9 @@ class _Robot:
         """A signed heartbeat as the robot's heartbeat node sends it, with the recorder's latest checkpoint."""
         import hashlib
 
-        from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, sign_fields
         from ftrobot_msgs.msg import Heartbeat, TopicHealth
+
+        from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, sign_fields
 
         checkpoint = (sequence + 1) // CHECKPOINT_EVERY_S
         msg = Heartbeat(format_version=1, identity_number=self.number, robot_name=self.name,
@@ -95,8 +102,9 @@ def _generator(directory: Path, robots: int, topics: int, seconds: float) -> Non
     import uuid
 
     import rclpy
-    from ftrobot_guard.ros.qos_profiles import heartbeat_publisher
     from ftrobot_msgs.msg import Heartbeat
+
+    from ftrobot_guard.ros.qos_profiles import heartbeat_publisher
 
     rclpy.init()
     node = rclpy.create_node("heartbeat_generator")
@@ -122,6 +130,10 @@ def _generator(directory: Path, robots: int, topics: int, seconds: float) -> Non
 
 
 def _spin_window(executor: Any, seconds: float, count: Any) -> tuple[float, float, int]:
+    """Spin until the parent says the generator runs (a line on stdin), then warm up, then measure."""
+    while not select.select([sys.stdin], [], [], 0.0)[0]:
+        executor.spin_once(timeout_sec=0.05)
+    sys.stdin.readline()
     end_warmup = time.monotonic() + WARMUP_S
     while time.monotonic() < end_warmup:
         executor.spin_once(timeout_sec=0.05)
@@ -134,12 +146,12 @@ def _spin_window(executor: Any, seconds: float, count: Any) -> tuple[float, floa
 def _take_only(topics: int, seconds: float) -> None:
     """The same batched intake as the monitor, with a handler that does nothing: the DDS take's cost."""
     import rclpy
+    from ftrobot_msgs.msg import Heartbeat
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
 
     from ftrobot_guard.ros.batched_intake import BatchedIntake
     from ftrobot_guard.ros.qos_profiles import HEARTBEAT_MONITOR
-    from ftrobot_msgs.msg import Heartbeat
 
     context = Context()
     rclpy.init(context=context)
@@ -177,11 +189,10 @@ def _monitor(directory: Path, topics: int, seconds: float, profile: Path | None)
     import cProfile
 
     import rclpy
+    from builtin_interfaces.msg import Time
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
-
-    from builtin_interfaces.msg import Time
 
     from ftrobot_guard.department.fleet_monitor import read_heartbeat
     from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
@@ -224,14 +235,20 @@ def _load(robots: int, topics: int, seconds: float, profile: Path | None) -> lis
         print(f"made {robots} robot identities in {time.monotonic() - t0:.1f} s")
         me = [sys.executable, __file__, "--dir", str(directory), "--robots", str(robots), "--topics", str(topics),
               "--seconds", str(seconds)]
-        monitor = subprocess.Popen(me + ["--role", "monitor"] + (["--profile", str(profile)] if profile else []),
-                                   stdout=subprocess.PIPE, text=True)
-        take = subprocess.Popen(me + ["--role", "take"], stdout=subprocess.PIPE, text=True)
+        monitor = subprocess.Popen([*me, "--role", "monitor", *(["--profile", str(profile)] if profile else [])],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        take = subprocess.Popen([*me, "--role", "take"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert monitor.stdout is not None and take.stdout is not None
+        assert monitor.stdin is not None and take.stdin is not None
         monitor.stdout.readline()
         take.stdout.readline()
-        generator = subprocess.Popen(me[:-2] + ["--seconds", str(seconds + WARMUP_S + 12), "--role", "generator"],
+        generator = subprocess.Popen([*me[:-2], "--seconds", str(seconds + WARMUP_S + 12), "--role", "generator"],
                                      stdout=subprocess.PIPE, text=True)
+        assert generator.stdout is not None
+        generator.stdout.readline()  # its keys are loaded: heartbeats start now
+        for process in (monitor, take):
+            process.stdin.write("go\n")  # type: ignore[union-attr]
+            process.stdin.flush()  # type: ignore[union-attr]
         result = json.loads(monitor.stdout.readline())
         take_result = json.loads(take.stdout.readline())
         monitor.wait()
@@ -246,7 +263,8 @@ def _load(robots: int, topics: int, seconds: float, profile: Path | None) -> lis
     print(f"monitor: {result['verified']}/{robots} robots verified and fresh, {rate:.0f} heartbeats/s on {topics} "
           f"topic(s), {share:.1f} % of one core ({1e6 * result['cpu_s'] / max(1, result['heartbeats']):.0f} us per "
           f"heartbeat); {result['witnessed']} checkpoints witnessed")
-    print(f"  breakdown: take {take_share:.1f} % (take-only process, {take_result['heartbeats'] / take_result['wall_s']:.0f}"
+    take_rate = take_result["heartbeats"] / take_result["wall_s"]
+    print(f"  breakdown: take {take_share:.1f} % (take-only process, {take_rate:.0f}"
           f" heartbeats/s), Ed25519 verify {verify_share:.1f} % ({result['verify_us']:.0f} us each), read (typed fields"
           f" + canonical bytes) {read_share:.1f} % ({result['read_us']:.0f} us each), rest {rest:.1f} %")
     common = {"bench": "department_monitor_load", "n": robots, "topics": topics, "distro": DISTRO}
@@ -265,16 +283,16 @@ def _loss_delay(trials: int) -> list[dict[str, object]]:
     import threading
 
     import rclpy
+    from ftrobot_msgs.msg import Heartbeat
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from ftrobot_guard.trust.dev_credentials import make_department, make_robot
     from ftrobot_guard.department.fleet_monitor import AlertKind
-    from ftrobot_guard.trust.identity import make_identity_number
     from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
     from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
-    from ftrobot_msgs.msg import Heartbeat
+    from ftrobot_guard.trust.dev_credentials import make_department, make_robot
+    from ftrobot_guard.trust.identity import make_identity_number
 
     delays = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,7 +316,8 @@ def _loss_delay(trials: int) -> list[dict[str, object]]:
         for _ in range(trials):
             node = HeartbeatNode(context=context, namespace="/bench", parameter_overrides=[
                 Parameter("identity_number", value=robot.identity_number), Parameter("robot_name", value="robot-1"),
-                Parameter("department", value=robot.department), Parameter("private_key_file", value=str(robot.private_key)),
+                Parameter("department", value=robot.department),
+                Parameter("private_key_file", value=str(robot.private_key)),
                 Parameter("certificate_file", value=str(robot.certificate)),
                 Parameter("department_ca_files", value=[str(department.ca_certificate)]),
                 Parameter("guardian_on_duty", value="G-1")])
@@ -328,14 +347,125 @@ def _loss_delay(trials: int) -> list[dict[str, object]]:
     ]
 
 
+def _size_probe_monitor(directory: Path) -> None:
+    """The real monitor on /probe/heartbeat; answers each line on stdin with how many heartbeats it has taken."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
+
+    context = Context()
+    rclpy.init(context=context)
+    node = DepartmentMonitorNode(context=context, parameter_overrides=[
+        Parameter("trusted_ca_files", value=[str(directory / "department" / "ca.pem")]),
+        Parameter("heartbeat_topics", value=["/probe/heartbeat"]),
+    ])
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    print("monitor ready", flush=True)
+    while True:
+        executor.spin_once(timeout_sec=0.01)
+        if select.select([sys.stdin], [], [], 0.0)[0]:
+            if not sys.stdin.readline():
+                break
+            print(node.heartbeats_received, flush=True)
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+SIZE_PROBE_BYTES = (64_000, 128_000, 256_000, 384_000, 512_000, 640_000, 768_000, 1_000_000, 2_000_000, 4_000_000)
+
+
+def _size_limit(attempts: int) -> list[dict[str, object]]:
+    """Which heartbeat sizes the monitor in another process hears, and how often (real DDS).
+
+    The monitor subscribes best effort (so that it matches every publisher); DDS fragments a large
+    sample and does not resend a lost fragment to a best-effort reader, so above some size only some
+    heartbeats arrive, whatever the publisher offers. For each size ``attempts`` heartbeats are sent
+    from a best-effort publisher (each waited for up to 1 s), then from a reliable one.
+    """
+    import rclpy
+    from ftrobot_msgs.msg import Heartbeat
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import serialize_message
+
+    from ftrobot_guard.trust.dev_credentials import make_department
+
+    def heartbeat(size: int) -> Heartbeat:
+        return Heartbeat(identity_number="440304-RB-2026-000001-0", boot_id="probe", certificate=bytes(size))
+
+    table: dict[str, list[tuple[int, int]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        make_department(Path(tmp) / "department")
+        monitor = subprocess.Popen([sys.executable, __file__, "--role", "size-monitor", "--dir", tmp],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert monitor.stdin is not None and monitor.stdout is not None
+        monitor.stdout.readline()
+        rclpy.init()
+        node = rclpy.create_node("size_probe")
+
+        def taken() -> int:
+            monitor.stdin.write("count\n")  # type: ignore[union-attr]
+            monitor.stdin.flush()  # type: ignore[union-attr]
+            return int(monitor.stdout.readline())  # type: ignore[union-attr]
+
+        def heard_once(publisher: Any, size: int) -> bool:
+            before = taken()
+            publisher.publish(heartbeat(size))
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                if taken() > before:
+                    return True
+                time.sleep(0.02)
+            return taken() > before
+
+        offers = (("best_effort", ReliabilityPolicy.BEST_EFFORT), ("reliable", ReliabilityPolicy.RELIABLE))
+        for name, reliability in offers:
+            publisher = node.create_publisher(
+                Heartbeat, "/probe/heartbeat", QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                                                          reliability=reliability))
+            deadline = time.monotonic() + 10.0
+            while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            table[name] = []
+            for size in SIZE_PROBE_BYTES:
+                heard = sum(heard_once(publisher, size) for _ in range(attempts))
+                table[name].append((len(serialize_message(heartbeat(size))), heard))
+                print(f"  {name:11s} {table[name][-1][0]:>9d} bytes: {heard}/{attempts} heard", flush=True)
+            node.destroy_publisher(publisher)
+        node.destroy_node()
+        rclpy.shutdown()
+        monitor.stdin.close()
+        monitor.wait(timeout=20)
+    results: list[dict[str, object]] = []
+    for name, rows in table.items():
+        always = [size for size, heard in rows if heard == attempts]
+        first_loss = next((size for size, heard in rows if heard < attempts), None)
+        up_to = max((size for size in always if first_loss is None or size < first_loss), default=0)
+        print(f"{name} publisher: every heartbeat heard up to {up_to} bytes (serialized)"
+              + (f"; at {first_loss} bytes {dict(rows)[first_loss]}/{attempts}" if first_loss else ""))
+        common = {"bench": "heartbeat_size_limit", "n": attempts, "distro": DISTRO, "publisher": name}
+        results.append({**common, "figure": "always_heard_up_to_bytes", "value": up_to, "unit": "B"})
+        results += [{**common, "figure": f"heard_of_{attempts}_at_{size}_bytes", "value": heard, "unit": "heartbeats"}
+                    for size, heard in rows]
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--robots", type=int, default=1000)
     parser.add_argument("--topics", type=int, default=1, help="heartbeat topics the fleet is spread over")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--trials", type=int, default=5, help="loss-delay trials (0: skip that figure)")
+    parser.add_argument("--size-attempts", type=int, default=10,
+                        help="heartbeats sent per size for the size figure (0: skip that figure)")
+    parser.add_argument("--robots-figure", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the load figure (--no-robots-figure: only the others)")
     parser.add_argument("--profile", type=Path, help="directory for the monitor's cProfile statistics")
-    parser.add_argument("--role", choices=["bench", "monitor", "take", "generator"], default="bench")
+    parser.add_argument("--role", choices=["bench", "monitor", "take", "generator", "size-monitor"], default="bench")
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
     if args.role == "generator":
@@ -347,9 +477,14 @@ def main() -> None:
     if args.role == "take":
         _take_only(args.topics, args.seconds)
         return
-    figures = _load(args.robots, args.topics, args.seconds, args.profile)
+    if args.role == "size-monitor":
+        _size_probe_monitor(args.dir)
+        return
+    figures = _load(args.robots, args.topics, args.seconds, args.profile) if args.robots_figure else []
     if args.trials > 0:
         figures += _loss_delay(args.trials)
+    if args.size_attempts > 0:
+        figures += _size_limit(args.size_attempts)
     for figure in figures:
         print(json.dumps(figure))
 

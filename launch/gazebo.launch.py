@@ -29,7 +29,9 @@ def generate_launch_description() -> LaunchDescription:
             description="ros_gz_bridge YAML mapping Gazebo topics onto the hardware contract",
         ),
         IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"])),
+            PythonLaunchDescriptionSource(
+                PathJoinSubstitution([FindPackageShare("ros_gz_sim"), "launch", "gz_sim.launch.py"])
+            ),
             launch_arguments={"gz_args": [TextSubstitution(text="-r "), world]}.items(),
         ),
         Node(

@@ -320,7 +320,7 @@ def test_resigned_header_by_attacker_key_is_foreign(log: Path) -> None:
     header = json.loads(prefix.header_json)
     header["robot_key"] = attacker.signing.public_key().public_bytes_raw().hex()
     body = canonical_json(header)
-    new_prefix = data[:8] + struct.pack(">HI", 1, len(body)) + body + sign_header(attacker.signing, body)
+    new_prefix = data[:10] + struct.pack(">I", len(body)) + body + sign_header(attacker.signing, body)
     path.write_bytes(new_prefix + data[prefix.records_offset :])
     assert Diagnosis.FOREIGN_SEGMENT in errors(log)
 

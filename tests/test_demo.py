@@ -73,7 +73,8 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     env = {**os.environ, "FTROBOT_DEMO_DOMAIN_ID": os.environ["ROS_DOMAIN_ID"]}
     result = subprocess.run([sys.executable, "-m", "ftrobot_guard.cli.main", "demo", "--out", str(tmp_path)],
                             env=env, check=False, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    failed = [line for line in result.stdout.splitlines() if line.startswith("  FAIL ")]
+    assert result.returncode == 0, "\n".join(failed) + "\n---\n" + result.stdout[-3000:] + result.stderr[-2000:]
     assert "FAIL" not in result.stdout and "Traceback" not in result.stdout + result.stderr
     passed = [line[len("  ok   "):] for line in result.stdout.splitlines() if line.startswith("  ok   ")]
     assert len(passed) == len(DEMO_CHECKS), passed

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from ftrobot_msgs.msg import DepartmentAlert, Heartbeat, LogCheckpoint
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -20,14 +21,13 @@ from ftrobot_guard.blackbox.record_format import Checkpoint
 from ftrobot_guard.blackbox.witnessed_heads import load_witnessed_heads
 from ftrobot_guard.cli.main import main as ftrobot
 from ftrobot_guard.department.fleet_monitor import AlertKind, RobotRow
+from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
+from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
+from ftrobot_guard.ros.qos_profiles import EVENTS, LATCHED, heartbeat_publisher
 from ftrobot_guard.trust.certificates import certificate_der, load_certificate
 from ftrobot_guard.trust.dev_credentials import RobotFiles
 from ftrobot_guard.trust.keys import load_private_key
 from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, sign_fields
-from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
-from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
-from ftrobot_guard.ros.qos_profiles import EVENTS, LATCHED, heartbeat_publisher
-from ftrobot_msgs.msg import DepartmentAlert, Heartbeat, LogCheckpoint
 from ros_fixtures import SpinningExecutor, wait_for_match, wait_until
 
 

@@ -38,7 +38,7 @@ def g1() -> G1Model:
 
 
 def dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, allow_unicode=True)
 
 
 def refused(data: Any) -> str:
@@ -51,7 +51,7 @@ def refused(data: Any) -> str:
 
 
 def test_committed_g1_envelope_is_the_generator_output(g1: G1Model) -> None:
-    assert TEXT == g1_envelope_yaml(g1), (
+    assert g1_envelope_yaml(g1) == TEXT, (
         "config/envelope/g1.yaml is not the generator's output: "
         "python -m ftrobot_guard.safety.g1_envelope config/envelope/g1.yaml")
 
@@ -144,7 +144,8 @@ CASES = [
     ("format", "ftrobot-envelope/2", "format: 'ftrobot-envelope/2' is not"),
     ("robot_model", "unitree_h1", "unknown robot model"),
     ("joints/left_knee_joint", _DELETE, "joints.left_knee_joint: missing"),
-    ("joints/left_knee_joint/position/hard/0", float("nan"), "joints.left_knee_joint.position.hard[0]: nan is not a finite"),
+    ("joints/left_knee_joint/position/hard/0", float("nan"),
+     "joints.left_knee_joint.position.hard[0]: nan is not a finite"),
     ("joints/left_knee_joint/position/hard/1", float("inf"), "is not a finite number"),
     ("joints/left_knee_joint/position/hard/1", 165.0, "radians, not degrees"),
     ("joints/left_knee_joint/position/soft/0", -0.2, "lower -0.2 is below the hard limit"),
@@ -160,7 +161,9 @@ CASES = [
     ("geofence/keep_in", [], "needs at least one polygon"),
     ("geofence/keep_in/0/polygon", [[0, 0], [1, 1], [1, 0], [0, 1]], "edges 0 and 2 cross"),
     ("geofence/keep_in/0/polygon", [[0, 0], [1, 1]], "a polygon needs at least 3"),
-    ("geofence/keep_in/0/polygon", [[0, 0], [1, 1], [2, 2]], "encloses no area"),
+    ("geofence/keep_in/0/polygon", [[0, 0], [1, 1], [2, 2]], "fold back"),
+    ("geofence/keep_in/0/polygon", [[0, 0], [1, 0], [0.5, 1e-9]], "encloses no area"),
+    ("geofence/keep_in/0/polygon", [[0, 0], [1, 0], [1, 0], [0, 1]], "vertices 1 and 2 coincide"),
     ("geofence/keep_out/0/name", "service_hall", "polygon name 'service_hall' is used twice"),
     ("posture/tilt/warn", 0.9, "tilt.warn: 0.9 is above the limit 0.5"),
     ("posture/tilt/limit", 57.0, "radians, not degrees"),
@@ -270,7 +273,8 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 def _assert_limits_hold(envelope: Envelope) -> None:
     j = envelope.joints
     arrays = [j.hard_lower, j.hard_upper, j.soft_lower, j.soft_upper, j.hard_velocity, j.soft_velocity,
-              j.acceleration, j.hard_effort, j.soft_effort, envelope.reduced.joint_velocity, envelope.reduced.joint_effort]
+              j.acceleration, j.hard_effort, j.soft_effort, envelope.reduced.joint_velocity,
+              envelope.reduced.joint_effort]
     assert all(np.all(np.isfinite(a)) for a in arrays)
     assert np.all(j.hard_lower <= j.soft_lower) and np.all(j.soft_lower < j.soft_upper)
     assert np.all(j.soft_upper <= j.hard_upper)
@@ -291,7 +295,7 @@ def _assert_limits_hold(envelope: Envelope) -> None:
     for polygon in (*envelope.geofence.keep_in, *envelope.geofence.keep_out):
         assert polygon.vertices.shape[0] >= 3 and np.all(np.isfinite(polygon.vertices))
     assert all(w.open_minute < w.close_minute <= 1440 and w.days for w in envelope.service_hours.windows)
-    assert MANDATORY_PROHIBITED_TASKS <= envelope.tasks.prohibited
+    assert envelope.tasks.prohibited >= MANDATORY_PROHIBITED_TASKS
     assert not envelope.tasks.allowed & envelope.tasks.prohibited
     assert not any("robot" in kind for kind in envelope.tasks.allowed)
     policy = envelope.responses
@@ -301,7 +305,7 @@ def _assert_limits_hold(envelope: Envelope) -> None:
     assert all(isinstance(r, Response) for r in policy.kind_responses.values())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_mutated_field_is_refused_with_a_reason_or_keeps_every_limit(data: st.DataObject) -> None:
     document = copy.deepcopy(DATA)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import re
 import types
@@ -37,7 +38,7 @@ from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, 
 
 msgs = pytest.importorskip("ftrobot_msgs.msg")
 
-T0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 NOW = T0 + dt.timedelta(days=1)
 DEPT = "Futian Data Bureau"
 CA_KEY = ed25519.Ed25519PrivateKey.generate()
@@ -49,7 +50,8 @@ ID_B = make_identity_number("440304", 2026, 124)
 def issue(key: ed25519.Ed25519PrivateKey, number: Any = ID_A, name: str = "Xiao Fu", days: int = 365,
           ca: Any = CA, ca_key: Any = CA_KEY, start: dt.datetime = T0) -> bytes:
     return certificate_der(
-        issue_robot_certificate(ca, ca_key, key.public_key(), number, name, DEPT, start, start + dt.timedelta(days=days))
+        issue_robot_certificate(ca, ca_key, key.public_key(), number, name, DEPT, start,
+                                start + dt.timedelta(days=days))
     )
 
 
@@ -138,7 +140,8 @@ def test_genuine_heartbeats_are_accepted_raise_nothing_and_fill_the_row() -> Non
         assert outcome.accepted and outcome.refusal is None and outcome.alerts == ()
         assert mon.check(float(t) + 0.5) == []
     r = row(mon, now_s=4.5)
-    assert (r.robot_name, r.department, r.safety_mode, r.sequence, r.boot_id) == ("Xiao Fu", DEPT, "NORMAL", 5, "boot-1")
+    assert (r.robot_name, r.department, r.safety_mode, r.sequence, r.boot_id) == (
+        "Xiao Fu", DEPT, "NORMAL", 5, "boot-1")
     assert (r.topic, r.publisher_gid) == ("/r1/heartbeat", b"gid-1".hex())
     assert r.signature_state is SignatureState.VERIFIED
     assert r.last_seen_age_s == pytest.approx(0.5)
@@ -359,7 +362,8 @@ def test_one_boot_session_from_two_publisher_gids_is_a_duplicate() -> None:
 
 
 def test_one_boot_session_on_two_topics_is_a_duplicate() -> None:
-    out = _one_session_two_publishers(Reception("/r1/heartbeat"), Reception("/r2/heartbeat"), Reception("/r1/heartbeat"))
+    out = _one_session_two_publishers(Reception("/r1/heartbeat"), Reception("/r2/heartbeat"),
+                                      Reception("/r1/heartbeat"))
     assert kinds(out) == [AlertKind.DUPLICATE_IDENTITY] and "/r2/heartbeat" in out[0].detail
 
 
@@ -388,8 +392,9 @@ def test_duplicate_publishers_property(heard: list[tuple[bytes, int]]) -> None:
     mon, robot = monitor(), FakeRobot()
     out: list[Alert] = []
     for index, (gid, number) in enumerate(heard):
-        out += mon.on_heartbeat(robot.beat(1000.0 + index), float(index), Reception("/r1/heartbeat", gid, number)).alerts
-    pairs = list(zip(heard, heard[1:]))
+        heard_as = Reception("/r1/heartbeat", gid, number)
+        out += mon.on_heartbeat(robot.beat(1000.0 + index), float(index), heard_as).alerts
+    pairs = list(itertools.pairwise(heard))
     two = any((a[0] and b[0] and a[0] != b[0]) or b[1] <= a[1] for a, b in pairs)
     assert (AlertKind.DUPLICATE_IDENTITY in kinds(out)) == two
 
@@ -537,3 +542,43 @@ def test_every_refusal_raises_its_alert_kind() -> None:
         Refusal.EXPIRED_CERTIFICATE: AlertKind.EXPIRED_CERTIFICATE, Refusal.BAD_SIGNATURE: AlertKind.BAD_SIGNATURE,
         Refusal.IDENTITY_MISMATCH: AlertKind.IDENTITY_MISMATCH, Refusal.REPLAY: AlertKind.REPLAY,
     }
+
+
+def test_a_known_certificate_still_expires_with_its_ca() -> None:
+    clock = Clock()
+    short_ca = create_department_ca(DEPT, CA_KEY, 10, now=T0)  # CA's key and name, trusted until T0 + 10 days
+    mon = FleetMonitor([short_ca], period_s=1.0, silent_periods=3, clock=clock)
+    robot = FakeRobot()  # its certificate (issued by CA) is valid for 365 days
+    assert hear(mon, robot, robot.beat(1000.0), 0.0).accepted
+    clock.now = T0 + dt.timedelta(days=9)
+    assert hear(mon, robot, robot.beat(1001.0), 1.0).accepted
+    clock.now = T0 + dt.timedelta(days=11)
+    outcome = hear(mon, robot, robot.beat(1002.0), 2.0)
+    assert outcome.refusal is Refusal.EXPIRED_CERTIFICATE and "issuing CA expired" in outcome.reason
+    clock.now = T0 - dt.timedelta(days=1)
+    outcome = hear(mon, robot, robot.beat(1003.0), 3.0)
+    assert outcome.refusal is Refusal.EXPIRED_CERTIFICATE and "not valid before" in outcome.reason
+
+
+def test_a_robot_renewing_its_certificate_is_verified_against_the_new_one() -> None:
+    mon, key = monitor(), ed25519.Ed25519PrivateKey.generate()
+    robot = FakeRobot(key, issue(key, days=30))
+    assert hear(mon, robot, robot.beat(1000.0), 0.0).accepted
+    robot.cert = issue(key, days=400)
+    assert hear(mon, robot, robot.beat(1001.0), 1.0).accepted
+    assert row(mon, now_s=1.0).certificate_not_after == T0 + dt.timedelta(days=400)
+    robot.cert = issue(ed25519.Ed25519PrivateKey.generate(), days=400)  # a certificate for another key
+    assert hear(mon, robot, robot.beat(1002.0), 2.0).refusal is Refusal.BAD_SIGNATURE
+
+
+def test_genuine_robots_do_not_count_against_the_unverified_limit() -> None:
+    mon = monitor(max_unverified_robots=2)
+    genuine = [FakeRobot(number=make_identity_number("440304", 2026, serial)) for serial in (1, 2, 3)]
+    for robot in genuine:
+        assert hear(mon, robot, robot.beat(1000.0), 0.0).accepted
+    claimer = FakeRobot()
+    for serial in range(10, 14):
+        claimer.number = str(make_identity_number("440304", 2026, serial))
+        hear(mon, claimer, claimer.message(1000.0, signature=b""), float(serial))
+    states = [r.signature_state for r in mon.rows(14.0)]
+    assert states.count(SignatureState.VERIFIED) == 3 and states.count(SignatureState.UNVERIFIED) == 2

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from ftrobot_msgs.msg import Heartbeat, SafetyState
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 
 from credentials import heartbeat_overrides, make_fleet
-from ftrobot_guard.trust.certificates import load_certificate
 from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
 from ftrobot_guard.ros.node_parameters import NodeConfigurationError
 from ftrobot_guard.ros.qos_profiles import LATCHED, SENSOR_DATA
+from ftrobot_guard.trust.certificates import load_certificate
 from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_fields, verify_fields
-from ftrobot_msgs.msg import Heartbeat, SafetyState
 from ros_fixtures import SpinningExecutor, wait_for_match, wait_until
 
 
@@ -45,7 +45,7 @@ def test_heartbeat_is_signed_sequenced_and_reports_inputs(
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
 ) -> None:
     fleet = make_fleet(tmp_path)
-    node = spinner.add(HeartbeatNode(
+    spinner.add(HeartbeatNode(
         context=ros_context, namespace="/r1",
         parameter_overrides=_params(heartbeat_overrides(
             fleet.robot, fleet.department, rate_hz=10.0, watched_max_age=0.5,

@@ -65,7 +65,7 @@ class LaunchSource:
             else:  # **common
                 expanded = self.resolve(keyword.value)
                 if isinstance(expanded, ast.Dict):
-                    for key, value in zip(expanded.keys, expanded.values):
+                    for key, value in zip(expanded.keys, expanded.values, strict=True):
                         if isinstance(key, ast.Constant) and isinstance(key.value, str):
                             found[key.value] = value
         return found
@@ -88,7 +88,8 @@ class LaunchSource:
         return found
 
     def default_config_file(self, argument: str) -> str:
-        """'robot.yaml' for DeclareLaunchArgument(argument, default_value=PathJoinSubstitution([..., 'config', 'robot.yaml']))."""
+        """'robot.yaml' for DeclareLaunchArgument(argument, default_value=PathJoinSubstitution([..., 'config',
+        'robot.yaml']))."""
         for call in self.calls("DeclareLaunchArgument"):
             first = call.args[0] if call.args else None
             if isinstance(first, ast.Constant) and first.value == argument:
@@ -109,8 +110,8 @@ class LaunchSource:
         parameters = self.resolve(self.keywords(call)["parameters"])
         assert isinstance(parameters, ast.List)
         files = []
-        for item in parameters.elts:
-            item = self.resolve(item)
+        for element in parameters.elts:
+            item = self.resolve(element)
             assert isinstance(item, ast.Call) and ast.unparse(item.func) == "LaunchConfiguration", ast.unparse(item)
             argument = item.args[0]
             assert isinstance(argument, ast.Constant)
@@ -126,12 +127,12 @@ class LaunchSource:
                 continue
             parameters = self.resolve(parameters)
             items = parameters.elts if isinstance(parameters, (ast.List, ast.Tuple)) else [parameters]
-            for item in items:
-                item = self.resolve(item)
+            for element in items:
+                item = self.resolve(element)
                 if not isinstance(item, ast.Dict):
                     continue
-                for key, value in zip(item.keys, item.values):
-                    value = self.resolve(value)
+                for key, given in zip(item.keys, item.values, strict=True):
+                    value = self.resolve(given)
                     if isinstance(value, (ast.List, ast.Tuple, ast.ListComp, ast.Set)):
                         found.append(f"{ast.unparse(key) if key else '**'}: {ast.unparse(value)}")
         return found
@@ -204,6 +205,7 @@ def test_executables_install_where_ros2_run_finds_them() -> None:
     assert config["develop"]["script_dir"] == "$base/lib/ftrobot_guard"
 
 
+@pytest.mark.clause("7.6")
 def test_heartbeat_started_as_launch_ros_starts_it_digests_exactly_its_params_files(
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
 ) -> None:

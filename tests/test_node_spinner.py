@@ -12,7 +12,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 
 from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
-from ros_fixtures import wait_until
+from ros_fixtures import session_domain_id, wait_until
 
 
 class SlowTimers:
@@ -41,7 +41,7 @@ def test_stop_waits_for_running_callbacks_and_leaves_no_unretrieved_exception(
     threads: int, capfd: pytest.CaptureFixture[str]
 ) -> None:
     context = Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=session_domain_id())
     node = Node("spun", context=context)
     timers = SlowTimers(node, count=6, work_s=0.03)
     spinner = NodeSpinner(context, [node], threads)
@@ -68,7 +68,7 @@ def test_stop_waits_for_running_callbacks_and_leaves_no_unretrieved_exception(
 
 def test_a_callback_exception_reaches_the_spinning_thread() -> None:
     context = Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=session_domain_id())
     node = Node("failing", context=context)
 
     def fail() -> None:

@@ -33,7 +33,8 @@ def _params(values: dict[str, object]) -> list[Parameter]:
 
 def _heartbeat(context: Context, tmp_path: Path) -> Node:
     fleet = make_fleet(tmp_path)
-    return HeartbeatNode(context=context, parameter_overrides=_params(heartbeat_overrides(fleet.robot, fleet.department)))
+    overrides = heartbeat_overrides(fleet.robot, fleet.department)
+    return HeartbeatNode(context=context, parameter_overrides=_params(overrides))
 
 
 def _recorder(context: Context, tmp_path: Path) -> Node:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import array
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -119,7 +119,7 @@ def test_error_names_the_field_path() -> None:
 
 
 class _Time:
-    _fields = {"sec": "int32", "nanosec": "uint32"}
+    _fields: ClassVar[dict[str, str]] = {"sec": "int32", "nanosec": "uint32"}
 
     def __init__(self, sec: int, nanosec: int) -> None:
         self.sec, self.nanosec = sec, nanosec
@@ -133,7 +133,8 @@ class _Msg:
     @classmethod
     def get_fields_and_field_types(cls) -> dict[str, str]:
         return {"stamp": "builtin_interfaces/Time", "name": "string", "data": "sequence<uint8>",
-                "values": "sequence<double>", "items": "sequence<builtin_interfaces/Time>", "signature": "sequence<uint8>"}
+                "values": "sequence<double>", "items": "sequence<builtin_interfaces/Time>",
+                "signature": "sequence<uint8>"}
 
     def __init__(self) -> None:
         self.stamp = _Time(3, 4)
@@ -180,7 +181,8 @@ scalars = st.one_of(
 )
 values = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.text(max_size=6), children, max_size=4)),
     max_leaves=12,
 )
 field_maps = st.dictionaries(st.text(max_size=8), values, max_size=6)
@@ -235,7 +237,8 @@ def test_encoding_is_injective_on_distinct_maps(a: dict[str, Any], b: dict[str, 
 def test_message_canonical_bytes_equals_the_mapping_path_on_a_rosidl_like_message() -> None:
     message = _Msg()
     assert message_canonical_bytes("d", message) == canonical_bytes("d", message_fields(message))
-    assert message_canonical_bytes("d", message, exclude=()) == canonical_bytes("d", message_fields(message, exclude=()))
+    everything = canonical_bytes("d", message_fields(message, exclude=()))
+    assert message_canonical_bytes("d", message, exclude=()) == everything
     with pytest.raises(ValueError, match="not a ROS message"):
         message_canonical_bytes("d", {"a": 1})
 
@@ -279,15 +282,16 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     st.binary(max_size=600), st.binary(max_size=70),
 )
 def test_heartbeat_encoded_directly_equals_the_signer_s_encoding(
-    strings: tuple[str, ...], sequence: int, uptime: float, mode: int, topics: list[tuple[str, bool, float, float, bool]],
-    sec: int, nanosec: int, certificate: bytes, signature: bytes,
+    strings: tuple[str, ...], sequence: int, uptime: float, mode: int,
+    topics: list[tuple[str, bool, float, float, bool]], sec: int, nanosec: int, certificate: bytes, signature: bytes,
 ) -> None:
     """What the heartbeat node signs (the mapping path) is exactly what the monitor verifies (direct)."""
     msgs = pytest.importorskip("ftrobot_msgs.msg")
     message = msgs.Heartbeat(
         format_version=1, identity_number=strings[0], robot_name=strings[1], department=strings[2],
         boot_id=strings[3], sequence=sequence, uptime=uptime, safety_mode=mode, safety_mode_name=strings[4],
-        watched_topics=[msgs.TopicHealth(topic=t, ever_received=e, age=a, max_age=m, healthy=h) for t, e, a, m, h in topics],
+        watched_topics=[msgs.TopicHealth(topic=t, ever_received=e, age=a, max_age=m, healthy=h)
+                        for t, e, a, m, h in topics],
         software_digest=strings[5], config_digest=strings[6], guardian_on_duty=strings[0][::-1],
         log_checkpoint_sequence=sequence // 3, log_segment_id=strings[3][::-1], log_chain_head=strings[5][::-1],
         log_checkpoint_signature=signature, certificate=certificate, signature=signature,

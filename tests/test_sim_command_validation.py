@@ -90,7 +90,7 @@ floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 @settings(max_examples=300, deadline=None)
 @given(
-    names=st.lists(st.sampled_from(NAMES + ("tail_joint", "")), max_size=5),
+    names=st.lists(st.sampled_from((*NAMES, "tail_joint", "")), max_size=5),
     positions=st.lists(floats, max_size=5),
     velocities=st.lists(floats, max_size=5),
     efforts=st.lists(floats, max_size=5),
@@ -102,9 +102,11 @@ def test_validated_commands_are_always_complete_finite_and_within_limits(names, 
     except CommandRefused as exc:
         assert str(exc)
         return
-    assert len(command.indices) == len(names) == len(command.positions) == len(command.velocities) == len(command.efforts)
+    assert len(command.indices) == len(names) == len(command.positions)
+    assert len(command.positions) == len(command.velocities) == len(command.efforts)
     assert len(set(command.indices.tolist())) == len(names)
-    assert np.isfinite(command.positions).all() and np.isfinite(command.velocities).all() and np.isfinite(command.efforts).all()
+    assert np.isfinite(command.positions).all() and np.isfinite(command.velocities).all()
+    assert np.isfinite(command.efforts).all()
     assert np.all(command.positions >= LIMITS.position_lower[command.indices] - 1e-6)
     assert np.all(command.positions <= LIMITS.position_upper[command.indices] + 1e-6)
     assert np.all(np.abs(command.efforts) <= LIMITS.effort_limit[command.indices])
@@ -134,7 +136,7 @@ def test_a_command_with_one_bad_joint_changes_no_target(normal_sim: HumanoidSim,
         names[where] = "tail_joint"
     else:
         positions = positions[:where]
-    before = sim._command.target_position.copy()  # noqa: SLF001 - the point of the test
+    before = sim._command.target_position.copy()
     outcome = sim.apply_joint_command(names, positions)
     assert not outcome.success and "refused" in outcome.message
-    assert np.array_equal(sim._command.target_position, before)  # noqa: SLF001
+    assert np.array_equal(sim._command.target_position, before)

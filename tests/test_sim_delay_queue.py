@@ -47,7 +47,9 @@ def test_refuses_a_non_finite_due_time() -> None:
     items=st.lists(st.tuples(st.floats(0.0, 10.0), st.integers()), max_size=60),
     checks=st.lists(st.floats(0.0, 12.0), max_size=20),
 )
-def test_nothing_early_nothing_lost_in_due_order_fifo_on_ties(items: list[tuple[float, int]], checks: list[float]) -> None:
+def test_nothing_early_nothing_lost_in_due_order_fifo_on_ties(
+    items: list[tuple[float, int]], checks: list[float]
+) -> None:
     queue: DelayQueue[tuple[int, float, int]] = DelayQueue()
     for index, (due, value) in enumerate(items):
         queue.put(due, (index, due, value))

@@ -128,7 +128,7 @@ def test_dropped_guard_alive_triggers_the_watchdog() -> None:
     sim.inject_fault("sensor_dropout", 0.5, 0.0, {"topic": "guard/alive"})
     sim.run_for(1.0, on_step=lambda s: s.guard_alive())
     assert sim.mode is Mode.DAMPING
-    latency = [lat for lat in sim.recorder.latencies(sim.faults) if lat.mode == "DAMPING"][0]
+    latency = next(lat for lat in sim.recorder.latencies(sim.faults) if lat.mode == "DAMPING")
     assert latency.source == "guard_alive_timeout"
     assert 0.1 <= latency.latency <= 0.1 + 3 * sim.timestep
 
@@ -203,7 +203,9 @@ def test_clear_without_id_ends_every_fault_and_unknown_id_is_refused() -> None:
         ("push", 0, 0, "{force: [", "not valid YAML"),
     ],
 )
-def test_bad_fault_requests_are_refused_with_a_reason(kind: str, onset: float, duration: float, parameters: str, reason: str) -> None:
+def test_bad_fault_requests_are_refused_with_a_reason(
+    kind: str, onset: float, duration: float, parameters: str, reason: str
+) -> None:
     sim = HumanoidSim(UNGUARDED)
     outcome = sim.inject_fault(kind, onset, duration, parameters)
     assert not outcome.success
@@ -221,7 +223,8 @@ json_values = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(kind=st.sampled_from(list(FaultKind)), parameters=st.dictionaries(st.sampled_from(
-    ["force", "body", "joint", "offset", "stddev", "topic", "delay", "rate", "power", "rate_hz", "direction", "fault_id", "x"]
+    ["force", "body", "joint", "offset", "stddev", "topic", "delay", "rate", "power", "rate_hz", "direction",
+     "fault_id", "x"]
 ), json_values, max_size=4))
 def test_fault_parameter_parsing_accepts_only_typed_finite_values(kind: FaultKind, parameters: dict) -> None:
     try:

@@ -17,7 +17,9 @@ from ftrobot_guard.sim.thermal_model import ThermalModel, ThermalParameters
 
 
 def test_thermal_model_settles_at_the_torque_squared_steady_state() -> None:
-    model = ThermalModel(np.array([100.0, 100.0]), ThermalParameters(ambient_c=20.0, time_constant_s=10.0, peak_torque_rise_c=100.0))
+    model = ThermalModel(
+        np.array([100.0, 100.0]), ThermalParameters(ambient_c=20.0, time_constant_s=10.0, peak_torque_rise_c=100.0)
+    )
     torque = np.array([50.0, 0.0])
     model.step(torque, 10.0)  # one time constant: 63 % of the way
     assert model.temperature[0] == pytest.approx(20.0 + 25.0 * (1 - math.exp(-1)))
@@ -51,7 +53,7 @@ def test_model_comes_from_the_installed_assets_package() -> None:
     g1 = load_g1()
     assert len(g1.joint_names) == JOINT_COUNT and g1.joint_names[0] == "left_hip_pitch_joint"
     assert g1.effort_limit[g1.joint_index("left_knee_joint")] == 139.0
-    with pytest.raises(ModelLoadError, match="nowhere.xml"):
+    with pytest.raises(ModelLoadError, match=r"nowhere\.xml"):
         load_g1(Path("/nonexistent/nowhere.xml"))
 
 

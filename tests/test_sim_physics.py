@@ -15,7 +15,7 @@ UNGUARDED = SimConfig(require_guard_alive=False)
 
 def first_time_below(sim: HumanoidSim, height: float) -> float | None:
     r = sim.recorder
-    return next((t for t, h in zip(r.times, r.pelvis_height) if h < height), None)
+    return next((t for t, h in zip(r.times, r.pelvis_height, strict=True) if h < height), None)
 
 
 def test_stand_holds_30_s_in_normal_with_configured_gains() -> None:

@@ -9,11 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from ftrobot_msgs.msg import Heartbeat
 from rclpy.context import Context
 from rclpy.node import Node
 
 from credentials import make_fleet
-from ftrobot_msgs.msg import Heartbeat
+from ftrobot_guard.status.software_digest import files_digest
 from ros_fixtures import SpinningExecutor, wait_until
 
 # What rclpy prints when a callback outlives its node or executor at stop (issue 7, item 10).
@@ -53,7 +54,7 @@ def test_up_and_monitor_run_and_stop_cleanly(tmp_path: Path) -> None:
         monitor = subprocess.run(
             _ftrobot("dept", "monitor", "--ca", str(fleet.department.ca_certificate), "--duration", "4",
                      "--interval", "0.5"),
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, check=False,
         )
         assert monitor.returncode == 0, monitor.stderr
         assert fleet.robot.identity_number in monitor.stdout
@@ -76,12 +77,12 @@ def test_up_heartbeat_stops_cleanly_while_callbacks_run(
     fleet = make_fleet(tmp_path)
     params = _robot_params(tmp_path, fleet, rate=20.0, watched="joint_states:sensor_msgs/msg/JointState")
     probe = spinner.add(Node("stop_probe", context=ros_context))
-    beats: list[int] = []
+    beats: list[str] = []
     lock = threading.Lock()
 
     def on_beat(msg: Heartbeat) -> None:
         with lock:
-            beats.append(msg.sequence)
+            beats.append(msg.config_digest)
 
     probe.create_subscription(Heartbeat, "/stopping/heartbeat", on_beat, 10)
     robot = subprocess.Popen(_ftrobot("up", "heartbeat", "--params", str(params), "--namespace", "/stopping"),
@@ -89,6 +90,8 @@ def test_up_heartbeat_stops_cleanly_while_callbacks_run(
     try:
         wait_until(lambda: len(beats) >= 10 or robot.poll() is not None, 30.0, "ten heartbeats at 20 Hz")
         assert robot.poll() is None, robot.communicate()
+        with lock:
+            assert set(beats) == {files_digest([params])}  # the digest of the params file it was given
         robot.send_signal(stop_signal)
         out, err = robot.communicate(timeout=30)
     finally:
@@ -106,7 +109,8 @@ def test_up_heartbeat_stops_cleanly_while_callbacks_run(
     [
         ("heartbeat: [unclosed\n", "not valid YAML"),
         ("/**/heartbeat:\n  params: {}\n", "expected exactly one key 'ros__parameters'"),
-        ("/**/heartbeat:\n  ros__parameters:\n    rate_hz: .nan\n", "/**/heartbeat: rate_hz: nan is not a finite number"),
+        ("/**/heartbeat:\n  ros__parameters:\n    rate_hz: .nan\n",
+         "/**/heartbeat: rate_hz: nan is not a finite number"),
         ("/**/heartbeat:\n  ros__parameters:\n    rate_hz: 1.0\n", "identity_number is required"),
         ("/**/heartbeat:\n  ros__parameters:\n    identity_number: '440304-RB-2026-000123-9'\n    rate_hz: 1.0\n",
          "parameter robot_name is required"),
@@ -116,7 +120,7 @@ def test_up_refuses_bad_params_with_one_line(tmp_path: Path, content: str, expec
     params = tmp_path / "bad.yaml"
     params.write_text(content, encoding="utf-8")
     result = subprocess.run(_ftrobot("up", "heartbeat", "--params", str(params)), capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("ftrobot: error:")]
@@ -126,10 +130,10 @@ def test_up_refuses_bad_params_with_one_line(tmp_path: Path, content: str, expec
 
 def test_up_refuses_bad_namespace_and_missing_file(tmp_path: Path) -> None:
     result = subprocess.run(_ftrobot("up", "heartbeat", "--params", str(tmp_path / "none.yaml")),
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2 and "no such file" in result.stderr
     params = tmp_path / "p.yaml"
     params.write_text("/**/heartbeat:\n  ros__parameters: {}\n", encoding="utf-8")
     result = subprocess.run(_ftrobot("up", "heartbeat", "--params", str(params), "--namespace", "/9bad"),
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2 and "--namespace" in result.stderr and "Traceback" not in result.stderr

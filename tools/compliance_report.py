@@ -234,6 +234,10 @@ def _gap_reason(status: ClauseStatus) -> str:
     return "no test verifies it yet"
 
 
+def _distribution(name: str) -> str:
+    return f"ROS 2 {name.capitalize()}" if name != "unknown" else "ROS 2 distribution not recorded"
+
+
 def render(clauses: Sequence[Clause], run: SuiteRun, commit: str = "") -> str:
     """docs/compliance.md as Markdown."""
     statuses = clause_statuses(clauses, run)
@@ -247,7 +251,7 @@ def render(clauses: Sequence[Clause], run: SuiteRun, commit: str = "") -> str:
         "kept in [clauses.yaml](clauses.yaml) (the original text: `../shared/regulation/`); a test names the clause it",
         "verifies with `@pytest.mark.clause(\"…\")`. A clause is a **gap** when no test of it passed.",
         "",
-        f"Test run: ROS 2 {run.ros_distro.capitalize()}, started {run.started}"
+        f"Test run: {_distribution(run.ros_distro)}, started {run.started}"
         + (f", commit {commit}" if commit else "")
         + f"; {len(run.tests)} tests: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
         + f" (pytest exit status {run.exit_status}); {marked} tests name a clause.",

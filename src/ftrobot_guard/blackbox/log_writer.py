@@ -58,6 +58,7 @@ class WriterPolicy:
     block_max_bytes: int = 256 * 1024
     compress_level: int = 1
     max_pending_bytes: int = 64 * 1024 * 1024
+    payload_encoding: str = "zstd"  # "zlib" writes format version 1 (docs/blackbox-format.md §5.1)
 
     def __post_init__(self) -> None:
         checks = (
@@ -71,6 +72,7 @@ class WriterPolicy:
             ("block_max_bytes", 1024 <= self.block_max_bytes <= 16 * 1024 * 1024, "1024..16777216"),
             ("compress_level", 0 <= self.compress_level <= 9, "0..9"),
             ("max_pending_bytes", 1024 * 1024 <= self.max_pending_bytes <= 1 << 32, "1 MiB..4 GiB"),
+            ("payload_encoding", self.payload_encoding in ("zlib", "zstd"), "zlib | zstd"),
         )
         for name, ok, allowed in checks:
             if not ok:
@@ -250,7 +252,8 @@ class LogWriter:
         )
         if robot_wrap is not None:
             self._write_sidecar(segment_id, json.dumps(robot_wrap.to_json(), sort_keys=True).encode("ascii"))
-        segment = SegmentWriter(self.directory, header, self.keys.signing_key, data_key, self.policy.compress_level)
+        segment = SegmentWriter(self.directory, header, self.keys.signing_key, data_key, self.policy.compress_level,
+                                self.policy.payload_encoding, previous=self._segment)
         del data_key
         if self._segment is not None:
             self._segment.release()
@@ -372,6 +375,7 @@ class LogWriter:
         rotate = not close and (
             segment.size >= self.policy.segment_max_bytes
             or now - self._segment_opened_ns >= self.policy.segment_max_age_s * 1e9
+            or segment.wants_rotation  # the first segment after a start, once a dictionary can be built
         )
         closing = close or rotate
         batch = segment.seal(blocks, now if (due or closing) else None, close=closing)

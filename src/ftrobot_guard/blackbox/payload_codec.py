@@ -15,9 +15,9 @@ type name, guardian) become small numbers. Nothing is rounded: the conversion is
 bits with integer arithmetic, and a column is narrowed only when every value in it is exactly a
 float32 (no NaN, no float32 subnormal), so decoding gives back every byte, padding included.
 
-The segment dictionary (a codebook of entry identities with one reference message each, and a
-zstd dictionary trained on the previous segment's columnar blocks) is sealed with the segment's
-data key and stored in the signed segment header, so each segment decodes alone.
+The segment dictionary (a codebook of entry identities, and a zstd dictionary trained on the
+previous segment's columnar blocks) is sealed with the segment's data key and stored in the
+signed segment header, so each segment decodes alone.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ftrobot_guard.blackbox.errors import FormatError
+from ftrobot_guard.blackbox.record_format import ENTRY_HEADER, MAX_SEALED_DICTIONARY_CHARS
 
 MAX_BLOCK_BYTES = 1 << 28  # decoded entries of one block; anything larger is corruption
 ZSTD_LEVEL = 3
@@ -44,17 +45,13 @@ DICTIONARY_NONCE = b"dict" + bytes(8)  # never a record nonce: those start with 
 DICTIONARY_AAD_DOMAIN = b"ftrobot-blackbox-dictionary-v1\x00"
 DICTIONARY_FORMAT = 1
 MAX_DICTIONARY_BYTES = 4 << 20  # opened (decompressed) dictionary
-MAX_SEALED_DICTIONARY_CHARS = 1 << 20  # base64 text in the header
 ZSTD_DICTIONARY_BYTES = 32 * 1024
 MAX_CODEBOOK_KEYS = 256
-MAX_REFERENCE_BYTES = 64 * 1024  # larger messages get no reference
 DICTIONARY_MIN_SOURCE_BYTES = 256 * 1024  # entries a segment must have sealed to seed its successor
 DICTIONARY_SAMPLES = 1000
 DICTIONARY_SAMPLE_BYTES = 8 * 1024  # each sample is cut to this
 COLUMNAR_MIN_ENTRIES = 2  # a block of one entry is compressed as it is
 
-# kind, tier, time_ns, topic_len, type_len, guardian_len, data_len (docs/blackbox-format.md §5)
-_ENTRY = struct.Struct(">BBQHHHI")
 _KEY_HEAD = struct.Struct(">BBHHH")  # an entry identity: kind, tier, the three string lengths
 _TIME = struct.Struct(">Q")
 _DATA_LEN = struct.Struct(">I")
@@ -67,7 +64,6 @@ _LOW29 = np.uint64((1 << 29) - 1)
 _EXP_F32_MIN, _EXP_F32_MAX, _EXP_BIAS_SHIFT = 897, 1150, 896
 
 U8Array = npt.NDArray[np.uint8]
-U32Array = npt.NDArray[np.uint32]
 U64Array = npt.NDArray[np.uint64]
 
 
@@ -138,12 +134,17 @@ class _Reader:
         return chunk
 
 
-def _zigzag(delta: int) -> int:
+def _time_delta(time_ns: int, previous: int) -> int:
+    """``time_ns - previous`` modulo 2^64 as a signed 64-bit number, zigzag-coded (fits 64 bits)."""
+    delta = (time_ns - previous) & _U64
+    if delta >= 1 << 63:
+        delta -= 1 << 64
     return delta << 1 if delta >= 0 else ((-delta) << 1) - 1
 
 
-def _unzigzag(value: int) -> int:
-    return value >> 1 if not value & 1 else -((value + 1) >> 1)
+def _apply_time_delta(previous: int, value: int) -> int:
+    delta = value >> 1 if not value & 1 else -((value + 1) >> 1)
+    return (previous + delta) & _U64
 
 
 # --------------------------------------------------------------------------- entries
@@ -153,12 +154,12 @@ def _split_entries(body: bytes) -> list[tuple[bytes, int, bytes]] | None:
     """``(identity key, time_ns, data)`` of each entry, or None when ``body`` is not a list of entries."""
     items: list[tuple[bytes, int, bytes]] = []
     pos, end = 0, len(body)
-    unpack = _ENTRY.unpack_from
+    unpack = ENTRY_HEADER.unpack_from
     while pos < end:
-        if pos + _ENTRY.size > end:
+        if pos + ENTRY_HEADER.size > end:
             return None
         kind, tier, time_ns, tlen, ylen, glen, dlen = unpack(body, pos)
-        strings = pos + _ENTRY.size
+        strings = pos + ENTRY_HEADER.size
         data_at = strings + tlen + ylen + glen
         stop = data_at + dlen
         if stop > end:
@@ -185,27 +186,19 @@ def _check_key(key: bytes, where: str) -> bytes:
 class SegmentDictionary:
     """What a segment's blocks are encoded against; sealed into the segment header.
 
-    ``keys`` are entry identities (kind, tier, topic, type name, guardian) in their binary form;
-    ``references[i]`` is a recent message of ``keys[i]`` (b"" for none): the first row of a
-    columnar group is coded against it. ``zstd_dictionary`` is a trained zstd dictionary (b"" for none).
+    ``keys`` are entry identities (kind, tier, topic, type name, guardian) in their binary form, which
+    columnar blocks refer to by number; ``zstd_dictionary`` is a trained zstd dictionary (b"" for none).
     """
 
     keys: tuple[bytes, ...] = ()
-    references: tuple[bytes, ...] = ()
     zstd_dictionary: bytes = b""
-
-    def __post_init__(self) -> None:
-        if len(self.keys) != len(self.references):
-            raise ValueError("segment dictionary: one reference per key")
 
     def encode(self) -> bytes:
         out = bytearray((DICTIONARY_FORMAT,))
         _put_varint(out, len(self.keys))
-        for key, reference in zip(self.keys, self.references, strict=True):
+        for key in self.keys:
             _put_varint(out, len(key))
             out += key
-            _put_varint(out, len(reference))
-            out += reference
         _put_varint(out, len(self.zstd_dictionary))
         out += self.zstd_dictionary
         return bytes(out)
@@ -219,17 +212,14 @@ class SegmentDictionary:
         count = reader.varint("dictionary key count")
         if count > MAX_CODEBOOK_KEYS:
             raise FormatError(f"segment dictionary lists {count} entry identities (at most {MAX_CODEBOOK_KEYS})")
-        keys: list[bytes] = []
-        references: list[bytes] = []
-        for _ in range(count):
-            keys.append(_check_key(reader.take(reader.varint("key length"), "dictionary key"), "segment dictionary"))
-            references.append(reader.take(reader.varint("reference length"), "dictionary reference"))
+        keys = [_check_key(reader.take(reader.varint("key length"), "dictionary key"), "segment dictionary")
+                for _ in range(count)]
         if len(set(keys)) != len(keys):
             raise FormatError("segment dictionary lists an entry identity twice")
         zdict = reader.take(reader.varint("zstd dictionary length"), "zstd dictionary")
         if reader.pos != len(data):
             raise FormatError(f"segment dictionary has {len(data) - reader.pos} trailing bytes")
-        return SegmentDictionary(tuple(keys), tuple(references), zdict)
+        return SegmentDictionary(tuple(keys), zdict)
 
 
 def seal_dictionary(aead: AESGCM, segment_id_raw: bytes, dictionary: SegmentDictionary) -> str:
@@ -255,45 +245,33 @@ def open_dictionary(aead: AESGCM, segment_id_raw: bytes, text: str) -> SegmentDi
                                                      zstandard.FORMAT_ZSTD1))
 
 
-def valid_sealed_dictionary_text(text: str) -> bool:
-    """Cheap structural check for a header field (authenticity is checked when it is opened)."""
-    if len(text) > MAX_SEALED_DICTIONARY_CHARS or len(text) % 4:
-        return False
-    try:
-        base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-    return True
-
-
 class DictionaryBuilder:
     """Watches the blocks a segment seals and builds the dictionary of the segment after it."""
 
     def __init__(self) -> None:
-        self._references: OrderedDict[bytes, bytes] = OrderedDict()
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
         self._samples: deque[bytes] = deque(maxlen=DICTIONARY_SAMPLES)
         self.source_bytes = 0
 
     def observe(self, items: list[tuple[bytes, int, bytes]], columnar: bytes) -> None:
-        references = self._references
+        keys = self._keys
         for key, _time_ns, data in items:
-            if len(data) <= MAX_REFERENCE_BYTES:
-                references[key] = data
-                references.move_to_end(key)
-            self.source_bytes += len(key) + len(data) + _ENTRY.size - _KEY_HEAD.size
-        while len(references) > MAX_CODEBOOK_KEYS:
-            references.popitem(last=False)
+            keys[key] = None
+            keys.move_to_end(key)
+            self.source_bytes += len(key) + len(data) + ENTRY_HEADER.size - _KEY_HEAD.size
+        while len(keys) > MAX_CODEBOOK_KEYS:
+            keys.popitem(last=False)
         self._samples.append(columnar[:DICTIONARY_SAMPLE_BYTES])
 
     @property
     def ready(self) -> bool:
         """Enough has been seen to seed a successor."""
-        return self.source_bytes >= DICTIONARY_MIN_SOURCE_BYTES and bool(self._references)
+        return self.source_bytes >= DICTIONARY_MIN_SOURCE_BYTES and bool(self._keys)
 
     def build(self) -> SegmentDictionary | None:
         if not self.ready:
             return None
-        samples = list(self._samples)
+        samples: list[bytes | bytearray | memoryview[int]] = list(self._samples)
         total = sum(len(s) for s in samples)
         zdict = b""
         size = min(ZSTD_DICTIONARY_BYTES, total // 8)
@@ -302,7 +280,7 @@ class DictionaryBuilder:
                 zdict = zstandard.train_dictionary(size, samples, k=1024, d=8, level=ZSTD_LEVEL).as_bytes()
             except zstandard.ZstdError:
                 zdict = b""  # too little or too uniform material: the codebook alone still helps
-        return SegmentDictionary(tuple(self._references), tuple(self._references.values()), zdict)
+        return SegmentDictionary(tuple(sorted(self._keys)), zdict)  # sorted: stable numbers from segment to segment
 
 
 # --------------------------------------------------------------------------- zstd
@@ -361,115 +339,112 @@ def _zstd_decompress(dctx: zstandard.ZstdDecompressor, frame: bytes, max_size: i
 # --------------------------------------------------------------------------- columnar form
 
 
-def _words(matrix: U8Array, words: int) -> U64Array:
-    block = np.ascontiguousarray(matrix[:, _WORD_OFFSET : _WORD_OFFSET + 8 * words])
-    return block.view("<u8").astype(np.uint64)
-
-
 def _float32_exact(words: U64Array) -> npt.NDArray[np.bool_]:
     """Which float64 bit patterns are exactly a float32 value: zero, normal, or infinite (never NaN)."""
     exponent = (words >> np.uint64(52)) & np.uint64(0x7FF)
     mantissa = words & _F64_MANTISSA
-    low_zero = (mantissa & _LOW29) == 0
-    normal = (exponent >= _EXP_F32_MIN) & (exponent <= _EXP_F32_MAX)
+    normal = (exponent >= _EXP_F32_MIN) & (exponent <= _EXP_F32_MAX) & ((mantissa & _LOW29) == 0)
     zero_or_inf = ((exponent == 0) | (exponent == 0x7FF)) & (mantissa == 0)
-    result: npt.NDArray[np.bool_] = low_zero & (normal | zero_or_inf)
+    result: npt.NDArray[np.bool_] = normal | zero_or_inf
     return result
 
 
-def _narrow(words: U64Array) -> U32Array:
-    """float32 bits of float64 bit patterns that :func:`_float32_exact` accepts (integer arithmetic only)."""
-    sign = (words >> np.uint64(63)) << np.uint64(31)
-    exponent = (words >> np.uint64(52)) & np.uint64(0x7FF)
-    exp32 = np.where(exponent == 0, 0, np.where(exponent == 0x7FF, 255, exponent - _EXP_BIAS_SHIFT)).astype(np.uint64)
-    mantissa = (words & _F64_MANTISSA) >> np.uint64(29)
-    return (sign | (exp32 << np.uint64(23)) | mantissa).astype(np.uint32)
+def _narrow(words: U64Array) -> npt.NDArray[np.int64]:
+    """float32 bits of float64 bit patterns that :func:`_float32_exact` accepts (integer arithmetic only;
+    meaningless for the others)."""
+    exponent = ((words >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+    exp32 = np.clip(exponent - _EXP_BIAS_SHIFT, 0, 255)
+    sign = (words >> np.uint64(63)).astype(np.int64) << 31
+    mantissa = ((words & _F64_MANTISSA) >> np.uint64(29)).astype(np.int64)
+    result: npt.NDArray[np.int64] = sign | (exp32 << 23) | mantissa
+    return result
 
 
-def _widen(bits: U32Array) -> U64Array:
+def _widen(bits: npt.NDArray[np.int64]) -> U64Array:
     """Inverse of :func:`_narrow`; FormatError for float32 patterns it never produces (NaN, subnormal)."""
-    wide = bits.astype(np.uint64)
-    exp32 = (wide >> np.uint64(23)) & np.uint64(0xFF)
-    mantissa = wide & np.uint64(0x7FFFFF)
+    exp32 = (bits >> 23) & 0xFF
+    mantissa = bits & 0x7FFFFF
     if bool(np.any(((exp32 == 0) | (exp32 == 255)) & (mantissa != 0))):
         raise FormatError("columnar block: a narrowed column holds a NaN or subnormal, which is never narrowed")
-    exponent = np.where(exp32 == 0, 0, np.where(exp32 == 255, 0x7FF, exp32 + _EXP_BIAS_SHIFT)).astype(np.uint64)
-    result: U64Array = ((wide >> np.uint64(31)) << np.uint64(63)) | (exponent << np.uint64(52)) | (mantissa << np.uint64(29))
-    return result
+    exponent = np.where(exp32 == 0, 0, np.where(exp32 == 255, 0x7FF, exp32 + _EXP_BIAS_SHIFT))
+    wide = ((bits >> 31) << 63) | (exponent << 52) | (mantissa << 29)
+    return wide.astype(np.uint64)
 
 
-def _group_encode(rows: list[bytes], length: int, reference: bytes | None, out: bytearray) -> None:
-    count = len(rows)
-    matrix = np.frombuffer(b"".join(rows), np.uint8).reshape(count, length)
-    ref_row = np.frombuffer(reference, np.uint8) if reference is not None else np.zeros(length, np.uint8)
-    nwords = max(0, (length - _WORD_OFFSET) // 8)
-    narrowed = np.zeros(nwords, bool)
-    if nwords:
-        words = _words(matrix, nwords)
-        narrowed = _float32_exact(words).all(axis=0)
-        out += np.packbits(narrowed).tobytes()
-        if narrowed.any():
-            bits = _narrow(words[:, narrowed]).astype(np.int64)
-            ref_words = _words(ref_row[None, :], nwords)[:, narrowed]
-            ref_bits = np.where(_float32_exact(ref_words), _narrow(ref_words), 0).astype(np.int64)
-            previous = np.vstack([ref_bits, bits[:-1]])
-            delta = ((bits - previous) & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.int64)
-            zigzag = ((delta << 1) ^ (delta >> 63)).astype("<u4")
-            out += np.ascontiguousarray(zigzag).view(np.uint8).reshape(count, -1, 4).transpose(2, 1, 0).tobytes()
-    rest_mask = np.ones(length, bool)
-    if narrowed.any():
-        rest_mask[_WORD_OFFSET : _WORD_OFFSET + 8 * nwords] = ~np.repeat(narrowed, 8)
-    rest = matrix[:, rest_mask]
-    above = np.empty_like(rest)
-    above[0] = ref_row[rest_mask]
-    above[1:] = rest[:-1]
-    out += np.bitwise_xor(rest, above).T.tobytes()
+def _word_count(length: int) -> int:
+    return max(0, (length - _WORD_OFFSET) // 8)
 
 
-def _group_decode(reader: _Reader, count: int, length: int, reference: bytes | None) -> U8Array:
-    ref_row = np.frombuffer(reference, np.uint8) if reference is not None else np.zeros(length, np.uint8)
+def _rest_mask(length: int, narrowed: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    mask = np.ones(length, bool)
+    if narrowed.size:
+        mask[_WORD_OFFSET : _WORD_OFFSET + 8 * narrowed.size] = ~np.repeat(narrowed, 8)
+    return mask
+
+
+def _encode_groups(groups: list[U8Array], out: bytearray) -> None:
+    """Append the columns of each group (a ``rows x length`` matrix of the group's data)."""
+    regions = [np.ascontiguousarray(rows[:, _WORD_OFFSET : _WORD_OFFSET + 8 * _word_count(rows.shape[1])])
+               .view("<u8").ravel() for rows in groups]
+    flat = np.concatenate(regions) if regions else np.zeros(0, np.uint64)
+    exact_all, bits_all = _float32_exact(flat), _narrow(flat)
+    offset = 0
+    for rows in groups:
+        count, length = rows.shape
+        words = _word_count(length)
+        narrowed: npt.NDArray[np.bool_] = np.zeros(0, bool)
+        if words:
+            exact = exact_all[offset : offset + count * words].reshape(count, words)
+            bits = bits_all[offset : offset + count * words].reshape(count, words)
+            offset += count * words
+            narrowed = np.asarray(exact.all(axis=0))
+            out += np.packbits(narrowed).tobytes()
+            if narrowed.any():
+                delta = np.diff(bits[:, narrowed], axis=0, prepend=0)
+                delta = ((delta + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)  # int32 wrap-around
+                zigzag = np.ascontiguousarray(((delta << 1) ^ (delta >> 63)).astype("<u4"))
+                out += zigzag.view(np.uint8).reshape(count, -1, 4).transpose(2, 1, 0).tobytes()
+        rest = rows[:, _rest_mask(length, narrowed)]
+        residual = rest.copy()
+        np.bitwise_xor(rest[1:], rest[:-1], out=residual[1:])
+        out += residual.T.tobytes()
+
+
+def _decode_group(reader: _Reader, count: int, length: int) -> U8Array:
     matrix = np.empty((count, length), np.uint8)
-    nwords = max(0, (length - _WORD_OFFSET) // 8)
-    narrowed = np.zeros(nwords, bool)
-    if nwords:
-        flags = np.frombuffer(reader.take((nwords + 7) // 8, "column flags"), np.uint8)
-        unpacked = np.unpackbits(flags)
-        if unpacked[nwords:].any():
+    words = _word_count(length)
+    narrowed = np.zeros(0, bool)
+    if words:
+        flags = np.unpackbits(np.frombuffer(reader.take((words + 7) // 8, "column flags"), np.uint8))
+        if flags[words:].any():
             raise FormatError("columnar block: column flags set past the last column")
-        narrowed = unpacked[:nwords].astype(bool)
+        narrowed = flags[:words].astype(bool)
         k = int(narrowed.sum())
         if k:
             planes = np.frombuffer(reader.take(4 * k * count, "narrowed columns"), np.uint8).reshape(4, k, count)
             zigzag = np.ascontiguousarray(planes.transpose(2, 1, 0)).view("<u4").reshape(count, k).astype(np.int64)
-            delta = (zigzag >> 1) ^ -(zigzag & 1)
-            ref_words = _words(ref_row[None, :], nwords)[0, narrowed][None, :]
-            ref_bits = np.where(_float32_exact(ref_words), _narrow(ref_words), 0).astype(np.int64)
-            bits = ((np.cumsum(delta, axis=0) + ref_bits) & 0xFFFFFFFF).astype(np.uint32)
-            wide = _widen(bits).astype("<u8")
-            columns = np.repeat(narrowed, 8)
-            word_bytes = np.ascontiguousarray(wide).view(np.uint8).reshape(count, k * 8)
-            region = matrix[:, _WORD_OFFSET : _WORD_OFFSET + 8 * nwords]
-            region[:, columns] = word_bytes
-    rest_mask = np.ones(length, bool)
-    if narrowed.any():
-        rest_mask[_WORD_OFFSET : _WORD_OFFSET + 8 * nwords] = ~np.repeat(narrowed, 8)
-    width = int(rest_mask.sum())
+            bits = np.cumsum((zigzag >> 1) ^ -(zigzag & 1), axis=0) & 0xFFFFFFFF
+            wide = np.ascontiguousarray(_widen(bits).astype("<u8")).view(np.uint8).reshape(count, k * 8)
+            region = matrix[:, _WORD_OFFSET : _WORD_OFFSET + 8 * words]
+            region[:, np.repeat(narrowed, 8)] = wide
+    mask = _rest_mask(length, narrowed)
+    width = int(mask.sum())
     residual = np.frombuffer(reader.take(width * count, "byte columns"), np.uint8).reshape(width, count).T
-    rest = np.bitwise_xor.accumulate(np.vstack([ref_row[rest_mask][None, :], residual]), axis=0)[1:]
-    matrix[:, rest_mask] = rest
+    matrix[:, mask] = np.bitwise_xor.accumulate(residual, axis=0)
     return matrix
 
 
-def encode_columns(items: list[tuple[bytes, int, bytes]], dictionary: SegmentDictionary | None) -> bytes:
-    """Columnar form of a block's entries (docs/blackbox-format.md §5.2)."""
+def encode_columns(items: list[tuple[bytes, int, bytes]], dictionary: SegmentDictionary | None,
+                   base_time_ns: int = 0) -> bytes:
+    """Columnar form of a block's entries (docs/blackbox-format.md §5.2). Entry times are coded as
+    differences, the first one from ``base_time_ns`` (the record's own time)."""
     codebook = {key: i for i, key in enumerate(dictionary.keys)} if dictionary is not None else {}
-    references = dictionary.references if dictionary is not None else ()
     known = len(codebook)
     local: dict[bytes, int] = {}
     meta, times, lengths = bytearray(), bytearray(), bytearray()
     _put_varint(meta, len(items))
     groups: dict[tuple[int, int], list[bytes]] = {}
-    previous_time = 0
+    previous_time = base_time_ns
     for key, time_ns, data in items:
         index = codebook.get(key)
         if index is None:
@@ -484,22 +459,21 @@ def encode_columns(items: list[tuple[bytes, int, bytes]], dictionary: SegmentDic
                 _put_varint(meta, index + 1)
         else:
             _put_varint(meta, index + 1)
-        _put_varint(times, _zigzag(time_ns - previous_time))
+        _put_varint(times, _time_delta(time_ns, previous_time))
         previous_time = time_ns
         _put_varint(lengths, len(data))
         groups.setdefault((index, len(data)), []).append(data)
     out = meta + times + lengths
-    for (index, length), rows in groups.items():
-        reference = references[index] if index < known and len(references[index]) == length else None
-        _group_encode(rows, length, reference, out)
+    _encode_groups([np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), length)
+                    for (_index, length), rows in groups.items()], out)
     return bytes(out)
 
 
-def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: int = MAX_BLOCK_BYTES) -> bytes:
+def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: int = MAX_BLOCK_BYTES,
+                   base_time_ns: int = 0) -> bytes:
     """Entries bytes of a columnar body; FormatError when it is malformed."""
     keys: list[bytes] = list(dictionary.keys) if dictionary is not None else []
-    references = dictionary.references if dictionary is not None else ()
-    known = len(keys)
+
     reader = _Reader(body)
     count = reader.varint("entry count")
     if count > len(body):
@@ -515,27 +489,24 @@ def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: 
         else:
             raise FormatError(f"columnar block refers to entry identity {code - 1}, only {len(keys)} known")
     times: list[int] = []
-    time_ns = 0
+    time_ns = base_time_ns
     for _ in range(count):
-        time_ns += _unzigzag(reader.varint("entry time"))
-        if not 0 <= time_ns <= _U64:
-            raise FormatError("columnar block: an entry time is outside 0..2^64-1")
+        time_ns = _apply_time_delta(time_ns, reader.varint("entry time"))
         times.append(time_ns)
     lengths = [reader.varint("data length") for _ in range(count)]
     total = 0
     for index, length in zip(indices, lengths, strict=True):
         if length > 0xFFFFFFFF:
             raise FormatError("columnar block: a data length exceeds 32 bits")
-        total += _ENTRY.size + len(keys[index]) - _KEY_HEAD.size + length
+        total += ENTRY_HEADER.size + len(keys[index]) - _KEY_HEAD.size + length
     if total > max_size:
         raise FormatError(f"columnar block decodes to {total} bytes, more than {max_size}")
     order: dict[tuple[int, int], list[int]] = {}
     for position, group in enumerate(zip(indices, lengths, strict=True)):
         order.setdefault(group, []).append(position)
     data: list[bytes] = [b""] * count
-    for (index, length), positions in order.items():
-        reference = references[index] if index < known and len(references[index]) == length else None
-        matrix = _group_decode(reader, len(positions), length, reference)
+    for (_index, length), positions in order.items():
+        matrix = _decode_group(reader, len(positions), length)
         for row, position in enumerate(positions):
             data[position] = matrix[row].tobytes()
     if reader.pos != len(body):
@@ -562,8 +533,9 @@ class PayloadEncoder:
         self._cctx = _zstd_compressor(dictionary) if encoding is PayloadEncoding.ZSTD else None
         self.builder = DictionaryBuilder() if encoding is PayloadEncoding.ZSTD else None
 
-    def encode(self, entry_bytes: bytes) -> bytes:
-        """Plaintext of a DATA record: a codec byte and the entries, compressed when that makes them smaller."""
+    def encode(self, entry_bytes: bytes, time_ns: int = 0) -> bytes:
+        """Plaintext of a DATA record sealed at ``time_ns``: a codec byte and the entries, compressed
+        when that makes them smaller."""
         if self._level <= 0:
             return bytes((Codec.NONE,)) + entry_bytes
         if self._cctx is None:
@@ -572,7 +544,7 @@ class PayloadEncoder:
         else:
             items = _split_entries(entry_bytes)
             if items is not None and len(items) >= COLUMNAR_MIN_ENTRIES:
-                columnar = encode_columns(items, self.dictionary)
+                columnar = encode_columns(items, self.dictionary, time_ns)
                 assert self.builder is not None
                 self.builder.observe(items, columnar)
                 packed = self._cctx.compress(columnar)
@@ -601,8 +573,8 @@ class PayloadDecoder:
         self.dictionary = dictionary
         self._dctx = _zstd_decompressor(dictionary) if version >= 2 else None
 
-    def decode(self, plaintext: bytes, max_size: int = MAX_BLOCK_BYTES) -> bytes:
-        """Entries bytes of a DATA record's plaintext; FormatError when malformed."""
+    def decode(self, plaintext: bytes, max_size: int = MAX_BLOCK_BYTES, time_ns: int = 0) -> bytes:
+        """Entries bytes of the plaintext of a DATA record sealed at ``time_ns``; FormatError when malformed."""
         if not plaintext:
             raise FormatError("empty DATA block")
         codec = plaintext[0]
@@ -626,4 +598,4 @@ class PayloadDecoder:
         body = _zstd_decompress(self._dctx, payload, max_size, zstandard.FORMAT_ZSTD1_MAGICLESS)
         if codec == Codec.ZSTD:
             return body
-        return decode_columns(body, self.dictionary, max_size)
+        return decode_columns(body, self.dictionary, max_size, time_ns)

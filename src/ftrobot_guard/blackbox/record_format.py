@@ -1,4 +1,4 @@
-"""Byte layout of the black-box format, version 1 (specified in docs/blackbox-format.md).
+"""Byte layout of the black-box format, versions 1 and 2 (specified in docs/blackbox-format.md).
 
 A segment file is::
 
@@ -11,6 +11,9 @@ and CRC). DATA payloads are AES-256-GCM ciphertext+tag of a block of entries; CH
 CLOSE payloads are plaintext signed checkpoints, so verification needs no decryption key.
 The chain: ``h_start = SHA-256(CHAIN_DOMAIN || prev_head || SHA-256(header_json || signature))``
 and ``h_i = SHA-256(h_{i-1} || record bytes)``.
+Versions 1 and 2 differ only in how a DATA block's entries are encoded before encryption
+(version 1: zlib; version 2: zstd with a per-segment dictionary sealed in the header), which
+:mod:`ftrobot_guard.blackbox.payload_codec` implements.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ftrobot_guard.blackbox.errors import FormatError, UnsupportedVersionError
 
 MAGIC = b"\x89FTBB\r\n\x1a"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+FORMAT_VERSION = 2  # what the writer produces by default (version 1 on request: zlib blocks)
+SUPPORTED_VERSIONS = frozenset({1, 2})
+COMPRESSION_BY_VERSION = {1: "zlib", 2: "zstd"}  # the header's "compression" field
+MAX_SEALED_DICTIONARY_CHARS = 1 << 20  # the header's "dictionary" field (base64)
 SEGMENT_SUFFIX = ".ftbb"
 HEADER_FORMAT_NAME = "ftrobot-blackbox-segment"
 HEADER_SIGN_DOMAIN = b"ftrobot-blackbox-header-v1\x00"
@@ -54,6 +59,7 @@ FRAME_OVERHEAD = FRAME_HEADER_LEN + _CRC.size  # 38
 _NONCE = struct.Struct(">4xQ")
 SEGMENT_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")  # segment and log ids: 32 lowercase hex digits
 HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")  # chain heads and raw keys: 64 lowercase hex digits
+_BASE64_RE = re.compile(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
 
 
 class RecordType(enum.IntEnum):
@@ -77,13 +83,6 @@ class EntryKind(enum.IntEnum):
 
     MESSAGE = 1  # a serialized ROS message (CDR) with its topic and type name
     NOTICE = 2  # a note by the recorder itself (e.g. entries lost to a full disk), UTF-8 JSON
-
-
-class Codec(enum.IntEnum):
-    """Compression of a DATA block's entries (inside the encryption)."""
-
-    NONE = 0
-    ZLIB = 1
 
 
 def segment_file_name(segment_index: int, segment_id: str) -> str:
@@ -264,7 +263,7 @@ class Entry:
     kind: EntryKind = EntryKind.MESSAGE
 
 
-_ENTRY = struct.Struct(">BBQHHHI")  # kind, tier, time_ns, topic_len, type_len, guardian_len, data_len
+ENTRY_HEADER = struct.Struct(">BBQHHHI")  # kind, tier, time_ns, topic_len, type_len, guardian_len, data_len
 
 
 def encode_entry(entry: Entry) -> bytes:
@@ -275,7 +274,7 @@ def encode_entry(entry: Entry) -> bytes:
     if max(len(topic), len(type_name), len(guardian)) > MAX_ENTRY_FIELD:
         raise ValueError("entry topic, type name and guardian must each be at most 65535 bytes")
     return (
-        _ENTRY.pack(
+        ENTRY_HEADER.pack(
             int(entry.kind), int(entry.tier), entry.time_ns, len(topic), len(type_name), len(guardian), len(entry.data)
         )
         + topic
@@ -291,10 +290,10 @@ def decode_entries(body: bytes) -> list[Entry]:
     pos = 0
     end = len(body)
     while pos < end:
-        if pos + _ENTRY.size > end:
+        if pos + ENTRY_HEADER.size > end:
             raise FormatError(f"entry at byte {pos} of the block is cut short")
-        kind, tier, time_ns, tlen, ylen, glen, dlen = _ENTRY.unpack_from(body, pos)
-        pos += _ENTRY.size
+        kind, tier, time_ns, tlen, ylen, glen, dlen = ENTRY_HEADER.unpack_from(body, pos)
+        pos += ENTRY_HEADER.size
         stop = pos + tlen + ylen + glen + dlen
         if stop > end:
             raise FormatError(f"entry ending at byte {stop} overruns its block of {end} bytes")
@@ -314,38 +313,9 @@ def decode_entries(body: bytes) -> list[Entry]:
                 )
             )
         except (UnicodeDecodeError, ValueError) as exc:
-            raise FormatError(f"entry at byte {pos - _ENTRY.size} of the block is malformed: {exc}") from None
+            raise FormatError(f"entry at byte {pos - ENTRY_HEADER.size} of the block is malformed: {exc}") from None
         pos = stop
     return entries
-
-
-def encode_block(entry_bytes: bytes, compress_level: int) -> bytes:
-    """Plaintext of a DATA record: a codec byte and the (possibly zlib-compressed) entries.
-    Compression is used only when it makes the block smaller."""
-    if compress_level > 0:
-        packed = zlib.compress(entry_bytes, compress_level)
-        if len(packed) < len(entry_bytes):
-            return bytes((Codec.ZLIB,)) + packed
-    return bytes((Codec.NONE,)) + entry_bytes
-
-
-def decode_block(plaintext: bytes, max_size: int = 1 << 28) -> bytes:
-    """Entries bytes of a DATA record's plaintext."""
-    if not plaintext:
-        raise FormatError("empty DATA block")
-    codec = plaintext[0]
-    if codec == Codec.NONE:
-        return plaintext[1:]
-    if codec == Codec.ZLIB:
-        inflater = zlib.decompressobj()
-        try:
-            body = inflater.decompress(plaintext[1:], max_size)
-        except zlib.error as exc:
-            raise FormatError(f"DATA block does not decompress: {exc}") from None
-        if inflater.unconsumed_tail:
-            raise FormatError(f"DATA block decompresses to more than {max_size} bytes")
-        return body
-    raise FormatError(f"DATA block uses unknown codec {codec}")
 
 
 # --------------------------------------------------------------------------- segment header
@@ -466,9 +436,11 @@ class SegmentHeader:
     recovery: RecoveryNote | None = None
     certificate: str = ""  # hex DER X.509 identity certificate of the robot, if configured
     version: int = FORMAT_VERSION
+    dictionary: str = ""  # version 2: base64 of the sealed segment dictionary (payload_codec), "" for none
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {"dictionary": self.dictionary} if self.version >= 2 else {}
+        return fields | {
             "format": HEADER_FORMAT_NAME,
             "version": self.version,
             "robot_id": self.robot_id,
@@ -481,7 +453,7 @@ class SegmentHeader:
             "prev_chain_head": self.prev_chain_head,
             "created_ns": self.created_ns,
             "cipher": "AES-256-GCM",
-            "compression": "zlib",
+            "compression": COMPRESSION_BY_VERSION.get(self.version, ""),
             "nonce": "counter",
             "key_wraps": [w.to_json() for w in self.key_wraps],
             "robot_key_wrap": self.robot_key_wrap,
@@ -512,10 +484,18 @@ class SegmentHeader:
         version = obj.get("version")
         if version not in SUPPORTED_VERSIONS:
             raise UnsupportedVersionError(
-                f"{where}: segment header format version {version!r} is not supported (this tool reads 1)"
+                f"{where}: segment header format version {version!r} is not supported (this tool reads 1 and 2)"
             )
-        if obj.get("cipher") != "AES-256-GCM" or obj.get("compression") != "zlib" or obj.get("nonce") != "counter":
-            raise FormatError(f"{where}: segment header names an unsupported cipher, compression or nonce scheme")
+        compression = COMPRESSION_BY_VERSION[version]
+        if obj.get("cipher") != "AES-256-GCM" or obj.get("compression") != compression or obj.get("nonce") != "counter":
+            raise FormatError(f"{where}: segment header names an unsupported cipher, compression or nonce scheme"
+                              f" (version {version} uses AES-256-GCM, {compression}, counter)")
+        dictionary = ""
+        if version >= 2:
+            dictionary = _str(obj, "dictionary", where)
+            if len(dictionary) > MAX_SEALED_DICTIONARY_CHARS or not _BASE64_RE.match(dictionary):
+                raise FormatError(f"{where}: field 'dictionary' is not base64 of at most {MAX_SEALED_DICTIONARY_CHARS}"
+                                  " characters")
         segment_id = _str(obj, "segment_id", where)
         log_id = _str(obj, "log_id", where)
         for name, value in (("segment_id", segment_id), ("log_id", log_id)):
@@ -557,6 +537,7 @@ class SegmentHeader:
             recovery=None if recovery_raw is None else RecoveryNote.from_json(recovery_raw, where),
             certificate=certificate,
             version=version,
+            dictionary=dictionary,
         )
 
 
@@ -572,11 +553,13 @@ def header_signature_valid(public_key: ed25519.Ed25519PublicKey, header_json: by
     return True
 
 
-def encode_segment_prefix(header_json: bytes, signature: bytes) -> bytes:
-    """Bytes of a segment file before its first record."""
+def encode_segment_prefix(header_json: bytes, signature: bytes, version: int = FORMAT_VERSION) -> bytes:
+    """Bytes of a segment file before its first record (``version`` must be the header's)."""
     if len(signature) != SIGNATURE_LEN:
         raise ValueError("header signature must be 64 bytes")
-    return _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_json)) + header_json + signature
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"format version {version} is not one this code writes")
+    return _PREFIX.pack(MAGIC, version, len(header_json)) + header_json + signature
 
 
 @dataclass(frozen=True)
@@ -604,7 +587,7 @@ def parse_segment_prefix(buf: bytes | memoryview, where: str) -> SegmentPrefix:
         raise FormatError(f"{where}: not a black-box segment (bad magic at byte 0)")
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersionError(
-            f"{where}: segment format version {version} is not supported (this tool reads version 1)"
+            f"{where}: segment format version {version} is not supported (this tool reads versions 1 and 2)"
         )
     if header_len > MAX_HEADER_LEN:
         raise FormatError(f"{where}: corrupt segment header: length field {header_len} is implausible")
@@ -614,6 +597,8 @@ def parse_segment_prefix(buf: bytes | memoryview, where: str) -> SegmentPrefix:
     header_json = bytes(buf[_PREFIX.size : _PREFIX.size + header_len])
     signature = bytes(buf[_PREFIX.size + header_len : end])
     header = SegmentHeader.decode(header_json, where)
+    if header.version != version:
+        raise FormatError(f"{where}: segment prefix says format version {version}, its signed header {header.version}")
     return SegmentPrefix(header=header, header_json=header_json, signature=signature, records_offset=end)
 
 

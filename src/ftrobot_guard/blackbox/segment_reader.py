@@ -6,6 +6,8 @@ import enum
 import json
 import os
 import struct
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ftrobot_guard.blackbox.errors import BlackBoxError, FormatError, KeyMismatchError
 from ftrobot_guard.blackbox.key_wrap import find_wrap, unwrap_data_key
+from ftrobot_guard.blackbox.payload_codec import PayloadDecoder, open_dictionary
 from ftrobot_guard.blackbox.record_format import (
     MAGIC,
     MAX_HEADER_LEN,
@@ -26,7 +29,6 @@ from ftrobot_guard.blackbox.record_format import (
     RecordProblem,
     SegmentPrefix,
     data_aad,
-    decode_block,
     decode_entries,
     find_next_record,
     parse_record_at,
@@ -204,6 +206,37 @@ class RecordDecryptError(BlackBoxError):
     """A DATA record does not authenticate or decode under the segment's data key."""
 
 
+class _DecoderCache(threading.local):
+    """Per thread: the decoders of the last few segments, so a segment's dictionary is opened once."""
+
+    size = 8
+
+    def __init__(self) -> None:
+        self.decoders: OrderedDict[tuple[int, str], tuple[AESGCM, str, PayloadDecoder]] = OrderedDict()
+
+
+_DECODER_CACHE = _DecoderCache()
+
+
+def payload_decoder(aead: AESGCM, prefix: SegmentPrefix) -> PayloadDecoder:
+    """The decoder of a segment's DATA blocks; opens (decrypts) the segment's dictionary with ``aead``.
+    Raises FormatError when the dictionary does not authenticate or decode."""
+    header = prefix.header
+    if not header.dictionary:
+        return PayloadDecoder(header.version)
+    decoders = _DECODER_CACHE.decoders
+    key = (id(aead), header.segment_id)
+    hit = decoders.get(key)
+    if hit is not None and hit[0] is aead and hit[1] == header.dictionary:
+        decoders.move_to_end(key)
+        return hit[2]
+    decoder = PayloadDecoder(header.version, open_dictionary(aead, header.segment_id_raw, header.dictionary))
+    decoders[key] = (aead, header.dictionary, decoder)
+    while len(decoders) > _DECODER_CACHE.size:
+        decoders.popitem(last=False)
+    return decoder
+
+
 def decrypt_entries(aead: AESGCM, prefix: SegmentPrefix, record: ParsedRecord) -> list[Entry]:
     """Decrypt and decode the entries of one DATA record."""
     header = prefix.header
@@ -216,7 +249,7 @@ def decrypt_entries(aead: AESGCM, prefix: SegmentPrefix, record: ParsedRecord) -
             " authentication failed (record altered or wrong key)"
         ) from None
     try:
-        return decode_entries(decode_block(plaintext))
+        return decode_entries(payload_decoder(aead, prefix).decode(plaintext, time_ns=record.time_ns))
     except FormatError as exc:
         raise RecordDecryptError(
             f"segment {header.segment_index} sequence {record.sequence} (byte {record.offset}): {exc}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ftrobot_guard.blackbox.durable_files import describe_os_error, fsync_directory, write_all
 from ftrobot_guard.blackbox.errors import LogWriteError
+from ftrobot_guard.blackbox.payload_codec import PayloadEncoder, PayloadEncoding, SegmentDictionary, seal_dictionary
 from ftrobot_guard.blackbox.record_format import (
     Checkpoint,
     RecordType,
@@ -19,7 +21,6 @@ from ftrobot_guard.blackbox.record_format import (
     chain_start,
     counter_nonce,
     data_aad,
-    encode_block,
     encode_record_with_header,
     encode_segment_prefix,
     record_header_bytes,
@@ -52,17 +53,29 @@ class SegmentWriter:
         signing_key: ed25519.Ed25519PrivateKey,
         data_key: bytes,
         compress_level: int = 1,
+        payload_encoding: PayloadEncoding | str = PayloadEncoding.ZSTD,
+        previous: SegmentWriter | None = None,
     ) -> None:
+        """``payload_encoding`` decides the format version (zlib: 1, zstd: 2); ``compress_level`` 0
+        stores blocks uncompressed (otherwise it is zlib's level; zstd uses payload_codec.ZSTD_LEVEL).
+        With zstd, the segment dictionary is built from what ``previous`` (the segment before this
+        one, if this writer wrote it) has sealed, and sealed into this segment's header."""
+        encoding = PayloadEncoding(payload_encoding)
+        self._aead = AESGCM(data_key)
+        dictionary: SegmentDictionary | None = None
+        if encoding is PayloadEncoding.ZSTD and previous is not None:
+            dictionary = previous.next_dictionary()
+        sealed = seal_dictionary(self._aead, header.segment_id_raw, dictionary) if dictionary is not None else ""
+        header = dataclasses.replace(header, version=encoding.format_version, dictionary=sealed)
+        self._payload = PayloadEncoder(encoding, compress_level, dictionary)
         self.header = header
         self.path = directory / segment_file_name(header.segment_index, header.segment_id)
         self._key = signing_key
-        self._aead = AESGCM(data_key)
-        self._compress_level = compress_level
         self._robot_id = header.robot_id
         self._segment_id_raw = header.segment_id_raw
         header_json = header.encode()
         signature = sign_header(signing_key, header_json)
-        prefix = encode_segment_prefix(header_json, signature)
+        prefix = encode_segment_prefix(header_json, signature, header.version)
         self.head = chain_start(bytes.fromhex(header.prev_chain_head), header_json, signature)
         self.next_sequence = header.first_sequence
         self.records_since_checkpoint = 0
@@ -81,6 +94,18 @@ class SegmentWriter:
             raise LogWriteError(describe_os_error(self.path, exc, "writing a segment header")) from None
         self.size = len(prefix)
 
+    def next_dictionary(self) -> SegmentDictionary | None:
+        """Dictionary for the segment after this one, from what this one sealed (None: too little)."""
+        return self._payload.next_dictionary()
+
+    @property
+    def wants_rotation(self) -> bool:
+        """True when this segment has no dictionary yet but has seen enough to seed one: rotating
+        now lets the rest of the recording use it (once per writer start)."""
+        payload = self._payload
+        return (payload.encoding is PayloadEncoding.ZSTD and payload.dictionary is None
+                and payload.builder is not None and payload.builder.ready)
+
     # ------------------------------------------------------------------ sealing (pure, in memory)
 
     def seal(
@@ -95,10 +120,11 @@ class SegmentWriter:
         robot_id = self._robot_id
         sid = self._segment_id_raw
         for entry_bytes, time_ns in blocks:
-            plaintext = encode_block(entry_bytes, self._compress_level)
+            plaintext = self._payload.encode(entry_bytes, time_ns)
             nonce = counter_nonce(sequence)
             rec_head = record_header_bytes(len(plaintext) + 16, RecordType.DATA, sequence, time_ns, nonce)
-            record = encode_record_with_header(rec_head, aead.encrypt(nonce, plaintext, data_aad(robot_id, sid, rec_head)))
+            sealed = aead.encrypt(nonce, plaintext, data_aad(robot_id, sid, rec_head))
+            record = encode_record_with_header(rec_head, sealed)
             head = chain_next(head, record)
             parts.append(record)
             sequence += 1

@@ -159,15 +159,18 @@ def _show(args: argparse.Namespace) -> int:
     envelope = load_envelope(args.file)
     joints = envelope.joints
     print(f"{args.file}: envelope for {envelope.robot_model} ({len(joints)} joints; SI units, radians)")
-    print(f"  {'joint':<28} {'position hard':>19} {'position soft':>19} {'vel hard/soft':>14} {'accel':>7} "
-          f"{'effort hard/soft':>17} {'REDUCED vel/effort':>19}")
+    print(f"  {'joint':<28} {'position hard':<17} {'position soft':<17} {'velocity':>12} {'accel':>6} "
+          f"{'effort':>13} {'REDUCED v/effort':>16}")
+    print(f"  {'':<28} {'rad':<17} {'rad':<17} {'hard/soft rad/s':>12} {'rad/s2':>6} {'hard/soft N·m':>13} "
+          f"{'rad/s, N·m':>16}")
     reduced = envelope.reduced
     for i, name in enumerate(joints.names):
-        print(f"  {name:<28} [{joints.hard_lower[i]:+.4f},{joints.hard_upper[i]:+.4f}] "
-              f"[{joints.soft_lower[i]:+.4f},{joints.soft_upper[i]:+.4f}] "
-              f"{joints.hard_velocity[i]:>6g}/{joints.soft_velocity[i]:<7g} {joints.acceleration[i]:>7g} "
-              f"{joints.hard_effort[i]:>8g}/{joints.soft_effort[i]:<8g} "
-              f"{reduced.joint_velocity[i]:>9g}/{reduced.joint_effort[i]:<9g}")
+        row = (f"  {name:<28} [{joints.hard_lower[i]:+.4f},{joints.hard_upper[i]:+.4f}] "
+               f"[{joints.soft_lower[i]:+.4f},{joints.soft_upper[i]:+.4f}] "
+               f"{joints.hard_velocity[i]:>6g}/{joints.soft_velocity[i]:<5g} {joints.acceleration[i]:>6g} "
+               f"{joints.hard_effort[i]:>6g}/{joints.soft_effort[i]:<6g} "
+               f"{reduced.joint_velocity[i]:>7g}/{reduced.joint_effort[i]:g}")
+        print(row)
     base = envelope.base
     print(f"  base: planar speed {base.linear_speed.soft:g} m/s (hard {base.linear_speed.hard:g}), "
           f"yaw rate {base.angular_speed.soft:g} rad/s (hard {base.angular_speed.hard:g})")

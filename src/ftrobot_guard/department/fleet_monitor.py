@@ -64,7 +64,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from ftrobot_guard.safety.modes import SafetyMode
-from ftrobot_guard.trust.certificates import CertificateError, CertificateFailure, CertificateVerifier, RobotIdentity
+from ftrobot_guard.trust.certificates import (
+    CertificateError,
+    CertificateFailure,
+    CertificateVerifier,
+    RobotIdentity,
+    certificate_fingerprint,
+)
 from ftrobot_guard.trust.signed_fields import (
     HEARTBEAT_DOMAIN,
     SIGNATURE_LENGTH,
@@ -162,6 +168,9 @@ class Reception(NamedTuple):
     publication_sequence: int | None = None  # the publisher's number for this message (increases per publisher)
 
 
+NOTHING_KNOWN = Reception()  # a heartbeat of unknown origin
+
+
 class HeartbeatView(NamedTuple):
     """The typed content of one heartbeat and the canonical bytes its signature must cover."""
 
@@ -241,7 +250,7 @@ def read_heartbeat(message: Any) -> HeartbeatView:
          header) = message_field_getter(type(message), _READ_FIELDS)(message)
         texts = (number, name, department, boot_id, mode_name, guardian)
         if any(type(text) is not str for text in texts):
-            wrong = [field for field, text in zip(_TEXT_FIELDS, texts) if type(text) is not str]
+            wrong = [field for field, text in zip(_TEXT_FIELDS, texts, strict=True) if type(text) is not str]
             raise HeartbeatFormatError(f"heartbeat field {wrong[0]!r} is not a string")
         if type(sequence) is not int or sequence < 0:
             raise HeartbeatFormatError("heartbeat field 'sequence' is not a non-negative integer")
@@ -288,16 +297,22 @@ class _Robot:
     verified: bool = False
     last_genuine_s: float | None = None
     latest: HeartbeatView | None = None
-    latest_reception: Reception = Reception()
+    latest_reception: Reception = NOTHING_KNOWN
     certificate_not_after: dt.datetime | None = None
     sessions: OrderedDict[str, _Session] = field(default_factory=OrderedDict)
     newest_boot_id: str | None = None
     max_stamp_ns: int | None = None
     alerts: dict[AlertKind, _ActiveAlert] = field(default_factory=dict)
+    # The certificate of the latest accepted heartbeat, what it certifies, and when it and its CA are both valid.
+    certificate: bytes = b""
+    identity: RobotIdentity | None = None
+    certified_number: str = ""
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
 
 
 def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _short(text: str, limit: int = MAX_IDENTITY_KEY_LENGTH) -> str:
@@ -352,10 +367,14 @@ class FleetMonitor:
         self._hold_s = float(hold_s)
         self._window_ns = int(self._window_s * 1e9)
         self._verifier = CertificateVerifier(trusted_cas)
+        self._ca_windows = {
+            certificate_fingerprint(ca): (ca.not_valid_before_utc, ca.not_valid_after_utc) for ca in trusted_cas
+        }
         self._clock = clock
         self._robots: dict[str, _Robot] = {}
         self._max_unverified = max_unverified_robots
         self._last_now_s = 0.0
+        self._unverified = 0  # robots never heard genuinely
         self._accepted = 0
         self._refused = dict.fromkeys(Refusal, 0)
 
@@ -363,7 +382,7 @@ class FleetMonitor:
 
     def _raise(self, robot: _Robot, kind: AlertKind, detail: str, now_s: float, out: list[Alert]) -> None:
         active = robot.alerts.get(kind)
-        if active is None or active.alert.detail != detail and kind not in EVIDENCE_KINDS:
+        if active is None or (active.alert.detail != detail and kind not in EVIDENCE_KINDS):
             alert = Alert(kind, robot.identity_number, robot.robot_name, detail, raised=True)
             robot.alerts[kind] = _ActiveAlert(alert, now_s)
             out.append(alert)
@@ -386,7 +405,9 @@ class FleetMonitor:
             robot = _Robot(key, _short(name) if isinstance(name, str) else "",
                            _short(department) if isinstance(department, str) else "", now_s)
             self._robots[key] = robot
-            self._evict_unverified(out)
+            self._unverified += 1
+            if self._unverified > self._max_unverified:
+                self._evict_unverified(out)
         robot.last_claim_s = now_s
         return robot
 
@@ -400,12 +421,31 @@ class FleetMonitor:
             for kind in list(robot.alerts):
                 self._clear(robot, kind, "forgotten: too many unverified identities claimed", out)
             del self._robots[robot.identity_number]
+            self._unverified -= 1
 
-    def _authenticate(self, view: HeartbeatView) -> RobotIdentity | tuple[Refusal, str]:
+    def _certificate_identity(self, robot: _Robot, certificate: bytes) -> RobotIdentity:
+        """What ``certificate`` certifies, now; raises :class:`CertificateError`.
+
+        The robot's previous certificate (chain verified when it was accepted) needs only the
+        validity check: the trusted CAs are fixed for the monitor's life.
+        """
+        now = self._clock()
+        identity = robot.identity
+        if (
+            identity is not None
+            and certificate == robot.certificate
+            and robot.valid_from is not None
+            and robot.valid_until is not None
+            and robot.valid_from <= now <= robot.valid_until
+        ):
+            return identity
+        return self._verifier.verify_robot(certificate, now)
+
+    def _authenticate(self, robot: _Robot, view: HeartbeatView) -> RobotIdentity | tuple[Refusal, str]:
         if not view.signature:
             return Refusal.MISSING_SIGNATURE, "heartbeat carries no signature"
         try:
-            identity = self._verifier.verify_robot(view.certificate, self._clock())
+            identity = self._certificate_identity(robot, view.certificate)
         except CertificateError as exc:
             if exc.reason in (CertificateFailure.EXPIRED, CertificateFailure.NOT_YET_VALID):
                 return Refusal.EXPIRED_CERTIFICATE, f"certificate {exc.reason.value}: {exc}"
@@ -419,7 +459,7 @@ class FleetMonitor:
                 Refusal.BAD_SIGNATURE,
                 f"signature does not verify with the key of certificate {identity.certificate_fingerprint[:16]}",
             )
-        certified = str(identity.identity_number)
+        certified = robot.certified_number if identity is robot.identity else str(identity.identity_number)
         if view.identity_number != certified or view.robot_name != identity.robot_name or (
             view.department != identity.department
         ):
@@ -454,11 +494,15 @@ class FleetMonitor:
                 robot.sessions.popitem(last=False)
             return session
         if view.sequence <= session.last_sequence:
-            return f"sequence {view.sequence} not above {session.last_sequence} in boot session {_short(view.boot_id, 40)!r}"
+            return (
+                f"sequence {view.sequence} not above {session.last_sequence} in boot session"
+                f" {_short(view.boot_id, 40)!r}"
+            )
         second = _second_publisher(session.reception, reception)
         if second is not None:
             self._raise(
-                robot, AlertKind.DUPLICATE_IDENTITY, f"boot session {_short(view.boot_id, 40)!r} heard {second}", now_s, out
+                robot, AlertKind.DUPLICATE_IDENTITY, f"boot session {_short(view.boot_id, 40)!r} heard {second}",
+                now_s, out,
             )
         if session.superseded:
             session.heard_since_superseded += 1
@@ -486,7 +530,9 @@ class FleetMonitor:
     ) -> None:
         if robot.last_genuine_s is not None and AlertKind.SILENT in robot.alerts:
             self._clear(robot, AlertKind.SILENT, f"heartbeat resumed after {now_s - robot.last_genuine_s:.1f} s", out)
-        robot.verified = True
+        if not robot.verified:
+            robot.verified = True
+            self._unverified -= 1
         robot.last_genuine_s = now_s
         if robot.max_stamp_ns is None or view.stamp_ns > robot.max_stamp_ns:
             robot.max_stamp_ns = view.stamp_ns
@@ -495,6 +541,13 @@ class FleetMonitor:
         robot.robot_name = identity.robot_name
         robot.department = identity.department
         robot.certificate_not_after = identity.not_after
+        if identity is not robot.identity:
+            ca_window = self._ca_windows.get(identity.issuer_fingerprint)
+            if ca_window is not None:
+                robot.identity, robot.certificate = identity, view.certificate
+                robot.certified_number = str(identity.identity_number)
+                robot.valid_from = max(identity.not_before, ca_window[0])
+                robot.valid_until = min(identity.not_after, ca_window[1])
         robot.latest = view
         robot.latest_reception = reception
         alerts = robot.alerts
@@ -515,7 +568,7 @@ class FleetMonitor:
         self._raise(robot, refusal.alert_kind, reason, now_s, out)
         return HeartbeatOutcome(refusal, reason, tuple(out))
 
-    def on_heartbeat(self, message: Any, now_s: float, reception: Reception = Reception()) -> HeartbeatOutcome:
+    def on_heartbeat(self, message: Any, now_s: float, reception: Reception = NOTHING_KNOWN) -> HeartbeatOutcome:
         """Judge one heartbeat received at ``now_s``: accepted or refused, and the alerts raised or cleared.
 
         ``message`` is a Heartbeat (any object with Heartbeat.msg's fields); a malformed one is
@@ -529,7 +582,7 @@ class FleetMonitor:
             robot = self._robot_for(message, now_s, out)
             return self._refuse(robot, Refusal.MALFORMED, f"malformed heartbeat: {exc}", now_s, out)
         robot = self._robot_for(view, now_s, out)
-        identity = self._authenticate(view)
+        identity = self._authenticate(robot, view)
         if isinstance(identity, tuple):
             return self._refuse(robot, identity[0], identity[1], now_s, out)
         session = self._fresh(robot, view, reception, now_s, out)
@@ -567,11 +620,13 @@ class FleetMonitor:
                         now_s,
                         out,
                     )
-            for kind, active in list(robot.alerts.items()):
-                if kind in EVIDENCE_KINDS and now_s - active.last_evidence_s > self._hold_s:
-                    self._clear(robot, kind, f"no further {kind.name} evidence for {self._hold_s:.1f} s", out)
+            if robot.alerts:
+                for kind, active in list(robot.alerts.items()):
+                    if kind in EVIDENCE_KINDS and now_s - active.last_evidence_s > self._hold_s:
+                        self._clear(robot, kind, f"no further {kind.name} evidence for {self._hold_s:.1f} s", out)
             if not robot.verified and not robot.alerts and now_s - robot.last_claim_s > self._hold_s:
                 del self._robots[robot.identity_number]
+                self._unverified -= 1
         return out
 
     # -- views --------------------------------------------------------------------------------

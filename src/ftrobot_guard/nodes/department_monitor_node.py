@@ -16,14 +16,16 @@ does no logging and no formatting; counts go to ``/diagnostics`` once a second.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from ftrobot_msgs.msg import DepartmentAlert, Heartbeat
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
-from ftrobot_guard.trust.certificates import CertificateError, load_certificates
+from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead, WitnessedHeadError, WitnessedHeadStore
 from ftrobot_guard.department.fleet_monitor import Alert, FleetMonitor, Reception, Refusal, RobotRow
 from ftrobot_guard.ros.batched_intake import BatchedIntake
 from ftrobot_guard.ros.node_parameters import (
@@ -34,25 +36,40 @@ from ftrobot_guard.ros.node_parameters import (
     declare_string_list,
 )
 from ftrobot_guard.ros.qos_profiles import EVENTS, HEARTBEAT_MONITOR
-from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead, WitnessedHeadError, WitnessedHeadStore
-from ftrobot_msgs.msg import DepartmentAlert, Heartbeat
+from ftrobot_guard.trust.certificates import CertificateError, load_certificates
 
 HEARTBEAT_TYPE = "ftrobot_msgs/msg/Heartbeat"
+MAX_QUEUED_S = 1.0  # a receive time further back than this (or ahead) is a wall-clock step, not queueing
+
+
+def _received_s(info: dict[str, Any]) -> float:
+    """When rmw received a message, on the monotonic clock (the take may come up to one intake period later)."""
+    now_s = time.monotonic()
+    received_ns = info.get("received_timestamp") or 0  # system clock, ns
+    queued_s = (time.time_ns() - received_ns) / 1e9
+    return now_s - queued_s if 0.0 < queued_s <= MAX_QUEUED_S else now_s
 
 
 class DepartmentMonitorNode(Node):
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__("department_monitor", **node_kwargs)
-        ca_files = declare_string_list(self, "trusted_ca_files", [], "Department CA certificates (files or directories)")
-        period = declare_double(self, "heartbeat_period", 1.0, "Expected heartbeat period of every robot", 0.02, 3600.0, "s")
+        ca_files = declare_string_list(
+            self, "trusted_ca_files", [], "Department CA certificates (files or directories)"
+        )
+        period = declare_double(
+            self, "heartbeat_period", 1.0, "Expected heartbeat period of every robot", 0.02, 3600.0, "s"
+        )
         silent_periods = declare_int(self, "silent_periods", 3, "Periods without a heartbeat before SILENT", 1, 1000)
         self._topics = declare_string_list(
             self, "heartbeat_topics", [], "Heartbeat topics to watch; empty: every topic of type Heartbeat"
         )
-        discovery = declare_double(self, "discovery_period", 1.0, "How often to look for new heartbeat topics", 0.1, 60.0, "s")
+        discovery = declare_double(
+            self, "discovery_period", 1.0, "How often to look for new heartbeat topics", 0.1, 60.0, "s"
+        )
         check_rate = declare_double(self, "check_rate_hz", 4.0, "Rate of the silence watchdog", 0.1, 100.0, "Hz")
         heads_file = declare_string(
-            self, "witnessed_heads_file", "", "JSON Lines file keeping witnessed black-box heads ('' = keep in memory only)"
+            self, "witnessed_heads_file", "",
+            "JSON Lines file keeping witnessed black-box heads ('' = keep in memory only)",
         )
         if not ca_files:
             raise NodeConfigurationError(f"{self.get_name()}: parameter trusted_ca_files is required and was not set")
@@ -72,7 +89,8 @@ class DepartmentMonitorNode(Node):
         self._alert_pub = self.create_publisher(DepartmentAlert, "department/alerts", EVENTS)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         intake_rate = declare_double(
-            self, "intake_rate_hz", 50.0, "How often queued heartbeats are taken and verified in one batch", 1.0, 1000.0, "Hz"
+            self, "intake_rate_hz", 50.0, "How often queued heartbeats are taken and verified in one batch",
+            1.0, 1000.0, "Hz",
         )
         self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace(),
                                      on_error=self._on_intake_error)
@@ -82,6 +100,7 @@ class DepartmentMonitorNode(Node):
         self._alert_listeners: list[Callable[[Alert], None]] = []
         self.heartbeats_received = 0
         self._last_witnessed: dict[str, tuple[str, int, str]] = {}
+        self._robot_statuses: dict[str, tuple[DiagnosticStatus, list[KeyValue]]] = {}
         for topic in self._topics:
             self._subscribe(topic)
         if not self._topics:
@@ -112,7 +131,7 @@ class DepartmentMonitorNode(Node):
         self.heartbeats_received += 1
         gid = info.get("publisher_gid")  # rclpy >= 9 only
         reception = Reception(topic, gid["data"] if gid else b"", info.get("publication_sequence_number"))
-        outcome = self._monitor.on_heartbeat(msg, time.monotonic(), reception)
+        outcome = self._monitor.on_heartbeat(msg, _received_s(info), reception)
         if outcome.accepted and msg.log_checkpoint_sequence > 0:
             self._witness(msg)
         if outcome.alerts:
@@ -127,7 +146,7 @@ class DepartmentMonitorNode(Node):
         head = WitnessedHead(
             identity_number=msg.identity_number, segment_id=msg.log_segment_id,
             sequence=int(msg.log_checkpoint_sequence), chain_head=msg.log_chain_head,
-            witnessed_at_ns=self._wall.now().nanoseconds, time_ns=stamp.sec * 1_000_000_000 + stamp.nanosec,
+            witnessed_at_ns=time.time_ns(), time_ns=stamp.sec * 1_000_000_000 + stamp.nanosec,
             signature=bytes(msg.log_checkpoint_signature),
         )
         self._heads.witness(head)
@@ -158,7 +177,7 @@ class DepartmentMonitorNode(Node):
     def witnessed_heads(self) -> WitnessedHeadStore:
         return self._heads
 
-    def _emit(self, alerts: list[Alert]) -> None:
+    def _emit(self, alerts: Iterable[Alert]) -> None:
         for alert in alerts:
             msg = DepartmentAlert()
             msg.header.stamp = self._wall.now().to_msg()
@@ -198,21 +217,25 @@ class DepartmentMonitorNode(Node):
         own.values += [KeyValue(key=f"heartbeats_refused_{reason.name.lower()}", value=str(count))
                        for reason, count in refused.items()]
         array.status.append(own)
+        statuses: dict[str, tuple[DiagnosticStatus, list[KeyValue]]] = {}
         for row in self.rows():
-            status = DiagnosticStatus()
-            status.name = f"department_monitor: {row.identity_number}"
-            status.hardware_id = row.identity_number
+            # One status per robot, kept and updated in place: 1000 robots need no 5000 new messages a second.
+            cached = self._robot_statuses.get(row.identity_number)
+            if cached is None:
+                values = [KeyValue(key=key) for key in ("robot_name", "safety_mode", "signature", "last_seen_age")]
+                status = DiagnosticStatus(name=f"department_monitor: {row.identity_number}",
+                                          hardware_id=row.identity_number, values=values)
+                cached = (status, values)
+            statuses[row.identity_number] = cached
+            status, values = cached
             status.level = DiagnosticStatus.ERROR if row.active_alerts else DiagnosticStatus.OK
             status.message = ", ".join(kind.name for kind in row.active_alerts) or "healthy"
-            status.values = [
-                KeyValue(key="robot_name", value=row.robot_name),
-                KeyValue(key="safety_mode", value=row.safety_mode),
-                KeyValue(key="signature", value=row.signature_state.name),
-                KeyValue(
-                    key="last_seen_age", value="never" if row.last_seen_age_s is None else f"{row.last_seen_age_s:.1f}"
-                ),
-            ]
+            values[0].value = row.robot_name
+            values[1].value = row.safety_mode
+            values[2].value = row.signature_state.name
+            values[3].value = "never" if row.last_seen_age_s is None else f"{row.last_seen_age_s:.1f}"
             array.status.append(status)
+        self._robot_statuses = statuses
         self._diagnostics.publish(array)
 
 

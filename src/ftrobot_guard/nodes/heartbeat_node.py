@@ -102,7 +102,6 @@ class HeartbeatNode(Node):
         # Watched inputs are taken in one batch before each report (ros/batched_intake.py): a 500 Hz topic
         # costs no executor dispatch. Keep-last history keeps the newest arrivals, the only ones that count.
         self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace())
-        self._intake_destroyed = False
         resolved = {
             topic: self._intake.subscribe(msg_type, topic, SENSOR_DATA, self._watched_handler(topic), raw=True)
             for topic, msg_type in entries
@@ -200,9 +199,10 @@ class HeartbeatNode(Node):
         self._diagnostics.publish(array)
 
     def destroy_node(self) -> None:
-        if not self._intake_destroyed:
-            self._intake_destroyed = True
-            self._intake.destroy()
+        # Also called on a node whose __init__ failed (Kilted's rclpy does): the intake may not exist yet.
+        intake: BatchedIntake | None = self.__dict__.pop("_intake", None)
+        if intake is not None:
+            intake.destroy()
         super().destroy_node()
 
 

@@ -17,6 +17,7 @@ Every parameter is read-only (ros/node_parameters.py): the simulator reads them 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -66,8 +67,14 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def node_parameter_overrides(lockstep: bool, headless: bool) -> dict[str, object]:
-    """Parameters for `ftrobot up sim [--lockstep] [--headless]`."""
-    return {"lockstep": bool(lockstep), "headless": bool(headless)}
+    """Parameters for `ftrobot up sim [--lockstep] [--headless]`: a flag given turns its setting on; without
+    it the params file decides (``lockstep: true`` in a params file is not switched off by a missing flag)."""
+    overrides: dict[str, object] = {}
+    if lockstep:
+        overrides["lockstep"] = True
+    if headless:
+        overrides["headless"] = True
+    return overrides
 
 
 def _time_msg(seconds: float) -> TimeMsg:
@@ -479,6 +486,10 @@ class HumanoidSimNode(Node):
 
     # ------------------------------------------------------------------ optional viewer
     def _open_viewer(self) -> None:
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            # GLFW ends the whole process when it cannot open a display: do not ask it to.
+            self.get_logger().warning("no display (DISPLAY unset): no viewer, running headless")
+            return
         try:
             import mujoco.viewer
 

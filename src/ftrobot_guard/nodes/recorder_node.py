@@ -127,11 +127,12 @@ class RecorderNode(Node):
             outcome = self._writer.open()
         except BlackBoxError as exc:
             raise NodeConfigurationError(f"{name}: parameter log_directory: {exc}") from None
-        for line in outcome.messages:
-            self.get_logger().warning(f"black box recovery: {line}")
         self._damage = outcome.damage  # stays an ERROR on /diagnostics for this run: the log needs an auditor
-        if self._damage:
-            self.get_logger().error(f"black box damaged: {self._damage}")
+        for line in outcome.messages:
+            if line == self._damage:
+                self.get_logger().error(f"black box damaged: {line}")
+            else:
+                self.get_logger().warning(f"black box recovery: {line}")
         self._recorder = TwoTierRecorder(self._specs, self._writer.append, ring_seconds, int(ring_mb * 2**20), post_s)
         self._recorder.guardian = self._guardian_default
         self.messages_received = 0

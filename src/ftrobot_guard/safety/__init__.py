@@ -1,7 +1,17 @@
-"""Safety: the modes a robot can be in and, as it is built, the logic that moves it between them.
+"""Safety: the modes a robot can be in, its operating envelope, and the logic that moves it between modes.
 
-:mod:`.modes` is the one place that names the safety modes (BOOT, NORMAL, REDUCED, SAFE_STOP,
-POWER_DOWN, ESTOP) with their numbers, stop categories and what each allows; every node and the
-department monitor use it. The operating envelope, command gate, anomaly detectors and the latched
-supervisor belong here too, as pure logic that thin nodes wrap. No rclpy.
+* :mod:`.modes` — the one place that names the safety modes (BOOT, NORMAL, REDUCED, SAFE_STOP,
+  POWER_DOWN, ESTOP) with their numbers, stop categories and what each allows.
+* :mod:`.envelope` — the operating envelope parsed strictly from YAML into immutable values;
+  :mod:`.robot_models` the joints and vendor facts of each robot model; :mod:`.g1_envelope` writes the
+  G1's envelope from its MuJoCo model and checks an envelope against it.
+* :mod:`.envelope_signature` — the department's detached Ed25519 signature on an envelope file and
+  :func:`~.envelope_signature.load_signed_envelope`, which refuses unsigned, altered or expired files.
+* :mod:`.envelope_checks` — clamp-or-refuse checks of joint commands, base velocity, geofence, service
+  hours and tasks for the command gate.
+* :mod:`.response_policy` — anomaly severities and the supervisor's responses and timing rules.
+* :mod:`.reset_authorization` — the authenticated guardian RESET (the only key to a latched stop).
+* :mod:`.supervisor` — the latched state machine of the safety modes.
+
+Pure logic that thin nodes wrap; no rclpy.
 """

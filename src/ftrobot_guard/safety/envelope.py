@@ -88,7 +88,15 @@ class EnvelopeError(ValueError):
 
 
 def _fail(path: str, message: str) -> EnvelopeError:
-    return EnvelopeError(f"{path}: {message}" if path else message)
+    text = f"{path}: {message}" if path else message
+    return EnvelopeError(text.replace("\r", "\\r").replace("\n", "\\n"))  # always one line
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
+
+
+def _key_text(key: str) -> str:
+    return key if _PLAIN_KEY.match(key) else repr(key[:40])
 
 
 def _show(value: object) -> str:
@@ -282,8 +290,8 @@ class _YamlRefused(Exception):
 
 
 def _scalar(event: Any) -> Any:
-    tag = event.tag if event.tag not in (None, "!") else _RESOLVER.resolve(yaml.ScalarNode, event.value,
-                                                                          event.implicit)
+    tag = event.tag if event.tag not in (None, "!") else _RESOLVER.resolve(  # type: ignore[no-untyped-call]
+        yaml.ScalarNode, event.value, event.implicit)
     if tag == "tag:yaml.org,2002:merge":
         raise _YamlRefused("merge keys (<<) are not allowed", event.start_mark)
     if tag not in _STANDARD_TAGS:
@@ -386,7 +394,7 @@ class _Section:
         self._taken: set[str] = set()
 
     def child(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
+        return f"{self._path}.{_key_text(key)}" if self._path else _key_text(key)
 
     def take(self, key: str) -> Any:
         if key not in self._value:
@@ -406,7 +414,7 @@ class _Section:
     def finish(self) -> None:
         unknown = [key for key in self._value if key not in self._taken]
         if unknown:
-            raise _fail(self._path, f"unknown key '{unknown[0][:40]}'")
+            raise _fail(self._path, f"unknown key {_show(unknown[0])}")
 
 
 def _type_name(value: object) -> str:
@@ -531,18 +539,45 @@ def _parse_base(section: _Section) -> BaseLimits:
     return base
 
 
-def _segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> bool:
-    def orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> float:
-        return float((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]))
+def _orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    turn: np.ndarray = ((q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1])
+                        - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0]))
+    return turn
 
-    def on_segment(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> bool:
-        return bool(min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1]))
 
-    o1, o2, o3, o4 = orient(a, b, c), orient(a, b, d), orient(c, d, a), orient(c, d, b)
-    if ((o1 > 0 > o2) or (o1 < 0 < o2)) and ((o3 > 0 > o4) or (o3 < 0 < o4)):
-        return True
-    return any(o == 0.0 and on_segment(p, q, r)
-               for o, p, q, r in ((o1, a, b, c), (o2, a, b, d), (o3, c, d, a), (o4, c, d, b)))
+def _within(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    inside: np.ndarray = ((np.minimum(p[..., 0], q[..., 0]) <= r[..., 0])
+                          & (r[..., 0] <= np.maximum(p[..., 0], q[..., 0]))
+                          & (np.minimum(p[..., 1], q[..., 1]) <= r[..., 1])
+                          & (r[..., 1] <= np.maximum(p[..., 1], q[..., 1])))
+    return inside
+
+
+def _polygon_problem(vertices: np.ndarray) -> str | None:
+    """Why a polygon is not simple (numpy over all edge pairs), or None."""
+    count = len(vertices)
+    start, end = vertices, np.roll(vertices, -1, axis=0)
+    direction = end - start
+    zero = np.flatnonzero(np.all(direction == 0.0, axis=1))
+    if zero.size:
+        return f"vertices {zero[0]} and {(zero[0] + 1) % count} coincide"
+    following = np.roll(direction, -1, axis=0)
+    folds = np.flatnonzero((direction[:, 0] * following[:, 1] - direction[:, 1] * following[:, 0] == 0.0)
+                           & (np.einsum("ij,ij->i", direction, following) < 0.0))
+    if folds.size:
+        return f"edges {folds[0]} and {(folds[0] + 1) % count} fold back on each other"
+    p, q = start[:, None, :], end[:, None, :]
+    r, t = start[None, :, :], end[None, :, :]
+    o1, o2 = _orient(p, q, r), _orient(p, q, t)        # edge i against the ends of edge j
+    o3, o4 = o1.T, o2.T                                # edge j against the ends of edge i
+    cross = ((o1 * o2 < 0) & (o3 * o4 < 0)) | ((o1 == 0) & _within(p, q, r)) | ((o2 == 0) & _within(p, q, t)) \
+        | ((o3 == 0) & _within(r, t, p)) | ((o4 == 0) & _within(r, t, q))
+    i, j = np.meshgrid(np.arange(count), np.arange(count), indexing="ij")
+    neighbours = (j == i) | (j == (i + 1) % count) | (i == (j + 1) % count)
+    hits = np.argwhere(cross & ~neighbours & (i < j))
+    if hits.size:
+        return f"edges {hits[0][0]} and {hits[0][1]} cross: the polygon must be simple"
+    return None
 
 
 def _parse_polygon(value: object, path: str) -> Polygon:
@@ -561,19 +596,13 @@ def _parse_polygon(value: object, path: str) -> Polygon:
         vertices.append((_number(items[0], f"{where}[0]", -MAX_COORDINATE, MAX_COORDINATE),
                          _number(items[1], f"{where}[1]", -MAX_COORDINATE, MAX_COORDINATE)))
     array = np.array(vertices, dtype=np.float64)
+    problem = _polygon_problem(array)
+    if problem:
+        raise _fail(part.child("polygon"), problem)
     following = np.roll(array, -1, axis=0)
     area = 0.5 * abs(float(np.sum(array[:, 0] * following[:, 1] - following[:, 0] * array[:, 1])))
     if area < 1e-6:
         raise _fail(part.child("polygon"), "encloses no area")
-    count = len(array)
-    for i in range(count):
-        for j in range(i + 1, count):
-            if j == i + 1 or (i == 0 and j == count - 1):
-                if np.array_equal(array[i], array[j]):
-                    raise _fail(part.child("polygon"), f"vertices {i} and {j} coincide")
-                continue
-            if _segments_cross(array[i], array[(i + 1) % count], array[j], array[(j + 1) % count]):
-                raise _fail(part.child("polygon"), f"edges {i} and {j} cross: the polygon must be simple")
     return Polygon(name=name, vertices=_readonly(array))
 
 

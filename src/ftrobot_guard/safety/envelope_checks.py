@@ -54,7 +54,7 @@ from ftrobot_guard.safety.envelope import (
 
 POSITION_TOLERANCE = 1e-6       # rad beyond a hard limit still counted as on it (float round-off)
 PLANAR_TOLERANCE = 1e-9         # non-planar base velocity components must be this close to zero
-VELOCITY_TOLERANCE = 1e-9       # relative: round-off allowed on implied velocities
+VELOCITY_TOLERANCE = 1e-9       # relative round-off allowed on implied velocities (prev + step - prev != step)
 MAX_NAMES = 256
 
 
@@ -107,7 +107,9 @@ class JointCommandDecision:
 
 
 _EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
 _EMPTY_INDEX = np.zeros(0, dtype=np.int64)
+_EMPTY_INDEX.flags.writeable = False
 
 
 def _refuse(reason: str, names: Sequence[str] = ()) -> JointCommandDecision:
@@ -127,8 +129,38 @@ def _finite(values: object, what: str, names: Sequence[str]) -> np.ndarray | str
     return array
 
 
-def _names(envelope: Envelope, joint_names: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray] | str:
-    names = tuple(joint_names)
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """The limits of one (profile, joint-name list) sliced once: streams repeat their name list."""
+
+    names: tuple[str, ...]
+    idx: np.ndarray
+    hard_lo: np.ndarray
+    hard_hi: np.ndarray
+    soft_lo: np.ndarray
+    soft_hi: np.ndarray
+    hard_velocity: np.ndarray
+    hard_effort: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+    chain_names: tuple[str, ...]
+    levers: np.ndarray | None     # (chains, joints) lever arms, 0 where a joint is not in the chain
+    in_chain: np.ndarray | None   # levers > 0
+
+
+MAX_LAYOUTS = 256
+_LAYOUTS: dict[tuple[int, int, tuple[str, ...]], tuple[Envelope, MotionProfile, _Layout]] = {}
+
+
+def _layout(envelope: Envelope, profile: MotionProfile, joint_names: Sequence[str]) -> _Layout | str:
+    try:
+        names = tuple(joint_names)
+        key = (id(envelope), id(profile), names)
+        cached = _LAYOUTS.get(key)
+    except TypeError:  # an unhashable name
+        return "joint names must be strings"
+    if cached is not None and cached[0] is envelope and cached[1] is profile:
+        return cached[2]
     if not names:
         return "no joint names"
     if len(names) > MAX_NAMES:
@@ -141,12 +173,31 @@ def _names(envelope: Envelope, joint_names: Sequence[str]) -> tuple[tuple[str, .
         seen: set[str] = set()
         repeated = sorted({name for name in names if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
         return f"repeated joint names: {', '.join(repeated[:5])}"
-    return names, np.fromiter((index[name] for name in names), dtype=np.int64, count=len(names))
+    idx = np.fromiter((index[name] for name in names), dtype=np.int64, count=len(names))
+    joints = envelope.joints
+    levers = None
+    if profile.hand_speed is not None and profile.hand_chains:
+        levers = np.zeros((len(profile.hand_chains), len(names)))
+        where = {int(model_index): k for k, model_index in enumerate(idx)}
+        for c, chain in enumerate(profile.hand_chains):
+            for j, r in zip(chain.indices, chain.lever_arms, strict=True):
+                if int(j) in where:
+                    levers[c, where[int(j)]] = r
+    layout = _Layout(
+        names, idx, joints.hard_lower[idx], joints.hard_upper[idx], joints.soft_lower[idx], joints.soft_upper[idx],
+        joints.hard_velocity[idx], joints.hard_effort[idx], profile.velocity[idx], profile.effort[idx],
+        tuple(chain.name for chain in profile.hand_chains), levers, None if levers is None else levers > 0.0,
+    )
+    if len(_LAYOUTS) >= MAX_LAYOUTS:
+        _LAYOUTS.clear()
+    _LAYOUTS[key] = (envelope, profile, layout)  # the objects are kept, so their ids cannot be reused
+    return layout
 
 
 def _first(mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
+    if not mask.any():
+        return None
+    return int(np.argmax(mask))
 
 
 def _clamp_magnitude(values: np.ndarray, limit: np.ndarray, names: Sequence[str], quantity: str,
@@ -160,29 +211,19 @@ def _clamp_magnitude(values: np.ndarray, limit: np.ndarray, names: Sequence[str]
     return clipped
 
 
-def _limit_hand_speed(profile: MotionProfile, idx: np.ndarray, step: np.ndarray, vel: np.ndarray | None,
-                      elapsed: float, clamps: list[Clamp]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scale each hand chain's steps and velocity targets so that Σ |q̇_i| r_i ≤ hand_speed."""
-    assert profile.hand_speed is not None
-    step_scale = np.ones(len(idx))
-    vel_scale = np.ones(len(idx))
-    position_of = {int(model_index): k for k, model_index in enumerate(idx)}
-    for chain in profile.hand_chains:
-        members = [(position_of[int(j)], float(r))
-                   for j, r in zip(chain.indices, chain.lever_arms, strict=True) if int(j) in position_of]
-        if not members:
-            continue
-        for quantity, rates, scale in (("hand speed (steps)", np.abs(step) / elapsed, step_scale),
-                                       ("hand speed (velocity targets)", None if vel is None else np.abs(vel),
-                                        vel_scale)):
-            if rates is None:
-                continue
-            bound = sum(float(rates[m]) * r for m, r in members)
-            if bound > profile.hand_speed:
-                clamps.append(Clamp(chain.name, quantity, bound, profile.hand_speed))
-                for m, _ in members:
-                    scale[m] = min(scale[m], profile.hand_speed / bound)
-    return step * step_scale, None if vel is None else vel * vel_scale
+def _hand_scale(layout: _Layout, rates: np.ndarray, hand_speed: float, quantity: str,
+                clamps: list[Clamp]) -> np.ndarray | None:
+    """Per-joint factors that bring every hand chain's Σ r_i |q̇_i| to hand_speed (None: nothing to scale)."""
+    assert layout.levers is not None and layout.in_chain is not None
+    bounds = layout.levers @ rates
+    over = bounds > hand_speed * (1.0 + VELOCITY_TOLERANCE)
+    if not over.any():
+        return None
+    factors = np.where(over, hand_speed / np.where(over, bounds, 1.0), 1.0)
+    for c in np.flatnonzero(over):
+        clamps.append(Clamp(layout.chain_names[int(c)], quantity, float(bounds[c]), hand_speed))
+    scale: np.ndarray = np.where(layout.in_chain, factors[:, None], 1.0).min(axis=0)
+    return scale
 
 
 def check_joint_command(
@@ -201,10 +242,10 @@ def check_joint_command(
     ``previous`` holds, for every joint in model order, the position last forwarded (or the measured
     posture the stream was re-anchored to); ``elapsed`` is the time in s since then (> 0).
     """
-    checked = _names(envelope, joint_names)
-    if isinstance(checked, str):
-        return _refuse(checked)
-    names, idx = checked
+    layout = _layout(envelope, profile, joint_names)
+    if isinstance(layout, str):
+        return _refuse(layout)
+    names = layout.names
     count = len(names)
     if len(positions) != count:
         return _refuse(f"{len(positions)} positions for {count} joint names", names)
@@ -220,66 +261,74 @@ def check_joint_command(
     assert isinstance(pos, np.ndarray)
     if not (isinstance(elapsed, (int, float)) and math.isfinite(elapsed) and elapsed > 0.0):
         return _refuse(f"no time elapsed since the last forwarded command ({elapsed!r} s)", names)
-    joints = envelope.joints
-    prev = np.asarray(previous, dtype=np.float64)
-    if prev.shape != (len(joints),):
-        raise ValueError(f"previous must hold {len(joints)} positions in model order, got shape {prev.shape}")
-    prev = prev[idx]
-    unanchored = _first(~np.isfinite(prev))
-    if unanchored is not None:
-        return _refuse(f"no anchor for {names[unanchored]}: re-anchor to the measured posture first", names)
+    full_previous = np.asarray(previous, dtype=np.float64)
+    if full_previous.shape != (len(envelope.joints),):
+        raise ValueError(f"previous must hold {len(envelope.joints)} positions in model order, "
+                         f"got shape {full_previous.shape}")
+    prev = full_previous[layout.idx]
+    i = _first(~np.isfinite(prev))
+    if i is not None:
+        return _refuse(f"no anchor for {names[i]}: re-anchor to the measured posture first", names)
 
     # hard limits: refuse
-    hard_lo, hard_hi = joints.hard_lower[idx], joints.hard_upper[idx]
-    i = _first((pos < hard_lo - POSITION_TOLERANCE) | (pos > hard_hi + POSITION_TOLERANCE))
+    i = _first((pos < layout.hard_lo - POSITION_TOLERANCE) | (pos > layout.hard_hi + POSITION_TOLERANCE))
     if i is not None:
         return _refuse(f"position {pos[i]:.4f} rad for {names[i]} is beyond its hard range "
-                       f"[{hard_lo[i]:.4f}, {hard_hi[i]:.4f}]", names)
+                       f"[{layout.hard_lo[i]:.4f}, {layout.hard_hi[i]:.4f}]", names)
     if vel is not None:
         assert isinstance(vel, np.ndarray)
-        i = _first(np.abs(vel) > joints.hard_velocity[idx])
+        i = _first(np.abs(vel) > layout.hard_velocity)
         if i is not None:
             return _refuse(f"velocity {vel[i]:.3f} rad/s for {names[i]} is beyond its hard limit "
-                           f"{joints.hard_velocity[idx][i]:g} rad/s", names)
+                           f"{layout.hard_velocity[i]:g} rad/s", names)
     if eff is not None:
         assert isinstance(eff, np.ndarray)
-        i = _first(np.abs(eff) > joints.hard_effort[idx])
+        i = _first(np.abs(eff) > layout.hard_effort)
         if i is not None:
             return _refuse(f"feed-forward effort {eff[i]:.2f} N·m for {names[i]} is beyond its hard limit "
-                           f"{joints.hard_effort[idx][i]:g} N·m", names)
-    step_limit = joints.hard_velocity[idx] * elapsed
-    i = _first(np.abs(pos - prev) > step_limit * (1.0 + VELOCITY_TOLERANCE))
+                           f"{layout.hard_effort[i]:g} N·m", names)
+    step = pos - prev
+    i = _first(np.abs(step) > layout.hard_velocity * elapsed * (1.0 + VELOCITY_TOLERANCE))
     if i is not None:
-        return _refuse(f"position step {pos[i] - prev[i]:+.4f} rad for {names[i]} in {elapsed:.4g} s exceeds its "
-                       f"rated {joints.hard_velocity[idx][i]:g} rad/s", names)
+        return _refuse(f"position step {step[i]:+.4f} rad for {names[i]} in {elapsed:.4g} s exceeds its "
+                       f"rated {layout.hard_velocity[i]:g} rad/s", names)
 
     # soft limits: clamp
     clamps: list[Clamp] = []
-    soft_lo, soft_hi = joints.soft_lower[idx], joints.soft_upper[idx]
-    outside = (pos < soft_lo) | (pos > soft_hi)
+    outside = (pos < layout.soft_lo) | (pos > layout.soft_hi)
     if outside.any():
-        clamped = np.clip(pos, soft_lo, soft_hi)
+        clamped = np.clip(pos, layout.soft_lo, layout.soft_hi)
         for k in np.flatnonzero(outside):
-            clamps.append(Clamp(names[k], "position", float(pos[k]), float(clamped[k])))
+            clamps.append(Clamp(names[int(k)], "position", float(pos[k]), float(clamped[k])))
         pos = clamped
-    velocity_limit = profile.velocity[idx]
+        step = pos - prev
     if vel is not None:
-        vel = _clamp_magnitude(vel, velocity_limit, names, "velocity", clamps)
+        vel = _clamp_magnitude(vel, layout.velocity, names, "velocity", clamps)
     if eff is not None:
-        eff = _clamp_magnitude(eff, profile.effort[idx], names, "effort", clamps)
-    step = pos - prev
-    allowed = velocity_limit * elapsed
-    too_far = np.abs(step) > allowed
-    if too_far.any():
+        eff = _clamp_magnitude(eff, layout.effort, names, "effort", clamps)
+    allowed = layout.velocity * elapsed
+    too_far = np.abs(step) > allowed * (1.0 + VELOCITY_TOLERANCE)
+    stepped = bool(too_far.any())
+    if stepped:
         for k in np.flatnonzero(too_far):
-            clamps.append(Clamp(names[k], "step velocity", float(abs(step[k]) / elapsed), float(velocity_limit[k])))
+            clamps.append(Clamp(names[int(k)], "step velocity", float(abs(step[k]) / elapsed),
+                                float(layout.velocity[k])))
         step = np.clip(step, -allowed, allowed)
-        pos = prev + step
-    if profile.hand_speed is not None and profile.hand_chains:
-        step, vel = _limit_hand_speed(profile, idx, step, vel, elapsed, clamps)
-        pos = prev + step
-    outcome = Outcome.CLAMPED if clamps else Outcome.ACCEPTED
-    return JointCommandDecision(outcome, _summary(clamps), names, idx, pos, vel, eff, tuple(clamps))
+    if layout.levers is not None and profile.hand_speed is not None:
+        scale = _hand_scale(layout, np.abs(step) / elapsed, profile.hand_speed, "hand speed (steps)", clamps)
+        if scale is not None:
+            step, stepped = step * scale, True
+        if vel is not None:
+            scale = _hand_scale(layout, np.abs(vel), profile.hand_speed, "hand speed (velocity targets)", clamps)
+            if scale is not None:
+                vel = vel * scale
+    if stepped:
+        # prev + (target - prev) can land one ulp beyond the soft limit: keep it on the limit (or at prev)
+        pos = np.clip(prev + step, np.minimum(prev, layout.soft_lo), np.maximum(prev, layout.soft_hi))
+    if clamps:
+        return JointCommandDecision(Outcome.CLAMPED, _summary(clamps), names, layout.idx, pos, vel, eff,
+                                    tuple(clamps))
+    return JointCommandDecision(Outcome.ACCEPTED, "", names, layout.idx, pos, vel, eff, ())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ class StopRequest:
     def __post_init__(self) -> None:
         if self.mode not in STOP_MODES:
             raise ValueError(f"a stop request asks for SAFE_STOP, POWER_DOWN or ESTOP, not {self.mode!r}")
+        if self.damp and self.mode == SafetyMode.SAFE_STOP:
+            raise ValueError("SAFE_STOP holds the posture: damping is a POWER_DOWN or ESTOP request")
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ def _enter(state: SupervisorState, mode: SafetyMode, source: str, cause: str, ac
 
 def _stop_action(config: SupervisorConfig, mode: SafetyMode, damp: bool) -> StopAction:
     if mode == SafetyMode.SAFE_STOP:
-        return StopAction.DAMP if damp else StopAction.HOLD
+        return StopAction.HOLD
     if mode == SafetyMode.ESTOP and config.policy.estop_category == 2 and not damp:
         return StopAction.HOLD
     return StopAction.DAMP if damp else StopAction.LOWER

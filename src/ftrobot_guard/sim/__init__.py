@@ -1,7 +1,9 @@
 """Simulated Unitree G1 humanoid behind the hardware contract (docs/design.md, § Hardware contract).
 
 Pure modules (no rclpy): the model loader, the joint-level actuation law, thermal and battery models,
-the fault schedule, ground truth, command validation, pictures. ``HumanoidSim`` in
+the fault schedule, ground truth, pictures, and the timing of the node's physics loop (real-time
+pacing and the achieved real-time factor, which outputs are due at a step, the delayed-message
+queue, the lock-step wait for the guard's heartbeat). ``HumanoidSim`` in
 :mod:`ftrobot_guard.sim.humanoid_sim` ties them together for tests, benchmarks and the ROS node.
 """
 

@@ -46,7 +46,8 @@ class BatteryModel:
         return self._p.voltage_empty + (self._p.voltage_full - self._p.voltage_empty) * fraction
 
     def step(
-        self, torque: np.ndarray, joint_velocity: np.ndarray, motors_energised: bool, dt: float, extra_power_w: float = 0.0
+        self, torque: np.ndarray, joint_velocity: np.ndarray, motors_energised: bool, dt: float,
+        extra_power_w: float = 0.0,
     ) -> None:
         power = self._p.computer_power_w + extra_power_w
         if motors_energised:

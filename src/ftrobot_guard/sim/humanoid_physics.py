@@ -33,7 +33,8 @@ def joint_torques(
         torque = -damping_kd * velocity
     else:  # ZERO_TORQUE, POWER_OFF
         return np.zeros_like(position)
-    return np.clip(torque, -effort_limit, effort_limit)
+    clipped: np.ndarray = np.clip(torque, -effort_limit, effort_limit)
+    return clipped
 
 
 def yaw_of(quaternion_wxyz: np.ndarray) -> float:

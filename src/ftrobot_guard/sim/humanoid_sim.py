@@ -13,14 +13,14 @@ import copy
 import dataclasses
 import functools
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import mujoco
 import numpy as np
 
 from ftrobot_guard.hardware.actuation_modes import STOP_MODES, ActuationMode, UnknownModeError, parse_mode
-from ftrobot_guard.sim.battery_model import BatteryModel, BatteryParameters, BatteryReading
 from ftrobot_guard.hardware.joint_commands import (
     BaseVelocity,
     CommandRefused,
@@ -30,6 +30,7 @@ from ftrobot_guard.hardware.joint_commands import (
     validate_gains,
     validate_joint_command,
 )
+from ftrobot_guard.sim.battery_model import BatteryModel, BatteryParameters, BatteryReading
 from ftrobot_guard.sim.faults import (
     Fault,
     FaultKind,
@@ -70,9 +71,9 @@ class SimConfig:
     require_guard_alive: bool = True          # NORMAL only while guard/alive is fresh
     initial_mode: ActuationMode = ActuationMode.HOLD
     seed: int = 0
-    fall: FallCriteria = FallCriteria()
-    thermal: ThermalParameters = ThermalParameters()
-    battery: BatteryParameters = BatteryParameters()
+    fall: FallCriteria = field(default_factory=FallCriteria)
+    thermal: ThermalParameters = field(default_factory=ThermalParameters)
+    battery: BatteryParameters = field(default_factory=BatteryParameters)
     record_period: float = 0.01
     apply_rogue_commands: bool = True         # pure API: rogue commands applied here; the node publishes them
 
@@ -137,7 +138,7 @@ class _CommandState:
 @dataclass
 class _Pending:
     due: float
-    apply: Callable[[], None] = field(repr=False)
+    apply: Callable[[], object] = field(repr=False)  # its result (an Outcome) is not used
 
 
 class HumanoidSim:
@@ -237,14 +238,16 @@ class HumanoidSim:
             requested = parse_mode(mode)
         except UnknownModeError as exc:
             return Outcome(False, str(exc), self._mode)
-        if requested not in STOP_MODES and not self.guard_alive_fresh():
-            if self.config.require_guard_alive or self._alive_seen:
-                return Outcome(
-                    False,
-                    f"{requested.name} refused: no guard/alive within {self.config.guard_alive_timeout} s "
-                    "(the robot is not driven without a live guard)",
-                    self._mode,
-                )
+        if (
+            requested not in STOP_MODES and not self.guard_alive_fresh()
+            and (self.config.require_guard_alive or self._alive_seen)
+        ):
+            return Outcome(
+                False,
+                f"{requested.name} refused: no guard/alive within {self.config.guard_alive_timeout} s "
+                "(the robot is not driven without a live guard)",
+                self._mode,
+            )
         if requested is self._mode:
             return Outcome(True, f"already in {requested.name}", self._mode)
         self._change_mode(requested, source, reason)
@@ -323,9 +326,9 @@ class HumanoidSim:
         for _ in range(count):
             self._step_once()
 
-    def run_for(self, seconds: float, on_step: Callable[["HumanoidSim"], None] | None = None) -> None:
+    def run_for(self, seconds: float, on_step: Callable[[HumanoidSim], None] | None = None) -> None:
         """Advance `seconds` of sim time; `on_step(sim)` runs before each step (a controller, a heartbeat)."""
-        steps = int(round(seconds / self.timestep))
+        steps = round(seconds / self.timestep)
         for _ in range(steps):
             if on_step is not None:
                 on_step(self)
@@ -335,12 +338,14 @@ class HumanoidSim:
         now = self.time
         self._run_pending(now)
         self._update_faults()
-        if self._alive_seen and now - self._last_alive > self.config.guard_alive_timeout:
-            if self._mode in (ActuationMode.NORMAL, ActuationMode.HOLD):
-                self._change_mode(
-                    ActuationMode.DAMPING, "guard_alive_timeout",
-                    f"no guard/alive for {now - self._last_alive:.3f} s (timeout {self.config.guard_alive_timeout} s)",
-                )
+        if (
+            self._alive_seen and now - self._last_alive > self.config.guard_alive_timeout
+            and self._mode in (ActuationMode.NORMAL, ActuationMode.HOLD)
+        ):
+            self._change_mode(
+                ActuationMode.DAMPING, "guard_alive_timeout",
+                f"no guard/alive for {now - self._last_alive:.3f} s (timeout {self.config.guard_alive_timeout} s)",
+            )
         if now - self._base_velocity_time > self.config.cmd_vel_timeout:
             self._base_velocity = BaseVelocity(0.0, 0.0, 0.0)
         self._produce_rogue_commands(now)
@@ -386,7 +391,9 @@ class HumanoidSim:
         velocity = self.data.qvel[g1.dof_index].copy()
         for fault in self._active.values():
             joint = fault.parameters.get("joint")
-            mask = self._joint_mask(joint) if joint else None
+            if not joint:
+                continue  # not an encoder fault (those always name a joint or "all")
+            mask = self._joint_mask(joint)
             if fault.kind is FaultKind.ENCODER_SPIKE:
                 position[mask] += fault.parameters["offset"]
             elif fault.kind is FaultKind.ENCODER_NOISE:
@@ -553,7 +560,7 @@ class HumanoidSim:
         return heat
 
     def _extra_drain(self) -> float:
-        return sum(f.parameters["power"] for f in self._active.values() if f.kind is FaultKind.BATTERY_DRAIN)
+        return float(sum(f.parameters["power"] for f in self._active.values() if f.kind is FaultKind.BATTERY_DRAIN))
 
     def _base_moving(self) -> bool:
         v = self._base_velocity
@@ -571,7 +578,7 @@ class HumanoidSim:
             )
             command = RogueCommand(self.g1.joint_names, positions)
             if self.config.apply_rogue_commands:
-                self.apply_joint_command(command.names, command.positions, source="rogue_publisher")
+                self.apply_joint_command(command.names, command.positions.tolist(), source="rogue_publisher")
             else:
                 self._rogue_outbox.append(command)
 

@@ -11,8 +11,9 @@ from ftrobot_guard.sim.ground_truth import FallCriteria, GroundTruthRecorder
 
 
 def plot_scenario(recorder: GroundTruthRecorder, faults: list[Fault], path: Path, title: str = "",
-                  fall: FallCriteria = FallCriteria()) -> Path:
+                  fall: FallCriteria | None = None) -> Path:
     """Write a PNG with three stacked panels; the path written."""
+    fall = fall if fall is not None else FallCriteria()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -24,7 +24,7 @@ def render_rgb(sim: HumanoidSim, width: int = 640, height: int = 480, distance: 
     """An RGB image (height x width x 3, uint8) of the robot, the camera tracking its pelvis."""
     try:
         renderer = mujoco.Renderer(sim.model, height, width)
-    except Exception as exc:  # noqa: BLE001 - GL errors come in many types
+    except Exception as exc:
         raise SnapshotError(
             f"cannot create an offscreen OpenGL context ({type(exc).__name__}: {exc}); "
             "set MUJOCO_GL=egl (or osmesa) before the first 'import mujoco'"
@@ -35,7 +35,8 @@ def render_rgb(sim: HumanoidSim, width: int = 640, height: int = 480, distance: 
         camera.lookat[2] = max(0.3, float(camera.lookat[2]) - 0.1)
         camera.distance, camera.azimuth, camera.elevation = distance, azimuth, elevation
         renderer.update_scene(sim.data, camera=camera)
-        return renderer.render().copy()
+        image: np.ndarray = renderer.render().copy()
+        return image
     finally:
         renderer.close()
 

@@ -31,8 +31,8 @@ import array
 import math
 import operator
 import struct
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -276,7 +276,7 @@ def _reads_its_slots(cls: type, names: tuple[str, ...]) -> bool:
     try:
         sample = cls()
         return all(getattr(sample, name) is getattr(sample, f"_{name}") for name in names)
-    except Exception:  # noqa: BLE001 - any class we cannot check is read through its properties
+    except Exception:
         return False
 
 
@@ -345,7 +345,7 @@ def _encode_message(message: Any, plan: _MessagePlan, out: list[bytes], depth: i
     header, keys, getter = plan
     append = out.append
     append(header)
-    for encoded_key, value in zip(keys, getter(message)):
+    for encoded_key, value in zip(keys, getter(message), strict=True):
         append(encoded_key)
         kind = type(value)
         if kind is str:
