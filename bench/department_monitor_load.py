@@ -129,6 +129,47 @@ def _generator(directory: Path, robots: int, topics: int, seconds: float) -> Non
     rclpy.shutdown()
 
 
+class _CpuAccount:
+    """CPU time spent in some functions during the measurement window (process time, per name)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.seconds: dict[str, float] = {}
+
+    def patch(self, owner: Any, attribute: str, name: str) -> None:
+        """Count ``owner.attribute`` (a function, patched on its class before any instance exists) as ``name``."""
+        function = getattr(owner, attribute)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if not self.active:
+                return function(*args, **kwargs)
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.process_time() - start
+
+        setattr(owner, attribute, timed)
+
+
+ACCOUNT = _CpuAccount()
+
+
+def _count_garbage_collection() -> None:
+    """Account the cyclic garbage collector's CPU time as "gc"."""
+    import gc
+
+    started = [0.0]
+
+    def callback(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        elif ACCOUNT.active:
+            ACCOUNT.seconds["gc"] = ACCOUNT.seconds.get("gc", 0.0) + time.process_time() - started[0]
+
+    gc.callbacks.append(callback)
+
+
 def _spin_window(executor: Any, seconds: float, count: Any) -> tuple[float, float, int]:
     """Spin until the parent says the generator runs (a line on stdin), then warm up, then measure."""
     while not select.select([sys.stdin], [], [], 0.0)[0]:
@@ -138,12 +179,14 @@ def _spin_window(executor: Any, seconds: float, count: Any) -> tuple[float, floa
     while time.monotonic() < end_warmup:
         executor.spin_once(timeout_sec=0.05)
     cpu0, wall0, count0 = time.process_time(), time.monotonic(), count()
+    ACCOUNT.active = True
     while time.monotonic() - wall0 < seconds:
         executor.spin_once(timeout_sec=0.05)
+    ACCOUNT.active = False
     return time.process_time() - cpu0, time.monotonic() - wall0, count() - count0
 
 
-def _take_only(topics: int, seconds: float) -> None:
+def _take_only(topics: int, seconds: float, intake_hz: float) -> None:
     """The same batched intake as the monitor, with a handler that does nothing: the DDS take's cost."""
     import rclpy
     from ftrobot_msgs.msg import Heartbeat
@@ -153,6 +196,7 @@ def _take_only(topics: int, seconds: float) -> None:
     from ftrobot_guard.ros.batched_intake import BatchedIntake
     from ftrobot_guard.ros.qos_profiles import HEARTBEAT_MONITOR
 
+    ACCOUNT.patch(BatchedIntake, "drain", "intake")
     context = Context()
     rclpy.init(context=context)
     node = rclpy.create_node("take_only", context=context)
@@ -164,12 +208,13 @@ def _take_only(topics: int, seconds: float) -> None:
 
     for index in range(topics):
         intake.subscribe(Heartbeat, _topic(index, topics), HEARTBEAT_MONITOR, handler)
-    node.create_timer(1.0 / 50.0, intake.drain)
+    node.create_timer(1.0 / intake_hz, intake.drain)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     print("take-only ready", flush=True)
     cpu, wall, count = _spin_window(executor, seconds, lambda: taken[0])
-    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "heartbeats": count}), flush=True)
+    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "heartbeats": count, "intake_s": ACCOUNT.seconds.get("intake", 0.0)}),
+          flush=True)
     intake.destroy()
     node.destroy_node()
     rclpy.shutdown(context=context)
@@ -185,7 +230,7 @@ def _per_call_cpu_us(function: Any, calls: int = 2000) -> float:
     return best
 
 
-def _monitor(directory: Path, topics: int, seconds: float, profile: Path | None) -> None:
+def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, profile: Path | None) -> None:
     import cProfile
 
     import rclpy
@@ -196,13 +241,27 @@ def _monitor(directory: Path, topics: int, seconds: float, profile: Path | None)
 
     from ftrobot_guard.department.fleet_monitor import read_heartbeat
     from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
+    from ftrobot_guard.ros.batched_intake import BatchedIntake
 
+    ACCOUNT.patch(BatchedIntake, "drain", "intake")
+    ACCOUNT.patch(DepartmentMonitorNode, "_publish_diagnostics", "diagnostics")
+    ACCOUNT.patch(DepartmentMonitorNode, "_check", "check")
+    ACCOUNT.patch(DepartmentMonitorNode, "_emit", "alerts")
+    ACCOUNT.patch(DepartmentMonitorNode, "_witness", "witness")
+    if os.environ.get("BENCH_FINE_ACCOUNT"):
+        from ftrobot_guard.department.fleet_monitor import FleetMonitor
+        ACCOUNT.patch(DepartmentMonitorNode, "_on_heartbeat", "handler")
+        ACCOUNT.patch(FleetMonitor, "on_heartbeat", "judge")
+    _count_garbage_collection()
     context = Context()
     rclpy.init(context=context)
     node = DepartmentMonitorNode(context=context, parameter_overrides=[
         Parameter("trusted_ca_files", value=[str(directory / "department" / "ca.pem")]),
         Parameter("heartbeat_topics", value=[_topic(i, topics) for i in range(topics)]),
+        Parameter("intake_rate_hz", value=float(intake_hz)),
     ])
+    alerts = [0]
+    node.add_alert_listener(lambda _alert: alerts.__setitem__(0, alerts[0] + int(ACCOUNT.active)))
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     print("monitor ready", flush=True)
@@ -222,19 +281,21 @@ def _monitor(directory: Path, topics: int, seconds: float, profile: Path | None)
     verify_us = _per_call_cpu_us(lambda: robot.public_key.verify(view.signature, view.signed_bytes))  # type: ignore
     read_us = _per_call_cpu_us(lambda: read_heartbeat(sample))
     print(json.dumps({"cpu_s": cpu, "wall_s": wall, "heartbeats": count, "verified": verified, "rows": len(rows),
-                      "verify_us": verify_us, "read_us": read_us, "witnessed": len(node.witnessed_heads)}), flush=True)
+                      "verify_us": verify_us, "read_us": read_us, "witnessed": len(node.witnessed_heads),
+                      "alerts": alerts[0],
+                      **{f"{name}_s": value for name, value in ACCOUNT.seconds.items()}}), flush=True)
     node.destroy_node()
     rclpy.shutdown(context=context)
 
 
-def _load(robots: int, topics: int, seconds: float, profile: Path | None) -> list[dict[str, object]]:
+def _load(robots: int, topics: int, seconds: float, intake_hz: float, profile: Path | None) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         t0 = time.monotonic()
         _make_fleet(directory, robots)
         print(f"made {robots} robot identities in {time.monotonic() - t0:.1f} s")
         me = [sys.executable, __file__, "--dir", str(directory), "--robots", str(robots), "--topics", str(topics),
-              "--seconds", str(seconds)]
+              "--intake-hz", str(intake_hz), "--seconds", str(seconds)]
         monitor = subprocess.Popen([*me, "--role", "monitor", *(["--profile", str(profile)] if profile else [])],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         take = subprocess.Popen([*me, "--role", "take"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -254,26 +315,41 @@ def _load(robots: int, topics: int, seconds: float, profile: Path | None) -> lis
         monitor.wait()
         take.wait()
         generator.wait()
-    share = 100.0 * result["cpu_s"] / result["wall_s"]
-    rate = result["heartbeats"] / result["wall_s"]
-    take_share = 100.0 * take_result["cpu_s"] / take_result["wall_s"]
+    wall = result["wall_s"]
+    share = 100.0 * result["cpu_s"] / wall
+    rate = result["heartbeats"] / wall
+    take_rate = take_result["heartbeats"] / take_result["wall_s"]
+    # Shares of one core at the monitor's rate. The take: the take-only process's intake CPU per heartbeat.
+    take_share = 100.0 * take_result["intake_s"] / max(1, take_result["heartbeats"]) * rate
     verify_share = result["verify_us"] * rate / 1e4
     read_share = result["read_us"] * rate / 1e4
-    rest = share - take_share - verify_share - read_share
+    handling_share = 100.0 * result.get("intake_s", 0.0) / wall - take_share - verify_share - read_share
+    diagnostics_share = 100.0 * result.get("diagnostics_s", 0.0) / wall
+    check_share = 100.0 * result.get("check_s", 0.0) / wall
+    executor_share = 100.0 * (result["cpu_s"] - result.get("intake_s", 0.0) - result.get("diagnostics_s", 0.0)
+                              - result.get("check_s", 0.0)) / wall
     print(f"monitor: {result['verified']}/{robots} robots verified and fresh, {rate:.0f} heartbeats/s on {topics} "
           f"topic(s), {share:.1f} % of one core ({1e6 * result['cpu_s'] / max(1, result['heartbeats']):.0f} us per "
-          f"heartbeat); {result['witnessed']} checkpoints witnessed")
-    take_rate = take_result["heartbeats"] / take_result["wall_s"]
-    print(f"  breakdown: take {take_share:.1f} % (take-only process, {take_rate:.0f}"
-          f" heartbeats/s), Ed25519 verify {verify_share:.1f} % ({result['verify_us']:.0f} us each), read (typed fields"
-          f" + canonical bytes) {read_share:.1f} % ({result['read_us']:.0f} us each), rest {rest:.1f} %")
+          f"heartbeat); {result['witnessed']} checkpoints witnessed ({100 * result.get('witness_s', 0) / wall:.1f} %);"
+          f" {result['alerts']} alerts in the window ({100 * result.get('alerts_s', 0) / wall:.1f} %);"
+          f" garbage collection {100 * result.get('gc_s', 0) / wall:.1f} %")
+    if "handler_s" in result:
+        print(f"  per heartbeat: intake {1e6 * result['intake_s'] / result['heartbeats']:.0f} us, handler"
+              f" {1e6 * result['handler_s'] / result['heartbeats']:.0f} us, judge {1e6 * result['judge_s'] / result['heartbeats']:.0f} us")
+    print(f"  breakdown (% of one core): DDS take {take_share:.1f} (take-only process at {take_rate:.0f}/s) | Ed25519"
+          f" verify {verify_share:.1f} ({result['verify_us']:.0f} us each) | read: typed fields + canonical bytes"
+          f" {read_share:.1f} ({result['read_us']:.0f} us each) | fleet logic, witness, node {handling_share:.1f} |"
+          f" diagnostics {diagnostics_share:.1f} | watchdog {check_share:.1f} | executor and timers {executor_share:.1f}")
     common = {"bench": "department_monitor_load", "n": robots, "topics": topics, "distro": DISTRO}
     return [
         {**common, "figure": "cpu_percent_one_core", "value": round(share, 2), "unit": "%"},
         {**common, "figure": "take_percent_one_core", "value": round(take_share, 2), "unit": "%"},
         {**common, "figure": "verify_percent_one_core", "value": round(verify_share, 2), "unit": "%"},
         {**common, "figure": "read_percent_one_core", "value": round(read_share, 2), "unit": "%"},
-        {**common, "figure": "rest_percent_one_core", "value": round(rest, 2), "unit": "%"},
+        {**common, "figure": "handling_percent_one_core", "value": round(handling_share, 2), "unit": "%"},
+        {**common, "figure": "diagnostics_percent_one_core", "value": round(diagnostics_share, 2), "unit": "%"},
+        {**common, "figure": "watchdog_percent_one_core", "value": round(check_share, 2), "unit": "%"},
+        {**common, "figure": "executor_percent_one_core", "value": round(executor_share, 2), "unit": "%"},
         {**common, "figure": "robots_verified", "value": result["verified"], "unit": "robots"},
         {**common, "figure": "heartbeats_per_s", "value": round(rate, 1), "unit": "1/s"},
     ]
@@ -362,6 +438,8 @@ def _size_probe_monitor(directory: Path) -> None:
         Parameter("trusted_ca_files", value=[str(directory / "department" / "ca.pem")]),
         Parameter("heartbeat_topics", value=["/probe/heartbeat"]),
     ])
+    alerts = [0]
+    node.add_alert_listener(lambda _alert: alerts.__setitem__(0, alerts[0] + int(ACCOUNT.active)))
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     print("monitor ready", flush=True)
@@ -458,6 +536,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--robots", type=int, default=1000)
     parser.add_argument("--topics", type=int, default=1, help="heartbeat topics the fleet is spread over")
+    parser.add_argument("--intake-hz", type=float, default=0.0,
+                        help="the monitor's intake_rate_hz (and the take-only process's); 0: the node's default")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--trials", type=int, default=5, help="loss-delay trials (0: skip that figure)")
     parser.add_argument("--size-attempts", type=int, default=10,
@@ -472,15 +552,19 @@ def main() -> None:
         _generator(args.dir, args.robots, args.topics, args.seconds)
         return
     if args.role == "monitor":
-        _monitor(args.dir, args.topics, args.seconds, args.profile)
+        _monitor(args.dir, args.topics, args.seconds, args.intake_hz, args.profile)
         return
     if args.role == "take":
-        _take_only(args.topics, args.seconds)
+        _take_only(args.topics, args.seconds, args.intake_hz)
         return
     if args.role == "size-monitor":
         _size_probe_monitor(args.dir)
         return
-    figures = _load(args.robots, args.topics, args.seconds, args.profile) if args.robots_figure else []
+    if args.intake_hz <= 0.0:
+        from ftrobot_guard.nodes.department_monitor_node import DEFAULT_INTAKE_RATE_HZ
+
+        args.intake_hz = DEFAULT_INTAKE_RATE_HZ
+    figures = _load(args.robots, args.topics, args.seconds, args.intake_hz, args.profile) if args.robots_figure else []
     if args.trials > 0:
         figures += _loss_delay(args.trials)
     if args.size_attempts > 0:

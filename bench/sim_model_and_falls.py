@@ -51,7 +51,7 @@ def main() -> None:
         sim.set_actuation_mode(mode)
         sim.run_for(5.0)
         r = sim.recorder
-        below = next((t for t, h in zip(r.times, r.pelvis_height) if h < 0.4), float("nan"))
+        below = next((t for t, h in zip(r.times, r.pelvis_height, strict=True) if h < 0.4), float("nan"))
         falls[mode.name] = (below, r.peak_impact_speed)
         print(f"{mode.name:12s}: pelvis below 0.4 m after {below:.2f} s, peak impact {r.peak_impact_speed:.2f} m/s")
 

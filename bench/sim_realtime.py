@@ -23,7 +23,9 @@ import uuid
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(200 + os.getpid() % 30))
 
-import rclpy  # noqa: E402
+import rclpy
+from ftrobot_msgs.msg import SimGroundTruth
+from ftrobot_msgs.srv import SetActuationMode
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -31,8 +33,6 @@ from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ftrobot_guard.ros.qos_profiles import COMMANDS
-from ftrobot_msgs.msg import SimGroundTruth
-from ftrobot_msgs.srv import SetActuationMode
 
 MEASURE_S = float(os.environ.get("SIM_BENCH_SECONDS", "8"))
 DISTRO = os.environ.get("FTROBOT_ROS_DISTRO") or os.environ.get("ROS_DISTRO") or "unknown"

@@ -136,9 +136,11 @@ def resign_checkpoints(path: Path, key: ed25519.Ed25519PrivateKey, records: list
         if rtype in (RecordType.CHECKPOINT, RecordType.CLOSE):
             old = Checkpoint.decode(raw[34:-4], "cp")
             new = Checkpoint(old.robot_id, old.segment_id, old.sequence, head, old.time_ns).signed(key)
-            raw = fix_crc(raw[:34] + new.encode() + b"\0\0\0\0")
-        out.append(raw)
-        head = chain_next(head, raw)
+            raw_record = fix_crc(raw[:34] + new.encode() + b"\0\0\0\0")
+        else:
+            raw_record = raw
+        out.append(raw_record)
+        head = chain_next(head, raw_record)
     return out
 
 

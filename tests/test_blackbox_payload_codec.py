@@ -86,14 +86,14 @@ def _body(items: list[Entry]) -> bytes:
     return b"".join(encode_entry(e) for e in items)
 
 
-def _items(body: bytes) -> list[tuple[bytes, int, bytes]]:
-    items = pc._split_entries(body)
-    assert items is not None
-    return items
+def _columns(body: bytes, dictionary: SegmentDictionary | None = None, record_time: int = 0) -> pc.ColumnarBlock:
+    block = encode_columns(body, dictionary, record_time)
+    assert block is not None
+    return block
 
 
 def _dictionary_from(items: list[Entry]) -> SegmentDictionary:
-    return SegmentDictionary(tuple(sorted({key for key, _t, _d in _items(_body(items))})))
+    return SegmentDictionary(tuple(sorted(set(_columns(_body(items)).keys))))
 
 
 # --------------------------------------------------------------------------- lossless round trips
@@ -105,8 +105,9 @@ def test_columnar_form_gives_back_every_byte(items: list[Entry], seen_before: li
                                              with_dictionary: bool, record_time: int) -> None:
     body = _body(items)
     dictionary = _dictionary_from(seen_before + items[:2]) if with_dictionary else None
-    encoded = encode_columns(_items(body), dictionary, record_time)
-    assert decode_columns(encoded, dictionary, base_time_ns=record_time) == body
+    block = _columns(body, dictionary, record_time)
+    assert decode_columns(block.body, dictionary, base_time_ns=record_time) == body
+    assert block.entries == len(items) and block.source_bytes == len(body)
 
 
 @settings(max_examples=100, deadline=None)
@@ -170,7 +171,7 @@ def test_garbage_columnar_bodies_give_a_format_error_never_a_crash(data: bytes) 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(entries, min_size=1, max_size=6), st.data())
 def test_damaged_columnar_bodies_give_a_format_error_or_other_bytes(items: list[Entry], data: st.DataObject) -> None:
-    encoded = bytearray(encode_columns(_items(_body(items)), None))
+    encoded = bytearray(_columns(_body(items)).body)
     how = data.draw(st.sampled_from(["flip", "cut", "extend"]))
     if how == "flip":
         encoded[data.draw(st.integers(0, len(encoded) - 1))] ^= data.draw(st.integers(1, 255))
@@ -185,24 +186,35 @@ def test_damaged_columnar_bodies_give_a_format_error_or_other_bytes(items: list[
 
 
 def test_malformed_columnar_bodies_are_named() -> None:
+    key = b"\x01\x00\x00\x01\x00\x00\x00\x00a"
     bad_key = b"\x01\x00\x00\x02\x00\x00\x00\x00a"  # says 2 topic bytes, holds 1
-    with pytest.raises(FormatError, match="claims 200 entries"):
+    one_group = bytes([1, 0, len(key)]) + key + bytes([3])  # one group: this identity, 3 data bytes
+    with pytest.raises(FormatError, match="claims 200 groups"):
         decode_columns(bytes([200, 1]), None)
-    with pytest.raises(FormatError, match="refers to entry identity 4"):
-        decode_columns(bytes([1, 5, 0, 0]), None)
+    with pytest.raises(FormatError, match="refers to entry identity 4, only 0 known"):
+        decode_columns(bytes([1, 5, 0]), None)
     with pytest.raises(FormatError, match="identity lengths do not add up"):
         decode_columns(bytes([1, 0, len(bad_key)]) + bad_key + b"\x00\x00", None)
     with pytest.raises(FormatError, match="not a valid varint"):
         decode_columns(b"\xff" * 12, None)
+    with pytest.raises(FormatError, match="puts an entry in group 3, only 1 defined"):
+        decode_columns(one_group + bytes([1, 3, 0]) + b"abc", None)
+    with pytest.raises(FormatError, match="group without entries"):
+        decode_columns(bytes([2]) + one_group[1:] + bytes([1, 3]) + bytes([1, 0, 0]) + b"abc", None)
+    with pytest.raises(FormatError, match="trailing bytes"):
+        decode_columns(one_group + bytes([1, 0, 0]) + b"abc" + b"!", None)
+    with pytest.raises(FormatError, match="byte columns needs 3 bytes"):
+        decode_columns(one_group + bytes([1, 0, 0]) + b"ab", None)
+    assert decode_columns(one_group + bytes([1, 0, 0]) + b"abc", None, base_time_ns=7) == encode_entry(
+        Entry(7, "a", "", b"abc", tier=Tier.EVENT))
     # a one-byte reference to a large identity repeated many times must not decode to gigabytes
     big = b"\x01\x00" + struct.pack(">HHH", 60000, 0, 0) + b"t" * 60000
     count = 5000
-    body = bytearray()
-    pc._put_varint(body, count)
-    body.append(0)  # the first entry defines the identity ...
+    body = bytearray([1, 0])  # one group, defining its identity ...
     pc._put_varint(body, len(big))
-    body += big + bytes([1]) * (count - 1)  # ... and every other entry refers to it with one byte
-    body += bytes(count) * 2  # times and data lengths
+    body += big + bytes([0])  # ... with empty data
+    pc._put_varint(body, count)
+    body += bytes(count) * 2  # every entry in that group, all at the same time
     with pytest.raises(FormatError, match="more than"):
         decode_columns(bytes(body), None, max_size=1 << 20)
 
@@ -303,8 +315,7 @@ def test_a_trained_segment_dictionary_makes_realistic_blocks_much_smaller_than_z
 
 def test_too_little_material_builds_no_dictionary() -> None:
     builder = DictionaryBuilder()
-    items = _items(_g1_like_blocks(1)[0])
-    builder.observe(items, encode_columns(items, None))
+    builder.observe(_columns(_g1_like_blocks(1)[0]))
     assert not builder.ready and builder.build() is None
 
 
@@ -361,8 +372,10 @@ def test_log_seeds_a_dictionary_segment_that_verifies_without_a_key_and_exports_
         _append_g1_like(writer, _g1_like_blocks(150), sent)
     files = segments(directory)
     headers = [parse_segment_prefix(p.read_bytes(), p.name).header for p in files]
-    assert [h.version for h in headers] == [2, 2]
-    assert headers[0].dictionary == "" and headers[1].dictionary  # the first segment seeded the second
+    assert [h.version for h in headers] == [2, 2, 2]
+    # the first segment after a start has no dictionary; it seeds one as soon as it has material, and
+    # the second one (its blocks coded with a codebook) seeds the steady-state dictionary
+    assert headers[0].dictionary == "" and headers[1].dictionary and headers[2].dictionary
     report = verify_log(directory)  # no decryption key
     assert report.clean, report.render()
     exported, outcome = _exported(directory, keys)

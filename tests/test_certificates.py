@@ -31,7 +31,7 @@ from ftrobot_guard.trust.certificates import (
 )
 from ftrobot_guard.trust.identity import make_identity_number
 
-T0 = dt.datetime(2026, 3, 1, 8, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 3, 1, 8, 0, 0, tzinfo=dt.UTC)
 NUMBER = make_identity_number("440304", 2026, 123)
 
 CA_KEY = ed25519.Ed25519PrivateKey.generate()
@@ -42,16 +42,16 @@ ROBOT_KEY = ed25519.Ed25519PrivateKey.generate()
 def robot_cert(
     not_before: dt.datetime = T0, not_after: dt.datetime = T0 + dt.timedelta(days=365), **overrides: object
 ) -> x509.Certificate:
-    args: dict[str, object] = dict(
-        ca_cert=CA,
-        ca_key=CA_KEY,
-        robot_public_key=ROBOT_KEY.public_key(),
-        identity_number=NUMBER,
-        robot_name="Xiao Fu",
-        department="Futian Data Bureau",
-        not_before=not_before,
-        not_after=not_after,
-    )
+    args: dict[str, object] = {
+        "ca_cert": CA,
+        "ca_key": CA_KEY,
+        "robot_public_key": ROBOT_KEY.public_key(),
+        "identity_number": NUMBER,
+        "robot_name": "Xiao Fu",
+        "department": "Futian Data Bureau",
+        "not_before": not_before,
+        "not_after": not_after,
+    }
     args.update(overrides)
     return issue_robot_certificate(**args)  # type: ignore[arg-type]
 

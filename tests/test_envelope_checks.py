@@ -386,6 +386,7 @@ def test_only_whitelisted_task_kinds_pass(kind: str) -> None:
 
 
 @pytest.mark.skipif(SCALE < 1000, reason="long mode: FTROBOT_LONG_PROPERTIES=1000 (>= 1,000,000 commands)")
+@pytest.mark.timeout(0)  # ~15-20 min on one core
 def test_long_mode_a_million_generated_commands_never_leave_the_envelope() -> None:
     rng = np.random.default_rng(int.from_bytes(os.urandom(8), "little"))
     forwarded = refused = 0
@@ -404,3 +405,4 @@ def test_long_mode_a_million_generated_commands_never_leave_the_envelope() -> No
         else:
             refused += 1
     print(f"{forwarded + refused} commands: {forwarded} forwarded (inside the envelope), {refused} refused")
+    assert forwarded > 0.3 * (forwarded + refused)   # the generator exercises the clamps, not only refusals

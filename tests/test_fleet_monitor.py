@@ -19,13 +19,12 @@ from ftrobot_guard.department.fleet_monitor import (
     Alert,
     AlertKind,
     FleetMonitor,
-    HeartbeatFormatError,
     HeartbeatOutcome,
     Reception,
     Refusal,
     SignatureState,
-    read_heartbeat,
 )
+from ftrobot_guard.department.heartbeat_reading import HeartbeatFormatError, read_heartbeat
 from ftrobot_guard.trust.certificates import (
     CertificateVerifier,
     certificate_der,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ftrobot_guard.trust.certificates import load_certificate, verify_guardian_certificate, verify_robot_certificate
 from ftrobot_guard.cli.identity_commands import register
+from ftrobot_guard.trust.certificates import load_certificate, verify_guardian_certificate, verify_robot_certificate
 from ftrobot_guard.trust.keys import fingerprint, load_public_key
 
 NUMBER = "440304-RB-2026-000123-8"
@@ -96,7 +96,7 @@ def test_keys_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def _dept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     ca_dir = tmp_path / "ca"
-    code, out, err = run(capsys, "dept", "init", "--dir", str(ca_dir), "--name", "Futian Data Bureau", "--days", "30")
+    code, _out, err = run(capsys, "dept", "init", "--dir", str(ca_dir), "--name", "Futian Data Bureau", "--days", "30")
     assert code == 0 and err == "", err
     return ca_dir
 
@@ -122,7 +122,7 @@ def test_dept_issue_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str
     code, out, err = run(capsys, *argv)
     assert code == 0 and err == "" and NUMBER in out
     identity = verify_robot_certificate(cert.read_bytes(), [load_certificate(ca_dir / "ca.pem")],
-                                        dt.datetime.now(dt.timezone.utc))
+                                        dt.datetime.now(dt.UTC))
     assert str(identity.identity_number) == NUMBER and identity.robot_name == "Xiao Fu"
     assert identity.public_key == load_public_key(tmp_path / "robot.key.pub")
     code, _, err = run(capsys, *argv)
@@ -176,7 +176,7 @@ def test_dept_issue_guardian(tmp_path: Path, capsys: pytest.CaptureFixture[str])
                          "operator", "--department", "Futian", "--days", "5", "--out", str(cert))
     assert code == 0 and err == "" and "G-0001" in out
     guardian = verify_guardian_certificate(cert.read_bytes(), [load_certificate(ca_dir / "ca.pem")],
-                                           dt.datetime.now(dt.timezone.utc))
+                                           dt.datetime.now(dt.UTC))
     assert (guardian.guardian_id, guardian.role) == ("G-0001", "operator")
     code, out, _ = run(capsys, "dept", "verify", "--ca", str(ca_dir), str(cert))
     assert code == 0 and "valid guardian certificate" in out

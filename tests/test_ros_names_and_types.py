@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftrobot_guard.ros.message_types import MessageTypeError, import_message_type, message_type_name, split_topic_and_type
+from ftrobot_guard.ros.message_types import (
+    MessageTypeError,
+    import_message_type,
+    message_type_name,
+    split_topic_and_type,
+)
 from ftrobot_guard.ros.ros_names import NameError_, validate_namespace
 
 tokens = st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,6}(_[A-Za-z0-9]{1,4}){0,2}", fullmatch=True)

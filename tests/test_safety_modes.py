@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from ftrobot_msgs.msg import SafetyState
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ftrobot_guard.safety.modes import SafetyMode, UnknownSafetyModeError, mode_from_name, mode_from_number
-from ftrobot_msgs.msg import SafetyState
 
 
 @pytest.mark.clause("6.2e")

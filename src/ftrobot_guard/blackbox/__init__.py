@@ -1,9 +1,10 @@
 """Black box: encrypted, hash-chained, signed, crash-safe local logs (docs/design.md, § Black box).
 
-The format is specified in ``docs/blackbox-format.md`` (format version 1). Modules:
+The format is specified in ``docs/blackbox-format.md`` (format versions 1 and 2). Modules:
 
 - :mod:`.record_format`    byte layout of segment headers, records, entries and checkpoints
 - :mod:`.key_wrap`         per-segment data keys wrapped for X25519 recipients
+- :mod:`.payload_codec`    DATA block encoding inside the encryption: zlib (v1); zstd, columns, segment dictionary (v2)
 - :mod:`.durable_files`    new files written whole and fsynced, directory fsyncs, OS errors in one line
 - :mod:`.segment_writer`   sealing records into one segment file
 - :mod:`.log_writer`       the append-only log: segments, checkpoints, fsync policy, rotation, flush thread

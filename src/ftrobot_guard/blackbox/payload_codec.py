@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import struct
 import zlib
 from collections import OrderedDict, deque
@@ -50,7 +51,6 @@ MAX_CODEBOOK_KEYS = 256
 DICTIONARY_MIN_SOURCE_BYTES = 256 * 1024  # entries a segment must have sealed to seed its successor
 DICTIONARY_SAMPLES = 1000
 DICTIONARY_SAMPLE_BYTES = 8 * 1024  # each sample is cut to this
-COLUMNAR_MIN_ENTRIES = 2  # a block of one entry is compressed as it is
 
 _KEY_HEAD = struct.Struct(">BBHHH")  # an entry identity: kind, tier, the three string lengths
 _TIME = struct.Struct(">Q")
@@ -134,14 +134,6 @@ class _Reader:
         return chunk
 
 
-def _time_delta(time_ns: int, previous: int) -> int:
-    """``time_ns - previous`` modulo 2^64 as a signed 64-bit number, zigzag-coded (fits 64 bits)."""
-    delta = (time_ns - previous) & _U64
-    if delta >= 1 << 63:
-        delta -= 1 << 64
-    return delta << 1 if delta >= 0 else ((-delta) << 1) - 1
-
-
 def _apply_time_delta(previous: int, value: int) -> int:
     delta = value >> 1 if not value & 1 else -((value + 1) >> 1)
     return (previous + delta) & _U64
@@ -150,24 +142,16 @@ def _apply_time_delta(previous: int, value: int) -> int:
 # --------------------------------------------------------------------------- entries
 
 
-def _split_entries(body: bytes) -> list[tuple[bytes, int, bytes]] | None:
-    """``(identity key, time_ns, data)`` of each entry, or None when ``body`` is not a list of entries."""
-    items: list[tuple[bytes, int, bytes]] = []
-    pos, end = 0, len(body)
-    unpack = ENTRY_HEADER.unpack_from
-    while pos < end:
-        if pos + ENTRY_HEADER.size > end:
-            return None
-        kind, tier, time_ns, tlen, ylen, glen, dlen = unpack(body, pos)
-        strings = pos + ENTRY_HEADER.size
-        data_at = strings + tlen + ylen + glen
-        stop = data_at + dlen
-        if stop > end:
-            return None
-        key = _KEY_HEAD.pack(kind, tier, tlen, ylen, glen) + body[strings:data_at]
-        items.append((key, time_ns, body[data_at:stop]))
-        pos = stop
-    return items
+def _entry_identity(body: bytes, pos: int, strings_end: int) -> bytes:
+    """The identity of the entry at ``pos``: kind, tier, the three string lengths, the strings."""
+    return body[pos : pos + 2] + body[pos + 10 : pos + 16] + body[pos + ENTRY_HEADER.size : strings_end]
+
+
+def _is_single_entry(body: bytes) -> bool:
+    if len(body) < ENTRY_HEADER.size:
+        return False
+    _kind, _tier, _time, tlen, ylen, glen, dlen = ENTRY_HEADER.unpack_from(body, 0)
+    return bool(ENTRY_HEADER.size + tlen + ylen + glen + dlen == len(body))
 
 
 def _check_key(key: bytes, where: str) -> bytes:
@@ -192,6 +176,11 @@ class SegmentDictionary:
 
     keys: tuple[bytes, ...] = ()
     zstd_dictionary: bytes = b""
+
+    @functools.cached_property
+    def index(self) -> dict[bytes, int]:
+        """Number of each entry identity in ``keys``."""
+        return {key: i for i, key in enumerate(self.keys)}
 
     def encode(self) -> bytes:
         out = bytearray((DICTIONARY_FORMAT,))
@@ -253,20 +242,25 @@ class DictionaryBuilder:
         self._samples: deque[bytes] = deque(maxlen=DICTIONARY_SAMPLES)
         self.source_bytes = 0
 
-    def observe(self, items: list[tuple[bytes, int, bytes]], columnar: bytes) -> None:
+    def observe(self, block: ColumnarBlock) -> None:
         keys = self._keys
-        for key, _time_ns, data in items:
+        for key in block.keys:
             keys[key] = None
             keys.move_to_end(key)
-            self.source_bytes += len(key) + len(data) + ENTRY_HEADER.size - _KEY_HEAD.size
         while len(keys) > MAX_CODEBOOK_KEYS:
             keys.popitem(last=False)
-        self._samples.append(columnar[:DICTIONARY_SAMPLE_BYTES])
+        self.source_bytes += block.source_bytes
+        self._samples.append(block.body[:DICTIONARY_SAMPLE_BYTES])
 
     @property
     def ready(self) -> bool:
         """Enough has been seen to seed a successor."""
         return self.source_bytes >= DICTIONARY_MIN_SOURCE_BYTES and bool(self._keys)
+
+    @property
+    def full(self) -> bool:
+        """As many samples as a dictionary is ever trained on."""
+        return len(self._samples) == self._samples.maxlen
 
     def build(self) -> SegmentDictionary | None:
         if not self.ready:
@@ -434,87 +428,142 @@ def _decode_group(reader: _Reader, count: int, length: int) -> U8Array:
     return matrix
 
 
-def encode_columns(items: list[tuple[bytes, int, bytes]], dictionary: SegmentDictionary | None,
-                   base_time_ns: int = 0) -> bytes:
-    """Columnar form of a block's entries (docs/blackbox-format.md §5.2). Entry times are coded as
-    differences, the first one from ``base_time_ns`` (the record's own time)."""
-    codebook = {key: i for i, key in enumerate(dictionary.keys)} if dictionary is not None else {}
-    known = len(codebook)
+@dataclass(frozen=True)
+class ColumnarBlock:
+    """A block's entries in columnar form, with what the dictionary builder learns from it."""
+
+    body: bytes
+    keys: tuple[bytes, ...]  # the entry identities it holds
+    entries: int
+    source_bytes: int  # size of the entries it encodes
+
+
+def _put_varints(out: bytearray, values: npt.NDArray[np.uint64]) -> None:
+    """LEB128 of many values at once (the same bytes as :func:`_put_varint` one by one)."""
+    if len(values) < 32:
+        for value in values.tolist():
+            _put_varint(out, value)
+        return
+    shifts = np.arange(0, 64, 7, dtype=np.uint64)  # 10 groups of 7 bits
+    groups = (values[:, None] >> shifts[None, :]) & np.uint64(0x7F)
+    more = np.zeros(groups.shape, bool)  # another byte follows
+    more[:, :-1] = values[:, None] >= (np.uint64(1) << shifts[1:])[None, :]
+    present = np.ones_like(more)
+    present[:, 1:] = more[:, :-1]
+    encoded = (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8)
+    out += encoded[present].tobytes()
+
+
+def encode_columns(body: bytes, dictionary: SegmentDictionary | None = None,
+                   base_time_ns: int = 0) -> ColumnarBlock | None:
+    """Columnar form of a block's entries (docs/blackbox-format.md §5.2), or None when ``body`` is not
+    a sequence of entries. Entry times are coded as differences, the first from ``base_time_ns`` (the
+    record's own time)."""
+    codebook = dictionary.index if dictionary is not None else {}
+    groups: dict[tuple[bytes, int], int] = {}
+    group_rows: list[list[bytes]] = []
+    group_of: list[int] = []
+    times: list[int] = []
+    unpack, head = ENTRY_HEADER.unpack_from, ENTRY_HEADER.size
+    pos, end = 0, len(body)
+    while pos < end:
+        if pos + head > end:
+            return None
+        _kind, _tier, time_ns, tlen, ylen, glen, dlen = unpack(body, pos)
+        data_at = pos + head + tlen + ylen + glen
+        stop = data_at + dlen
+        if stop > end:
+            return None
+        group = (_entry_identity(body, pos, data_at), dlen)
+        index = groups.get(group)
+        if index is None:
+            index = groups[group] = len(group_rows)
+            group_rows.append([])
+        group_rows[index].append(body[data_at:stop])
+        group_of.append(index)
+        times.append(time_ns)
+        pos = stop
+    out = bytearray()
+    _put_varint(out, len(groups))
     local: dict[bytes, int] = {}
-    meta, times, lengths = bytearray(), bytearray(), bytearray()
-    _put_varint(meta, len(items))
-    groups: dict[tuple[int, int], list[bytes]] = {}
-    previous_time = base_time_ns
-    for key, time_ns, data in items:
+    for key, length in groups:
         index = codebook.get(key)
         if index is None:
             index = local.get(key)
-            if index is None:
-                index = known + len(local)
-                local[key] = index
-                meta.append(0)
-                _put_varint(meta, len(key))
-                meta += key
-            else:
-                _put_varint(meta, index + 1)
+        if index is None:
+            local[key] = len(codebook) + len(local)
+            out.append(0)
+            _put_varint(out, len(key))
+            out += key
         else:
-            _put_varint(meta, index + 1)
-        _put_varint(times, _time_delta(time_ns, previous_time))
-        previous_time = time_ns
-        _put_varint(lengths, len(data))
-        groups.setdefault((index, len(data)), []).append(data)
-    out = meta + times + lengths
+            _put_varint(out, index + 1)
+        _put_varint(out, length)
+    _put_varint(out, len(group_of))
+    if len(groups) < 0x80:
+        out += bytes(group_of)
+    else:
+        for index in group_of:
+            _put_varint(out, index)
+    stamps = np.array(times, dtype=np.uint64)
+    delta = np.diff(stamps, prepend=np.uint64(base_time_ns & _U64)).view(np.int64)  # modulo 2^64
+    _put_varints(out, ((delta << 1) ^ (delta >> 63)).view(np.uint64))
     _encode_groups([np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), length)
-                    for (_index, length), rows in groups.items()], out)
-    return bytes(out)
+                    for (_key, length), rows in zip(groups, group_rows, strict=True)], out)
+    return ColumnarBlock(bytes(out), tuple(key for key, _length in groups), len(group_of), len(body))
 
 
 def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: int = MAX_BLOCK_BYTES,
                    base_time_ns: int = 0) -> bytes:
     """Entries bytes of a columnar body; FormatError when it is malformed."""
     keys: list[bytes] = list(dictionary.keys) if dictionary is not None else []
-
     reader = _Reader(body)
-    count = reader.varint("entry count")
-    if count > len(body):
-        raise FormatError(f"columnar block claims {count} entries in {len(body)} bytes")
-    indices: list[int] = []
-    for _ in range(count):
+    group_count = reader.varint("group count")
+    if group_count > len(body):
+        raise FormatError(f"columnar block claims {group_count} groups in {len(body)} bytes")
+    groups: list[tuple[bytes, int]] = []
+    for _ in range(group_count):
         code = reader.varint("entry identity")
         if code == 0:
             keys.append(_check_key(reader.take(reader.varint("identity length"), "entry identity"), "columnar block"))
-            indices.append(len(keys) - 1)
+            key = keys[-1]
         elif code - 1 < len(keys):
-            indices.append(code - 1)
+            key = keys[code - 1]
         else:
             raise FormatError(f"columnar block refers to entry identity {code - 1}, only {len(keys)} known")
+        length = reader.varint("data length")
+        if length > 0xFFFFFFFF:
+            raise FormatError("columnar block: a data length exceeds 32 bits")
+        groups.append((key, length))
+    count = reader.varint("entry count")
+    if count > len(body):
+        raise FormatError(f"columnar block claims {count} entries in {len(body)} bytes")
+    group_of = [reader.varint("entry group") for _ in range(count)]
+    rows = [0] * group_count
+    for index in group_of:
+        if index >= group_count:
+            raise FormatError(f"columnar block puts an entry in group {index}, only {group_count} defined")
+        rows[index] += 1
+    if 0 in rows:
+        raise FormatError("columnar block defines a group without entries")
+    total = sum(n * (ENTRY_HEADER.size - _KEY_HEAD.size + len(key) + length)
+                for n, (key, length) in zip(rows, groups, strict=True))
+    if total > max_size:
+        raise FormatError(f"columnar block decodes to {total} bytes, more than {max_size}")
     times: list[int] = []
-    time_ns = base_time_ns
+    time_ns = base_time_ns & _U64
     for _ in range(count):
         time_ns = _apply_time_delta(time_ns, reader.varint("entry time"))
         times.append(time_ns)
-    lengths = [reader.varint("data length") for _ in range(count)]
-    total = 0
-    for index, length in zip(indices, lengths, strict=True):
-        if length > 0xFFFFFFFF:
-            raise FormatError("columnar block: a data length exceeds 32 bits")
-        total += ENTRY_HEADER.size + len(keys[index]) - _KEY_HEAD.size + length
-    if total > max_size:
-        raise FormatError(f"columnar block decodes to {total} bytes, more than {max_size}")
-    order: dict[tuple[int, int], list[int]] = {}
-    for position, group in enumerate(zip(indices, lengths, strict=True)):
-        order.setdefault(group, []).append(position)
-    data: list[bytes] = [b""] * count
-    for (_index, length), positions in order.items():
-        matrix = _decode_group(reader, len(positions), length)
-        for row, position in enumerate(positions):
-            data[position] = matrix[row].tobytes()
+    data = [_decode_group(reader, n, length) for n, (_key, length) in zip(rows, groups, strict=True)]
     if reader.pos != len(body):
         raise FormatError(f"columnar block has {len(body) - reader.pos} trailing bytes")
+    taken = [0] * group_count
     parts: list[bytes] = []
-    for index, time_ns, chunk in zip(indices, times, data, strict=True):
-        key = keys[index]
-        parts += (key[:2], _TIME.pack(time_ns), key[2:8], _DATA_LEN.pack(len(chunk)), key[8:], chunk)
+    for index, time_ns in zip(group_of, times, strict=True):
+        key, length = groups[index]
+        row = data[index][taken[index]].tobytes()
+        taken[index] += 1
+        parts += (key[:2], _TIME.pack(time_ns), key[2:8], _DATA_LEN.pack(length), key[8:], row)
     return b"".join(parts)
 
 
@@ -522,13 +571,19 @@ def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: 
 
 
 class PayloadEncoder:
-    """Encodes the DATA blocks of one segment (writer side)."""
+    """Encodes the DATA blocks of one segment (writer side).
 
-    def __init__(self, encoding: PayloadEncoding, level: int = 1, dictionary: SegmentDictionary | None = None) -> None:
+    ``generation`` says how the dictionary came about: 0 none (the first segment after a start),
+    1 trained on blocks that had no codebook yet (their identities spelt out), 2 trained on blocks
+    coded like the ones it will compress (the steady state)."""
+
+    def __init__(self, encoding: PayloadEncoding, level: int = 1, dictionary: SegmentDictionary | None = None,
+                 generation: int = 2) -> None:
         if encoding is PayloadEncoding.ZLIB and dictionary is not None:
             raise ValueError("format version 1 (zlib) has no segment dictionary")
         self.encoding = encoding
         self.dictionary = dictionary
+        self.generation = generation if dictionary is not None else 0
         self._level = level
         self._cctx = _zstd_compressor(dictionary) if encoding is PayloadEncoding.ZSTD else None
         self.builder = DictionaryBuilder() if encoding is PayloadEncoding.ZSTD else None
@@ -542,12 +597,11 @@ class PayloadEncoder:
             packed = zlib.compress(entry_bytes, self._level)
             codec = Codec.ZLIB
         else:
-            items = _split_entries(entry_bytes)
-            if items is not None and len(items) >= COLUMNAR_MIN_ENTRIES:
-                columnar = encode_columns(items, self.dictionary, time_ns)
+            block = None if _is_single_entry(entry_bytes) else encode_columns(entry_bytes, self.dictionary, time_ns)
+            if block is not None:
                 assert self.builder is not None
-                self.builder.observe(items, columnar)
-                packed = self._cctx.compress(columnar)
+                self.builder.observe(block)
+                packed = self._cctx.compress(block.body)
                 codec = Codec.ZSTD_COLUMNS
             else:
                 packed = self._cctx.compress(entry_bytes)
@@ -559,6 +613,15 @@ class PayloadEncoder:
     def next_dictionary(self) -> SegmentDictionary | None:
         """Dictionary for the segment after this one (None when too little was seen)."""
         return self.builder.build() if self.builder is not None else None
+
+    @property
+    def wants_new_dictionary(self) -> bool:
+        """A better dictionary can be built now than the one in use: after a start, as soon as there is
+        material (generation 0), and once more when a full set of codebook-coded samples is in (1)."""
+        builder = self.builder
+        if builder is None or self.generation >= 2 or not builder.ready:
+            return False
+        return self.generation == 0 or builder.full
 
 
 class PayloadDecoder:

@@ -63,11 +63,13 @@ class SegmentWriter:
         encoding = PayloadEncoding(payload_encoding)
         self._aead = AESGCM(data_key)
         dictionary: SegmentDictionary | None = None
+        generation = 0
         if encoding is PayloadEncoding.ZSTD and previous is not None:
             dictionary = previous.next_dictionary()
+            generation = min(previous.dictionary_generation + 1, 2)
         sealed = seal_dictionary(self._aead, header.segment_id_raw, dictionary) if dictionary is not None else ""
         header = dataclasses.replace(header, version=encoding.format_version, dictionary=sealed)
-        self._payload = PayloadEncoder(encoding, compress_level, dictionary)
+        self._payload = PayloadEncoder(encoding, compress_level, dictionary, generation)
         self.header = header
         self.path = directory / segment_file_name(header.segment_index, header.segment_id)
         self._key = signing_key
@@ -99,12 +101,15 @@ class SegmentWriter:
         return self._payload.next_dictionary()
 
     @property
+    def dictionary_generation(self) -> int:
+        """0: no dictionary; 1: a first one, seeded right after a start; 2: the steady state."""
+        return self._payload.generation
+
+    @property
     def wants_rotation(self) -> bool:
-        """True when this segment has no dictionary yet but has seen enough to seed one: rotating
-        now lets the rest of the recording use it (once per writer start)."""
-        payload = self._payload
-        return (payload.encoding is PayloadEncoding.ZSTD and payload.dictionary is None
-                and payload.builder is not None and payload.builder.ready)
+        """True when a clearly better dictionary can be built than this segment's: rotating now lets the
+        rest of the recording use it (at most twice after a writer starts, then only by size and age)."""
+        return self._payload.wants_new_dictionary
 
     # ------------------------------------------------------------------ sealing (pure, in memory)
 

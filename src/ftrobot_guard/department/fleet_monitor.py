@@ -1,18 +1,17 @@
 """The department monitor's logic: authenticate heartbeats, track robots, raise and clear alerts.
 
-Pure logic, no rclpy. The monitor node hands each received ``ftrobot_msgs/Heartbeat`` (any object
-with Heartbeat.msg's fields as attributes) with its :class:`Reception` to
+Pure logic, no rclpy. The monitor node hands each received ``ftrobot_msgs/Heartbeat``, serialized
+as DDS delivered it (or as a message object), with its :class:`Reception` to
 :meth:`FleetMonitor.on_heartbeat`, which returns a :class:`HeartbeatOutcome` (accepted, or refused
-with the reason, and the alerts raised or cleared); it calls :meth:`FleetMonitor.check`
-periodically (e.g. at twice the heartbeat rate) for silence and for clearing alerts, and publishes
-every :class:`Alert` as a ``DepartmentAlert``.
+with the reason, the alerts raised or cleared, and what was read); it calls
+:meth:`FleetMonitor.check` periodically (e.g. at twice the heartbeat rate) for silence and for
+clearing alerts, and publishes every :class:`Alert` as a ``DepartmentAlert``.
 
-Reading a heartbeat (:func:`read_heartbeat`) takes its typed fields and encodes its signed fields
-(every field but ``signature``) straight from the message in one pass
-(:func:`ftrobot_guard.trust.signed_fields.message_canonical_bytes`): the bytes that are verified
-and the values that are judged come from the same message. A heartbeat that cannot be read (a
-field missing or of the wrong type, a NaN or infinite number) is *malformed*: refused, with a
-BAD_SIGNATURE alert, since no conforming signer can have signed it.
+Reading a heartbeat (:mod:`.heartbeat_reading`) gives its typed fields and the canonical bytes of
+its signed fields (every field but ``signature``) in one pass over one source: the bytes that are
+verified and the values that are judged are the same. A heartbeat that cannot be read (a field
+missing or of the wrong type, a NaN or infinite number, a truncated buffer) is *malformed*:
+refused, with a BAD_SIGNATURE alert, since no conforming signer can have signed it.
 
 Authentication of one heartbeat, in order (the first failure decides the alert):
 
@@ -51,7 +50,6 @@ e.g. SAFE_STOP -> ESTOP.
 
 from __future__ import annotations
 
-import array
 import datetime as dt
 import enum
 import math
@@ -63,6 +61,12 @@ from typing import Any, NamedTuple
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from ftrobot_guard.department.heartbeat_reading import (
+    HeartbeatFormatError,
+    HeartbeatView,
+    read_heartbeat,
+    read_serialized_heartbeat,
+)
 from ftrobot_guard.safety.modes import SafetyMode
 from ftrobot_guard.trust.certificates import (
     CertificateError,
@@ -71,12 +75,7 @@ from ftrobot_guard.trust.certificates import (
     RobotIdentity,
     certificate_fingerprint,
 )
-from ftrobot_guard.trust.signed_fields import (
-    HEARTBEAT_DOMAIN,
-    SIGNATURE_LENGTH,
-    message_canonical_bytes,
-    message_field_getter,
-)
+from ftrobot_guard.trust.signed_fields import SIGNATURE_LENGTH
 
 NORMAL_MODE_NAME = SafetyMode.NORMAL.name
 MAX_IDENTITY_KEY_LENGTH = 64
@@ -151,13 +150,11 @@ class HeartbeatOutcome:
     refusal: Refusal | None  # None: accepted (genuine and fresh)
     reason: str  # why it was refused; "" when accepted
     alerts: tuple[Alert, ...]  # raised or cleared by this heartbeat
+    view: HeartbeatView | None = None  # what was read (None when malformed)
 
     @property
     def accepted(self) -> bool:
         return self.refusal is None
-
-
-_ACCEPTED_QUIETLY = HeartbeatOutcome(None, "", ())
 
 
 class Reception(NamedTuple):
@@ -169,24 +166,6 @@ class Reception(NamedTuple):
 
 
 NOTHING_KNOWN = Reception()  # a heartbeat of unknown origin
-
-
-class HeartbeatView(NamedTuple):
-    """The typed content of one heartbeat and the canonical bytes its signature must cover."""
-
-    identity_number: str
-    robot_name: str
-    department: str
-    boot_id: str
-    sequence: int
-    stamp_ns: int
-    uptime_s: float
-    safety_mode_name: str
-    stale_topics: tuple[str, ...]  # watched inputs the robot reports unhealthy
-    guardian_on_duty: str
-    certificate: bytes
-    signature: bytes
-    signed_bytes: bytes  # canonical encoding of every field but the signature (HEARTBEAT_DOMAIN)
 
 
 @dataclass(frozen=True)
@@ -205,70 +184,6 @@ class RobotRow:
     topic: str  # where its latest accepted heartbeat arrived
     publisher_gid: str  # hex gid of that heartbeat's DDS publisher; "" when the distribution does not say
     certificate_not_after: dt.datetime | None
-
-
-class HeartbeatFormatError(ValueError):
-    """A heartbeat lacks a field, holds a wrong type or a number that is not finite."""
-
-
-_READ_FIELDS = ("identity_number", "robot_name", "department", "boot_id", "sequence", "uptime", "safety_mode_name",
-                "watched_topics", "guardian_on_duty", "certificate", "signature", "header")
-_TEXT_FIELDS = ("identity_number", "robot_name", "department", "boot_id", "safety_mode_name", "guardian_on_duty")
-
-
-def _octets(value: Any, name: str) -> bytes:
-    kind = type(value)
-    if kind is array.array and value.typecode == "B":
-        return value.tobytes()  # type: ignore[no-any-return]
-    if kind is bytes:
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, (list, tuple)) and all(type(b) is int and 0 <= b <= 255 for b in value):
-        return bytes(value)
-    raise HeartbeatFormatError(f"heartbeat field {name!r} has type {kind.__name__}")
-
-
-def _stale_topics(entries: Any) -> tuple[str, ...]:
-    if type(entries) is not list and not isinstance(entries, (list, tuple)):
-        raise HeartbeatFormatError(f"heartbeat field 'watched_topics' has type {type(entries).__name__}")
-    stale = []
-    for index, entry in enumerate(entries):
-        topic, healthy = message_field_getter(type(entry), ("topic", "healthy"))(entry)
-        if type(topic) is not str or type(healthy) is not bool:
-            raise HeartbeatFormatError(f"heartbeat field watched_topics[{index}] has a wrong type")
-        if not healthy:
-            stale.append(topic)
-    return tuple(stale)
-
-
-def read_heartbeat(message: Any) -> HeartbeatView:
-    """The view of a Heartbeat message (any object with its fields); :class:`HeartbeatFormatError` when malformed."""
-    try:
-        signed_bytes = message_canonical_bytes(HEARTBEAT_DOMAIN, message)
-        (number, name, department, boot_id, sequence, uptime, mode_name, topics, guardian, certificate, signature,
-         header) = message_field_getter(type(message), _READ_FIELDS)(message)
-        texts = (number, name, department, boot_id, mode_name, guardian)
-        if any(type(text) is not str for text in texts):
-            wrong = [field for field, text in zip(_TEXT_FIELDS, texts, strict=True) if type(text) is not str]
-            raise HeartbeatFormatError(f"heartbeat field {wrong[0]!r} is not a string")
-        if type(sequence) is not int or sequence < 0:
-            raise HeartbeatFormatError("heartbeat field 'sequence' is not a non-negative integer")
-        if type(uptime) is not float:  # the encoding already refused NaN and infinities
-            raise HeartbeatFormatError("heartbeat field 'uptime' is not a floating-point number")
-        (stamp,) = message_field_getter(type(header), ("stamp",))(header)
-        sec, nanosec = message_field_getter(type(stamp), ("sec", "nanosec"))(stamp)
-        if type(sec) is not int or type(nanosec) is not int:
-            raise HeartbeatFormatError("heartbeat field 'header.stamp' is not a pair of integers")
-        return HeartbeatView(
-            number, name, department, boot_id, sequence, sec * 1_000_000_000 + nanosec, uptime, mode_name,
-            _stale_topics(topics), guardian, _octets(certificate, "certificate"), _octets(signature, "signature"),
-            signed_bytes,
-        )
-    except HeartbeatFormatError:
-        raise
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise HeartbeatFormatError(f"unreadable heartbeat: {exc}") from None
 
 
 @dataclass
@@ -341,7 +256,10 @@ class FleetMonitor:
     """Tracks every robot heard of and decides which alerts to raise and clear.
 
     ``now_s`` arguments are receive times on one monotonic clock (seconds); ``clock`` gives the
-    UTC wall-clock time used for certificate validity.
+    UTC wall-clock time used for certificate validity. ``deserialize`` (e.g. rclpy's
+    ``deserialize_message`` for Heartbeat) turns a serialized heartbeat that
+    :func:`read_serialized_heartbeat` refuses into a message, which is then read as such; without
+    it such a heartbeat is malformed.
     """
 
     def __init__(
@@ -352,6 +270,7 @@ class FleetMonitor:
         clock: Callable[[], dt.datetime] = _utc_now,
         hold_s: float | None = None,
         max_unverified_robots: int = 1024,
+        deserialize: Callable[[bytes], Any] | None = None,
     ) -> None:
         if not (isinstance(period_s, (int, float)) and math.isfinite(period_s) and period_s > 0):
             raise ValueError(f"period_s must be a positive finite number, got {period_s!r}")
@@ -374,6 +293,7 @@ class FleetMonitor:
         self._robots: dict[str, _Robot] = {}
         self._max_unverified = max_unverified_robots
         self._last_now_s = 0.0
+        self._deserialize = deserialize
         self._unverified = 0  # robots never heard genuinely
         self._accepted = 0
         self._refused = dict.fromkeys(Refusal, 0)
@@ -562,35 +482,56 @@ class FleetMonitor:
             self._clear(robot, AlertKind.SAFETY_MODE, "safety mode NORMAL", out)
 
     def _refuse(
-        self, robot: _Robot, refusal: Refusal, reason: str, now_s: float, out: list[Alert]
+        self, robot: _Robot, refusal: Refusal, reason: str, now_s: float, out: list[Alert],
+        view: HeartbeatView | None = None,
     ) -> HeartbeatOutcome:
         self._refused[refusal] += 1
         self._raise(robot, refusal.alert_kind, reason, now_s, out)
-        return HeartbeatOutcome(refusal, reason, tuple(out))
+        return HeartbeatOutcome(refusal, reason, tuple(out), view)
 
-    def on_heartbeat(self, message: Any, now_s: float, reception: Reception = NOTHING_KNOWN) -> HeartbeatOutcome:
+    def _read(self, heartbeat: Any) -> HeartbeatView | tuple[Any, HeartbeatFormatError]:
+        """The view of a heartbeat, or what it claims to be and why it cannot be read."""
+        if type(heartbeat) is not bytes:
+            try:
+                return read_heartbeat(heartbeat)
+            except HeartbeatFormatError as exc:
+                return heartbeat, exc
+        try:
+            return read_serialized_heartbeat(heartbeat)
+        except HeartbeatFormatError as exc:
+            if self._deserialize is None:
+                return None, exc
+        try:
+            # The middleware's own deserializer decides what the fast reader refused.
+            message = self._deserialize(heartbeat)
+        except Exception as exc:  # whatever it raises, the heartbeat cannot be read
+            return None, HeartbeatFormatError(f"not a serialized Heartbeat: {exc}")
+        return self._read(message)
+
+    def on_heartbeat(self, heartbeat: Any, now_s: float, reception: Reception = NOTHING_KNOWN) -> HeartbeatOutcome:
         """Judge one heartbeat received at ``now_s``: accepted or refused, and the alerts raised or cleared.
 
-        ``message`` is a Heartbeat (any object with Heartbeat.msg's fields); a malformed one is
-        refused as :attr:`Refusal.MALFORMED` with a BAD_SIGNATURE alert.
+        ``heartbeat`` is a Heartbeat message (any object with Heartbeat.msg's fields) or the message
+        serialized (``bytes``, CDR). A malformed one is refused as :attr:`Refusal.MALFORMED` with a
+        BAD_SIGNATURE alert.
         """
         out: list[Alert] = []
         self._last_now_s = now_s
-        try:
-            view = read_heartbeat(message)
-        except HeartbeatFormatError as exc:
-            robot = self._robot_for(message, now_s, out)
+        view = self._read(heartbeat)
+        if not isinstance(view, HeartbeatView):
+            claimed, exc = view
+            robot = self._robot_for(claimed, now_s, out)
             return self._refuse(robot, Refusal.MALFORMED, f"malformed heartbeat: {exc}", now_s, out)
         robot = self._robot_for(view, now_s, out)
         identity = self._authenticate(robot, view)
         if isinstance(identity, tuple):
-            return self._refuse(robot, identity[0], identity[1], now_s, out)
+            return self._refuse(robot, identity[0], identity[1], now_s, out, view)
         session = self._fresh(robot, view, reception, now_s, out)
         if isinstance(session, str):
-            return self._refuse(robot, Refusal.REPLAY, session, now_s, out)
+            return self._refuse(robot, Refusal.REPLAY, session, now_s, out, view)
         self._accept(robot, view, reception, identity, session, now_s, out)
         self._accepted += 1
-        return HeartbeatOutcome(None, "", tuple(out)) if out else _ACCEPTED_QUIETLY
+        return HeartbeatOutcome(None, "", tuple(out), view)
 
     # -- counts -------------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ def _finite_array(values: Sequence[float], what: str, names: Sequence[str]) -> n
         array = np.asarray(list(values), dtype=np.float64)
     except (TypeError, ValueError):
         raise CommandRefused(f"{what}: not a list of numbers") from None
-    bad = [names[i] if i < len(names) else str(i) for i in np.flatnonzero(~np.isfinite(array))]
+    bad = [names[i] if i < len(names) else str(i) for i in map(int, np.flatnonzero(~np.isfinite(array)))]
     if bad:
         raise CommandRefused(f"{what}: NaN or Inf for {', '.join(bad)}")
     return array
@@ -85,8 +85,7 @@ def validate_joint_command(
     if unknown:
         raise CommandRefused(f"unknown joint names: {', '.join(repr(n) for n in unknown[:5])}")
     if len(set(names)) != len(names):
-        seen: set[str] = set()
-        duplicates = sorted({name for name in names if name in seen or seen.add(name)})
+        duplicates = sorted({name for name in names if names.count(name) > 1})
         raise CommandRefused(f"duplicate joint names: {', '.join(duplicates)}")
     count = len(names)
     if len(positions) != count:

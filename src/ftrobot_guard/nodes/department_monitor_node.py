@@ -5,9 +5,13 @@ against the trusted department CA certificates, keeps its own timestamp watchdog
 publishes ``department/alerts`` (ftrobot_msgs/DepartmentAlert) and ``/diagnostics``. It also keeps
 the black-box checkpoints each accepted heartbeat carried (witnessed heads) for later audits.
 
-Heartbeats are taken in batches (:class:`~ftrobot_guard.ros.batched_intake.BatchedIntake`) and
-handed, message and reception, to :class:`~ftrobot_guard.department.fleet_monitor.FleetMonitor`,
-which judges every one of them, malformed ones included. The reception carries the topic, rmw's
+Heartbeats are taken in batches (:class:`~ftrobot_guard.ros.batched_intake.BatchedIntake`), serialized
+as DDS delivered them: making rclpy message objects of them would cost more than judging them.
+Each one, with its reception, goes to :class:`~ftrobot_guard.department.fleet_monitor.FleetMonitor`,
+which reads it (:func:`~ftrobot_guard.department.heartbeat_reading.read_serialized_heartbeat`, with
+rclpy's deserializer for what that refuses) and judges every one, malformed ones included. Should
+the installed message types no longer have the layout that reader knows, the node takes messages
+instead (slower, same verdicts). The reception carries the topic, rmw's receive time and
 publication sequence number and, where rclpy reports it (rclpy 9, Kilted; not rclpy 7, Jazzy), the
 publisher's gid: the evidence for "one boot session from two publishers". Per heartbeat the node
 does no logging and no formatting; counts go to ``/diagnostics`` once a second.
@@ -20,13 +24,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from ftrobot_msgs.msg import DepartmentAlert, Heartbeat
+from ftrobot_msgs.msg import DepartmentAlert, Heartbeat, TopicHealth
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+from std_msgs.msg import Header
 
 from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead, WitnessedHeadError, WitnessedHeadStore
 from ftrobot_guard.department.fleet_monitor import Alert, FleetMonitor, Reception, Refusal, RobotRow
+from ftrobot_guard.department.heartbeat_reading import SERIALIZED_LAYOUT, HeartbeatView
 from ftrobot_guard.ros.batched_intake import BatchedIntake
 from ftrobot_guard.ros.node_parameters import (
     NodeConfigurationError,
@@ -39,7 +47,19 @@ from ftrobot_guard.ros.qos_profiles import EVENTS, HEARTBEAT_MONITOR
 from ftrobot_guard.trust.certificates import CertificateError, load_certificates
 
 HEARTBEAT_TYPE = "ftrobot_msgs/msg/Heartbeat"
+DEFAULT_INTAKE_RATE_HZ = 50.0
 MAX_QUEUED_S = 1.0  # a receive time further back than this (or ahead) is a wall-clock step, not queueing
+
+
+def serialized_layout_matches() -> bool:
+    """True when the installed Heartbeat (and the types in it) have the layout the serialized reader knows."""
+    installed = {"ftrobot_msgs/Heartbeat": Heartbeat, "ftrobot_msgs/TopicHealth": TopicHealth,
+                 "std_msgs/Header": Header, "builtin_interfaces/Time": Time}
+    return all(installed[name].get_fields_and_field_types() == layout for name, layout in SERIALIZED_LAYOUT.items())
+
+
+def _deserialize_heartbeat(data: bytes) -> Heartbeat:
+    return deserialize_message(data, Heartbeat)
 
 
 def _received_s(info: dict[str, Any]) -> float:
@@ -77,7 +97,12 @@ class DepartmentMonitorNode(Node):
             cas = load_certificates(ca_files)
         except CertificateError as exc:
             raise NodeConfigurationError(f"{self.get_name()}: parameter trusted_ca_files: {exc}") from None
-        self._monitor = FleetMonitor(cas, period_s=period, silent_periods=silent_periods)
+        self._monitor = FleetMonitor(cas, period_s=period, silent_periods=silent_periods,
+                                     deserialize=_deserialize_heartbeat)
+        self._serialized = serialized_layout_matches()
+        if not self._serialized:
+            self.get_logger().warning("the installed Heartbeat type differs from the layout the fast reader knows:"
+                                      " taking heartbeats as messages (slower)")
         try:
             if heads_file:
                 Path(heads_file).parent.mkdir(parents=True, exist_ok=True)
@@ -89,8 +114,8 @@ class DepartmentMonitorNode(Node):
         self._alert_pub = self.create_publisher(DepartmentAlert, "department/alerts", EVENTS)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         intake_rate = declare_double(
-            self, "intake_rate_hz", 50.0, "How often queued heartbeats are taken and verified in one batch",
-            1.0, 1000.0, "Hz",
+            self, "intake_rate_hz", DEFAULT_INTAKE_RATE_HZ,
+            "How often queued heartbeats are taken and verified in one batch", 1.0, 1000.0, "Hz",
         )
         self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace(),
                                      on_error=self._on_intake_error)
@@ -121,37 +146,37 @@ class DepartmentMonitorNode(Node):
     def _subscribe(self, topic: str) -> None:
         heard_on: list[str] = []  # the resolved name, known once subscribed
         resolved = self._intake.subscribe(
-            Heartbeat, topic, HEARTBEAT_MONITOR, lambda msg, info: self._on_heartbeat(msg, info, heard_on[0])
+            Heartbeat, topic, HEARTBEAT_MONITOR, lambda msg, info: self._on_heartbeat(msg, info, heard_on[0]),
+            raw=self._serialized,
         )
         heard_on.append(resolved)
         self._subscribed.add(resolved)
         self.get_logger().info(f"watching heartbeats on {resolved}")
 
-    def _on_heartbeat(self, msg: Heartbeat, info: dict[str, Any], topic: str) -> None:
+    def _on_heartbeat(self, heartbeat: bytes | Heartbeat, info: dict[str, Any], topic: str) -> None:
         self.heartbeats_received += 1
         gid = info.get("publisher_gid")  # rclpy >= 9 only
         reception = Reception(topic, gid["data"] if gid else b"", info.get("publication_sequence_number"))
-        outcome = self._monitor.on_heartbeat(msg, _received_s(info), reception)
-        if outcome.accepted and msg.log_checkpoint_sequence > 0:
-            self._witness(msg)
+        outcome = self._monitor.on_heartbeat(heartbeat, _received_s(info), reception)
+        view = outcome.view
+        if outcome.refusal is None and view is not None and view.log_checkpoint_sequence > 0:
+            self._witness(view)
         if outcome.alerts:
             self._emit(outcome.alerts)
 
-    def _witness(self, msg: Heartbeat) -> None:
-        key = (msg.log_segment_id, msg.log_checkpoint_sequence, msg.log_chain_head)
-        if self._last_witnessed.get(msg.identity_number) == key:
+    def _witness(self, view: HeartbeatView) -> None:
+        key = (view.log_segment_id, view.log_checkpoint_sequence, view.log_chain_head)
+        if self._last_witnessed.get(view.identity_number) == key:
             return  # the same checkpoint as this robot's previous heartbeat: already witnessed
-        self._last_witnessed[msg.identity_number] = key
-        stamp = msg.log_checkpoint_stamp
+        self._last_witnessed[view.identity_number] = key
         head = WitnessedHead(
-            identity_number=msg.identity_number, segment_id=msg.log_segment_id,
-            sequence=int(msg.log_checkpoint_sequence), chain_head=msg.log_chain_head,
-            witnessed_at_ns=time.time_ns(), time_ns=stamp.sec * 1_000_000_000 + stamp.nanosec,
-            signature=bytes(msg.log_checkpoint_signature),
+            identity_number=view.identity_number, segment_id=view.log_segment_id,
+            sequence=view.log_checkpoint_sequence, chain_head=view.log_chain_head, witnessed_at_ns=time.time_ns(),
+            time_ns=view.log_checkpoint_stamp_ns, signature=view.log_checkpoint_signature,
         )
         self._heads.witness(head)
         if self._heads.last_error:  # refused or not written to disk: say so, never lose it silently
-            self.get_logger().error(f"witnessed head of {msg.identity_number}: {self._heads.last_error}")
+            self.get_logger().error(f"witnessed head of {view.identity_number}: {self._heads.last_error}")
             self._heads.last_error = ""
 
     def _on_intake_error(self, topic: str, exc: Exception) -> None:

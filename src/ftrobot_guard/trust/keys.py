@@ -29,10 +29,11 @@ class KeyFileError(Exception):
 
 def generate_private_key(kind: str = "ed25519") -> PrivateKey:
     """Create a new private key of ``kind`` ("ed25519" or "x25519")."""
-    try:
-        return _KINDS[kind].generate()
-    except KeyError:
-        raise ValueError(f"unknown key kind {kind!r}: expected one of {sorted(_KINDS)}") from None
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if kind == "x25519":
+        return x25519.X25519PrivateKey.generate()
+    raise ValueError(f"unknown key kind {kind!r}: expected one of {sorted(_KINDS)}")
 
 
 def _write_new_file(path: Path, data: bytes, mode: int, overwrite: bool) -> None:
@@ -110,7 +111,7 @@ def load_private_key(path: str | os.PathLike[str], kind: str = "ed25519") -> Pri
         key = serialization.load_pem_private_key(_read(target), password=None)
     except (ValueError, TypeError) as exc:
         raise KeyFileError(f"{target}: not a PEM private key ({exc})") from None
-    if not isinstance(key, _KINDS[kind]):
+    if not isinstance(key, _KINDS[kind]) or not isinstance(key, ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey):
         raise KeyFileError(f"{target}: expected an {kind} private key, found {type(key).__name__}")
     return key
 
@@ -123,7 +124,7 @@ def load_public_key(path: str | os.PathLike[str], kind: str = "ed25519") -> Publ
         key = serialization.load_pem_public_key(_read(target))
     except (ValueError, TypeError) as exc:
         raise KeyFileError(f"{target}: not a PEM public key ({exc})") from None
-    if not isinstance(key, expected):
+    if not isinstance(key, expected) or not isinstance(key, ed25519.Ed25519PublicKey | x25519.X25519PublicKey):
         raise KeyFileError(f"{target}: expected an {kind} public key, found {type(key).__name__}")
     return key
 
