@@ -15,6 +15,8 @@ for the zlib payload encoding (format version 1, before) and the zstd one (forma
    tier is simulated for --sim-minutes, then one incident (the 60 s ring plus 30 s at full rate);
    scaled to a day with two incidents, segment headers counted at one segment per hour.
    --float64-state makes joint states, IMU and odometry full float64 (like the MuJoCo simulator).
+3. Crash bound at an incident: in real time, the worst time from append to fsynced of a live entry
+   while an incident's 60 s ring dump is sealed (target: the fsync interval plus a little).
 
 Usage: python bench/blackbox_throughput.py [--seconds 3] [--sim-minutes 20] [--float64-state]
 Prints human-readable lines, then one JSON object per figure.
@@ -397,8 +399,9 @@ def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str,
         log = Path(tmp) / "log"
         writer = LogWriter(log, _keys(), policy, clock=lambda: clock_ns[0])
         writer.open()
+        backlog = {"backlog_sink": writer.append_backlog} if hasattr(writer, "append_backlog") else {}
         recorder = TwoTierRecorder(list(specs.values()), writer.append, params["ring_seconds"],
-                                   int(params["ring_max_mb"] * 2**20), params["post_incident_s"])
+                                   int(params["ring_max_mb"] * 2**20), params["post_incident_s"], **backlog)
         recorder.guardian = "G-440304-0007"
         dump_cpu_s = [0.0]
 
@@ -418,8 +421,9 @@ def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str,
                         clock_ns[0] = now + 2_000_000
                         start = time.process_time()
                         writer.flush(sync=False)
-                        if dumping:  # the flush that seals the frozen ring (60 s at full rate)
-                            dump_cpu_s[0], dumping = time.process_time() - start, False
+                        if dumping:  # the flushes that seal the frozen ring (60 s at full rate), as the recorder does
+                            dump_cpu_s[0] += time.process_time() - start
+                            dumping = getattr(writer.stats, "backlog_entries", 0) > 0
 
         run(sim_s)
         long_term = writer.stats.bytes_written
@@ -437,6 +441,102 @@ def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str,
             "header": float(np.mean(headers[1:] or headers)), "records_per_s": records / sim_s,
             "ring_dump_cpu_s": dump_cpu_s[0],
             "budget_gib": params["disk_budget_gb"]}
+
+
+# --------------------------------------------------------------------------- 3. crash bound at an incident
+
+
+def bench_incident_latency(after_s: float = 6.0) -> None:
+    """Worst time from append to durable (written and fsynced) of a live entry while an incident's ring
+    dump is sealed. Real time, real clock, the recorder's FlushThread and recording policy: the ring is
+    filled with 60 s of a walking G1, then the G1 streams at full rate in real time (a producer thread, as
+    the recorder's intake), an incident is reported, and every live entry appended after it is timed."""
+    import threading
+
+    import yaml
+
+    from ftrobot_guard.blackbox.log_writer import FlushThread, LogWriter, WriterPolicy
+    from ftrobot_guard.blackbox.recording_policy import TwoTierRecorder, parse_topic_specs
+
+    params = yaml.safe_load((REPO / "config" / "recorder.yaml").read_text())["/**/recorder"]["ros__parameters"]
+    specs = {s.topic: s for s in parse_topic_specs(params["topics"])}
+    streams = G1Streams(start_s=time.time() - params["ring_seconds"] - 1)
+    policy = WriterPolicy(fsync_interval_ms=params["fsync_interval_ms"],
+                          checkpoint_every_records=params["checkpoint_every_records"],
+                          checkpoint_every_s=params["checkpoint_every_s"],
+                          segment_max_bytes=int(params["segment_max_mb"] * 2**20),
+                          segment_max_age_s=params["segment_max_age_s"])
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = LogWriter(Path(tmp) / "log", _keys(), policy)
+        writer.open()
+        split = hasattr(writer, "append_backlog")  # False: the writer before issue 7 item 11's fix (one queue)
+        extra = {"backlog_sink": writer.append_backlog} if split else {}
+        recorder = TwoTierRecorder(list(specs.values()), writer.append, params["ring_seconds"],
+                                   int(params["ring_max_mb"] * 2**20), params["post_incident_s"], **extra)
+
+        def counters() -> tuple[int, int, int]:
+            stats = writer.stats_snapshot()
+            if split:
+                return stats.live_entries_appended, stats.live_entries_durable, stats.backlog_entries
+            return stats.entries_appended, stats.entries_durable, stats.entries_appended - stats.entries_durable
+
+        durable: list[tuple[float, int, int]] = []
+        flusher = FlushThread(writer, on_flushed=lambda: durable.append((time.perf_counter(), *counters()[1:])))
+        for _ in range(int(params["ring_seconds"])):  # the ring: the last minute, as fast as it goes
+            base = int((streams.t0 + streams.second) * 1e9)
+            for tick, topic, data in streams.second_of_messages():
+                recorder.on_message(specs[topic], data, base + tick * 2_000_000)
+        writer.flush()
+        flusher.start()
+        appended: list[tuple[float, int]] = []
+        stop = threading.Event()
+        incident_at = [0.0]
+
+        def produce() -> None:  # the G1 at full rate in real time; the incident after 1 s
+            start = time.perf_counter()
+            second = 0
+            while not stop.is_set():
+                messages = streams.second_of_messages()
+                for tick, topic, data in messages:
+                    due = start + second + tick * 0.002
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    if second == 1 and tick == 0 and not incident_at[0]:
+                        incident_at[0] = time.perf_counter()
+                        recorder.on_message(specs["incident"], os.urandom(400), time.time_ns())
+                    recorder.on_message(specs[topic], data, time.time_ns())
+                    if incident_at[0]:
+                        appended.append((time.perf_counter(), counters()[0]))
+                    if stop.is_set():
+                        return
+                second += 1
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        time.sleep(1.0 + after_s)
+        stop.set()
+        producer.join()
+        flusher.stop()
+        writer.close()
+    latencies = []
+    for t_append, n in appended:
+        done = next((t for t, d, _queued in durable if d >= n and t >= t_append), None)
+        if done is not None:
+            latencies.append(done - t_append)
+    drained = next((t - incident_at[0] for t, _d, queued in durable if t > incident_at[0] + 0.2 and queued == 0),
+                   float("nan"))
+    label = "backlog lane (after)" if split else "one queue (before)"
+    worst = max(latencies) if latencies else float("nan")
+    p99 = float(np.percentile(latencies, 99)) if latencies else float("nan")
+    print(f"\nlive entries during an incident's ring dump ({label}): {len(latencies)} of {len(appended)} durable;"
+          f" append -> fsynced worst {worst * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms"
+          f" (fsync interval {params['fsync_interval_ms']} ms)"
+          + (f"; the whole dump was on disk {drained:.1f} s after the incident" if split else ""))
+    figure(f"incident_live_latency_worst_{'split' if split else 'single'}", worst * 1e3, "ms", len(latencies),
+           "blackbox_crash_bound")
+    figure(f"incident_live_latency_p99_{'split' if split else 'single'}", p99 * 1e3, "ms", len(latencies),
+           "blackbox_crash_bound")
 
 
 def bench_bytes_per_day(sim_minutes: float, float64_state: bool) -> None:
@@ -482,9 +582,16 @@ def main() -> None:
     parser.add_argument("--sim-minutes", type=float, default=20.0, help="simulated minutes of the long-term tier")
     parser.add_argument("--float64-state", action="store_true", help="joint states, IMU, odometry as full float64")
     parser.add_argument("--skip-sealing", action="store_true", help="only the bytes per day")
+    parser.add_argument("--only-incident", action="store_true", help="only the crash bound at an incident")
     args = parser.parse_args()
+    if args.only_incident:
+        bench_incident_latency()
+        for item in FIGURES:
+            print(json.dumps(item))
+        return
     if not args.skip_sealing:
         bench_sealing(args.seconds)
+    bench_incident_latency()
     bench_bytes_per_day(args.sim_minutes, args.float64_state)
     for item in FIGURES:
         print(json.dumps(item))

@@ -130,7 +130,10 @@ def _generator(directory: Path, robots: int, topics: int, seconds: float) -> Non
 
 
 class _CpuAccount:
-    """CPU time spent in some functions during the measurement window (process time, per name)."""
+    """CPU time spent in some functions during the measurement window (per name).
+
+    Counted in the calling thread's CPU time: the process's CPU time would add what DDS threads use
+    meanwhile."""
 
     def __init__(self) -> None:
         self.active = False
@@ -143,11 +146,11 @@ class _CpuAccount:
         def timed(*args: Any, **kwargs: Any) -> Any:
             if not self.active:
                 return function(*args, **kwargs)
-            start = time.process_time()
+            start = time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.process_time() - start
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.thread_time() - start
 
         setattr(owner, attribute, timed)
 
@@ -163,9 +166,9 @@ def _count_garbage_collection() -> None:
 
     def callback(phase: str, _info: dict[str, Any]) -> None:
         if phase == "start":
-            started[0] = time.process_time()
+            started[0] = time.thread_time()
         elif ACCOUNT.active:
-            ACCOUNT.seconds["gc"] = ACCOUNT.seconds.get("gc", 0.0) + time.process_time() - started[0]
+            ACCOUNT.seconds["gc"] = ACCOUNT.seconds.get("gc", 0.0) + time.thread_time() - started[0]
 
     gc.callbacks.append(callback)
 
@@ -193,6 +196,7 @@ def _take_only(topics: int, seconds: float, intake_hz: float) -> None:
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
 
+    from ftrobot_guard.nodes.department_monitor_node import serialized_layout_matches
     from ftrobot_guard.ros.batched_intake import BatchedIntake
     from ftrobot_guard.ros.qos_profiles import HEARTBEAT_MONITOR
 
@@ -207,7 +211,7 @@ def _take_only(topics: int, seconds: float, intake_hz: float) -> None:
         taken[0] += 1
 
     for index in range(topics):
-        intake.subscribe(Heartbeat, _topic(index, topics), HEARTBEAT_MONITOR, handler)
+        intake.subscribe(Heartbeat, _topic(index, topics), HEARTBEAT_MONITOR, handler, raw=serialized_layout_matches())
     node.create_timer(1.0 / intake_hz, intake.drain)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
@@ -223,14 +227,15 @@ def _take_only(topics: int, seconds: float, intake_hz: float) -> None:
 def _per_call_cpu_us(function: Any, calls: int = 2000) -> float:
     best = float("inf")
     for _ in range(5):
-        cpu0 = time.process_time()
+        cpu0 = time.thread_time()
         for _ in range(calls):
             function()
-        best = min(best, (time.process_time() - cpu0) / calls * 1e6)
+        best = min(best, (time.thread_time() - cpu0) / calls * 1e6)
     return best
 
 
-def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, profile: Path | None) -> None:
+def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, profile: Path | None, fine: bool,
+             heads_file: bool) -> None:
     import cProfile
 
     import rclpy
@@ -238,9 +243,10 @@ def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, pro
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
+    from rclpy.serialization import serialize_message
 
-    from ftrobot_guard.department.fleet_monitor import read_heartbeat
-    from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
+    from ftrobot_guard.department.heartbeat_reading import read_heartbeat, read_serialized_heartbeat
+    from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode, serialized_layout_matches
     from ftrobot_guard.ros.batched_intake import BatchedIntake
 
     ACCOUNT.patch(BatchedIntake, "drain", "intake")
@@ -248,10 +254,13 @@ def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, pro
     ACCOUNT.patch(DepartmentMonitorNode, "_check", "check")
     ACCOUNT.patch(DepartmentMonitorNode, "_emit", "alerts")
     ACCOUNT.patch(DepartmentMonitorNode, "_witness", "witness")
-    if os.environ.get("BENCH_FINE_ACCOUNT"):
-        from ftrobot_guard.department.fleet_monitor import FleetMonitor
+    if fine:  # in place, per heartbeat: a few microseconds more per heartbeat for the wrappers
+        import ftrobot_guard.department.fleet_monitor as fleet_monitor
+
         ACCOUNT.patch(DepartmentMonitorNode, "_on_heartbeat", "handler")
-        ACCOUNT.patch(FleetMonitor, "on_heartbeat", "judge")
+        ACCOUNT.patch(fleet_monitor.FleetMonitor, "on_heartbeat", "judge")
+        ACCOUNT.patch(fleet_monitor.FleetMonitor, "_authenticate", "authenticate")
+        ACCOUNT.patch(fleet_monitor, "read_serialized_heartbeat", "read")
     _count_garbage_collection()
     context = Context()
     rclpy.init(context=context)
@@ -259,13 +268,14 @@ def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, pro
         Parameter("trusted_ca_files", value=[str(directory / "department" / "ca.pem")]),
         Parameter("heartbeat_topics", value=[_topic(i, topics) for i in range(topics)]),
         Parameter("intake_rate_hz", value=float(intake_hz)),
+        Parameter("witnessed_heads_file", value=str(directory / "heads.jsonl") if heads_file else ""),
     ])
     alerts = [0]
     node.add_alert_listener(lambda _alert: alerts.__setitem__(0, alerts[0] + int(ACCOUNT.active)))
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     print("monitor ready", flush=True)
-    profiler = cProfile.Profile(time.process_time) if profile is not None else None
+    profiler = cProfile.Profile(time.thread_time) if profile is not None else None
     if profiler is not None:
         profiler.enable()
     cpu, wall, count = _spin_window(executor, seconds, lambda: node.heartbeats_received)
@@ -279,7 +289,9 @@ def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, pro
     sample = robot.heartbeat("0f" * 16, "ab" * 16, 7, 7.0, Time(sec=1_800_000_000))
     view = read_heartbeat(sample)
     verify_us = _per_call_cpu_us(lambda: robot.public_key.verify(view.signature, view.signed_bytes))  # type: ignore
-    read_us = _per_call_cpu_us(lambda: read_heartbeat(sample))
+    serialized = serialize_message(sample)
+    read_us = _per_call_cpu_us(lambda: read_serialized_heartbeat(serialized) if serialized_layout_matches()
+                               else read_heartbeat(sample))
     print(json.dumps({"cpu_s": cpu, "wall_s": wall, "heartbeats": count, "verified": verified, "rows": len(rows),
                       "verify_us": verify_us, "read_us": read_us, "witnessed": len(node.witnessed_heads),
                       "alerts": alerts[0],
@@ -288,7 +300,8 @@ def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, pro
     rclpy.shutdown(context=context)
 
 
-def _load(robots: int, topics: int, seconds: float, intake_hz: float, profile: Path | None) -> list[dict[str, object]]:
+def _load(robots: int, topics: int, seconds: float, intake_hz: float, profile: Path | None,
+          fine: bool, heads_file: bool) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         t0 = time.monotonic()
@@ -296,7 +309,8 @@ def _load(robots: int, topics: int, seconds: float, intake_hz: float, profile: P
         print(f"made {robots} robot identities in {time.monotonic() - t0:.1f} s")
         me = [sys.executable, __file__, "--dir", str(directory), "--robots", str(robots), "--topics", str(topics),
               "--intake-hz", str(intake_hz), "--seconds", str(seconds)]
-        monitor = subprocess.Popen([*me, "--role", "monitor", *(["--profile", str(profile)] if profile else [])],
+        monitor = subprocess.Popen([*me, "--role", "monitor", *(["--profile", str(profile)] if profile else []),
+                                    *(["--fine"] if fine else []), *(["--heads-file"] if heads_file else [])],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         take = subprocess.Popen([*me, "--role", "take"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert monitor.stdout is not None and take.stdout is not None
@@ -319,37 +333,41 @@ def _load(robots: int, topics: int, seconds: float, intake_hz: float, profile: P
     share = 100.0 * result["cpu_s"] / wall
     rate = result["heartbeats"] / wall
     take_rate = take_result["heartbeats"] / take_result["wall_s"]
-    # Shares of one core at the monitor's rate. The take: the take-only process's intake CPU per heartbeat.
-    take_share = 100.0 * take_result["intake_s"] / max(1, take_result["heartbeats"]) * rate
+    # Shares of one core at the monitor's rate; they add up to the monitor's share.
+    # Receiving: all the take-only process uses (DDS threads, executor, the take), per heartbeat.
+    take_share = 100.0 * take_result["cpu_s"] / max(1, take_result["heartbeats"]) * rate
+    take_call_share = 100.0 * take_result["intake_s"] / max(1, take_result["heartbeats"]) * rate
     verify_share = result["verify_us"] * rate / 1e4
     read_share = result["read_us"] * rate / 1e4
-    handling_share = 100.0 * result.get("intake_s", 0.0) / wall - take_share - verify_share - read_share
+    handling_share = 100.0 * result.get("intake_s", 0.0) / wall - take_call_share - verify_share - read_share
     diagnostics_share = 100.0 * result.get("diagnostics_s", 0.0) / wall
     check_share = 100.0 * result.get("check_s", 0.0) / wall
-    executor_share = 100.0 * (result["cpu_s"] - result.get("intake_s", 0.0) - result.get("diagnostics_s", 0.0)
-                              - result.get("check_s", 0.0)) / wall
+    other_share = share - take_share - verify_share - read_share - handling_share - diagnostics_share - check_share
     print(f"monitor: {result['verified']}/{robots} robots verified and fresh, {rate:.0f} heartbeats/s on {topics} "
           f"topic(s), {share:.1f} % of one core ({1e6 * result['cpu_s'] / max(1, result['heartbeats']):.0f} us per "
           f"heartbeat); {result['witnessed']} checkpoints witnessed ({100 * result.get('witness_s', 0) / wall:.1f} %);"
           f" {result['alerts']} alerts in the window ({100 * result.get('alerts_s', 0) / wall:.1f} %);"
           f" garbage collection {100 * result.get('gc_s', 0) / wall:.1f} %")
-    if "handler_s" in result:
-        print(f"  per heartbeat: intake {1e6 * result['intake_s'] / result['heartbeats']:.0f} us, handler"
-              f" {1e6 * result['handler_s'] / result['heartbeats']:.0f} us, judge {1e6 * result['judge_s'] / result['heartbeats']:.0f} us")
-    print(f"  breakdown (% of one core): DDS take {take_share:.1f} (take-only process at {take_rate:.0f}/s) | Ed25519"
-          f" verify {verify_share:.1f} ({result['verify_us']:.0f} us each) | read: typed fields + canonical bytes"
-          f" {read_share:.1f} ({result['read_us']:.0f} us each) | fleet logic, witness, node {handling_share:.1f} |"
-          f" diagnostics {diagnostics_share:.1f} | watchdog {check_share:.1f} | executor and timers {executor_share:.1f}")
+    if "judge_s" in result:
+        per = {name: 1e6 * result[f"{name}_s"] / result["heartbeats"] for name in
+               ("intake", "handler", "judge", "authenticate", "read", "witness")}
+        print("  in place, per heartbeat (us): " + ", ".join(f"{name} {value:.0f}" for name, value in per.items())
+              + " (authenticate: certificate check + Ed25519 verify)")
+    print(f"  breakdown (% of one core): receiving {take_share:.1f} (a take-only process at {take_rate:.0f}/s: DDS"
+          f" threads, executor, the take itself {take_call_share:.1f}) | Ed25519 verify {verify_share:.1f}"
+          f" ({result['verify_us']:.0f} us each) | reading: typed fields + canonical bytes {read_share:.1f}"
+          f" ({result['read_us']:.0f} us each) | fleet logic, witness, node {handling_share:.1f} | diagnostics"
+          f" {diagnostics_share:.1f} | watchdog {check_share:.1f} | other timers and publishers {other_share:.1f}")
     common = {"bench": "department_monitor_load", "n": robots, "topics": topics, "distro": DISTRO}
     return [
         {**common, "figure": "cpu_percent_one_core", "value": round(share, 2), "unit": "%"},
-        {**common, "figure": "take_percent_one_core", "value": round(take_share, 2), "unit": "%"},
+        {**common, "figure": "receiving_percent_one_core", "value": round(take_share, 2), "unit": "%"},
         {**common, "figure": "verify_percent_one_core", "value": round(verify_share, 2), "unit": "%"},
         {**common, "figure": "read_percent_one_core", "value": round(read_share, 2), "unit": "%"},
         {**common, "figure": "handling_percent_one_core", "value": round(handling_share, 2), "unit": "%"},
         {**common, "figure": "diagnostics_percent_one_core", "value": round(diagnostics_share, 2), "unit": "%"},
         {**common, "figure": "watchdog_percent_one_core", "value": round(check_share, 2), "unit": "%"},
-        {**common, "figure": "executor_percent_one_core", "value": round(executor_share, 2), "unit": "%"},
+        {**common, "figure": "other_percent_one_core", "value": round(other_share, 2), "unit": "%"},
         {**common, "figure": "robots_verified", "value": result["verified"], "unit": "robots"},
         {**common, "figure": "heartbeats_per_s", "value": round(rate, 1), "unit": "1/s"},
     ]
@@ -545,6 +563,10 @@ def main() -> None:
     parser.add_argument("--robots-figure", action=argparse.BooleanOptionalAction, default=True,
                         help="measure the load figure (--no-robots-figure: only the others)")
     parser.add_argument("--profile", type=Path, help="directory for the monitor's cProfile statistics")
+    parser.add_argument("--heads-file", action="store_true",
+                        help="keep witnessed heads in a file, as config/department.yaml does (default: in memory)")
+    parser.add_argument("--fine", action="store_true",
+                        help="also time reading, authentication and judging of each heartbeat in place")
     parser.add_argument("--role", choices=["bench", "monitor", "take", "generator", "size-monitor"], default="bench")
     parser.add_argument("--dir", type=Path)
     args = parser.parse_args()
@@ -552,7 +574,7 @@ def main() -> None:
         _generator(args.dir, args.robots, args.topics, args.seconds)
         return
     if args.role == "monitor":
-        _monitor(args.dir, args.topics, args.seconds, args.intake_hz, args.profile)
+        _monitor(args.dir, args.topics, args.seconds, args.intake_hz, args.profile, args.fine, args.heads_file)
         return
     if args.role == "take":
         _take_only(args.topics, args.seconds, args.intake_hz)
@@ -564,7 +586,8 @@ def main() -> None:
         from ftrobot_guard.nodes.department_monitor_node import DEFAULT_INTAKE_RATE_HZ
 
         args.intake_hz = DEFAULT_INTAKE_RATE_HZ
-    figures = _load(args.robots, args.topics, args.seconds, args.intake_hz, args.profile) if args.robots_figure else []
+    figures = (_load(args.robots, args.topics, args.seconds, args.intake_hz, args.profile, args.fine, args.heads_file)
+               if args.robots_figure else [])
     if args.trials > 0:
         figures += _loss_delay(args.trials)
     if args.size_attempts > 0:

@@ -4,10 +4,11 @@ Measures, for a realistic heartbeat (2 watched topics, a black-box checkpoint, ~
 certificate), in CPU time per heartbeat:
 
 * the signer's canonical encoding (field mapping, then encoding: what the heartbeat node signs);
-* the monitor's direct encoding of the message, and reading a heartbeat (typed fields + that encoding);
+* the direct encoding of a message object, and reading a heartbeat (typed fields + canonical bytes)
+  from a message object and from its serialized form (what the monitor node does);
 * one Ed25519 verification;
-* the monitor's full steady-state ``FleetMonitor.on_heartbeat`` over ``--robots`` robots in turn
-  (certificate chains cached),
+* the monitor's full steady-state ``FleetMonitor.on_heartbeat`` on serialized heartbeats over
+  ``--robots`` robots in turn (certificate chains cached),
 
 then the share of one core that many robots at 1 Hz would take without DDS (the take is measured
 by bench/department_monitor_load.py). Prints human-readable lines, then one JSON object per figure.
@@ -25,8 +26,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from ftrobot_msgs.msg import Heartbeat, TopicHealth
+from rclpy.serialization import serialize_message
 
-from ftrobot_guard.department.fleet_monitor import FleetMonitor, Reception, read_heartbeat
+from ftrobot_guard.department.fleet_monitor import FleetMonitor, Reception
+from ftrobot_guard.department.heartbeat_reading import read_heartbeat, read_serialized_heartbeat
 from ftrobot_guard.trust.certificates import certificate_der, create_department_ca, issue_robot_certificate
 from ftrobot_guard.trust.identity import make_identity_number
 from ftrobot_guard.trust.signed_fields import (
@@ -88,9 +91,11 @@ def main() -> None:
     signer_us = cpu_us(lambda: canonical_bytes(HEARTBEAT_DOMAIN, message_fields(sample)))
     direct_us = cpu_us(lambda: message_canonical_bytes(HEARTBEAT_DOMAIN, sample))
     read_us = cpu_us(lambda: read_heartbeat(sample))
+    serialized = serialize_message(sample)
+    read_serialized_us = cpu_us(lambda: read_serialized_heartbeat(serialized))
     verify_us = cpu_us(lambda: public.verify(view.signature, view.signed_bytes))
 
-    beats = [heartbeat(*robot, sequence=s) for s in range(1, args.beats + 2) for robot in robots]
+    beats = [serialize_message(heartbeat(*robot, sequence=s)) for s in range(1, args.beats + 2) for robot in robots]
     monitor = FleetMonitor([ca], clock=lambda: now)
     for index, msg in enumerate(beats[: len(robots)]):  # first heartbeats: chains verified once, then cached
         monitor.on_heartbeat(msg, index / len(robots), Reception("/fleet/heartbeat", b"", index + 1))
@@ -107,6 +112,7 @@ def main() -> None:
     print(f"signer's encoding (field mapping + encoding):   {signer_us:7.1f} us")
     print(f"monitor's direct encoding of the message:       {direct_us:7.1f} us")
     print(f"read_heartbeat (typed fields + direct encoding): {read_us:7.1f} us")
+    print(f"read_serialized_heartbeat (from CDR):           {read_serialized_us:7.1f} us")
     print(f"Ed25519 verify:                                 {verify_us:7.1f} us")
     print(f"FleetMonitor.on_heartbeat, {args.robots} robots in turn: {monitor_us:7.1f} us")
     print(f"{args.robots} robots at 1 Hz, without DDS:         {share:7.1f} % of one core")
@@ -115,6 +121,7 @@ def main() -> None:
         ("signer_encoding_us", signer_us, "us"),
         ("direct_encoding_us", direct_us, "us"),
         ("read_heartbeat_us", read_us, "us"),
+        ("read_serialized_heartbeat_us", read_serialized_us, "us"),
         ("ed25519_verify_us", verify_us, "us"),
         ("monitor_on_heartbeat_us", monitor_us, "us"),
         ("core_share_percent_without_dds", share, "%"),

@@ -20,6 +20,7 @@ from ftrobot_guard.blackbox.record_format import (
     Tier,
     chain_next,
     chain_start,
+    frame_header_len,
     parse_segment_prefix,
 )
 from ftrobot_guard.blackbox.segment_reader import scan_records
@@ -134,9 +135,10 @@ def resign_checkpoints(path: Path, key: ed25519.Ed25519PrivateKey, records: list
     for raw in records:
         rtype = raw[4]
         if rtype in (RecordType.CHECKPOINT, RecordType.CLOSE):
-            old = Checkpoint.decode(raw[34:-4], "cp")
+            at = frame_header_len(raw[5])
+            old = Checkpoint.decode(raw[at:-4], "cp")
             new = Checkpoint(old.robot_id, old.segment_id, old.sequence, head, old.time_ns).signed(key)
-            raw_record = fix_crc(raw[:34] + new.encode() + b"\0\0\0\0")
+            raw_record = fix_crc(raw[:at] + new.encode() + b"\0\0\0\0")
         else:
             raw_record = raw
         out.append(raw_record)

@@ -27,8 +27,12 @@ from ftrobot_guard.blackbox.record_format import (
     decode_entries,
     encode_entry,
     encode_record,
+    find_next_record,
+    frame_header_len,
     parse_record_at,
     parse_segment_prefix,
+    peek_frame_header,
+    record_nonce,
 )
 from ftrobot_guard.blackbox.witnessed_heads import (
     WitnessedHead,
@@ -84,6 +88,39 @@ def test_record_round_trip(rtype: RecordType, seq: int, time_ns: int, nonce: byt
     assert (parsed.record_type, parsed.sequence, parsed.time_ns, parsed.nonce, parsed.payload) == (
         rtype, seq, time_ns, nonce, payload)
     assert parse_record_at(raw[:-1], 0) is RecordProblem.INCOMPLETE
+
+
+@given(st.sampled_from(list(RecordType)), st.integers(1, 2**64 - 2), st.integers(0, 2**64 - 1),
+       st.binary(max_size=200), st.binary(max_size=40))
+def test_compact_record_round_trip(rtype: RecordType, seq: int, time_ns: int, payload: bytes, junk: bytes) -> None:
+    """Version 2 frames leave the nonce out: it is the counter nonce of the sequence (DATA) or zeros."""
+    nonce = record_nonce(rtype, seq)
+    raw = encode_record(rtype, seq, time_ns, nonce, payload, compact=True)
+    assert len(raw) == len(encode_record(rtype, seq, time_ns, nonce, payload)) - 12
+    parsed = parse_record_at(junk + raw, len(junk))
+    assert isinstance(parsed, ParsedRecord)
+    assert (parsed.record_type, parsed.sequence, parsed.time_ns, parsed.nonce, parsed.payload) == (
+        rtype, seq, time_ns, nonce, payload)
+    assert parsed.header == raw[:22] and frame_header_len(parsed.flags) == 22
+    assert nonce == (bytes(4) + seq.to_bytes(8, "big") if rtype == RecordType.DATA else bytes(12))
+    peeked = peek_frame_header(raw[:30], 0)
+    assert peeked is not None and (peeked.length, peeked.sequence) == (len(raw), seq)
+    found = find_next_record(b"\xff" * 5 + junk + raw, 1, seq, seq + 1)
+    assert found is not None and found.raw == raw
+    assert parse_record_at(raw[:-1], 0) is RecordProblem.INCOMPLETE
+    assert parse_record_at(raw[:-4] + bytes(4 * [raw[-1] ^ 1]), 0) is RecordProblem.BAD_CRC
+
+
+def test_compact_frame_refuses_a_nonce_it_does_not_imply() -> None:
+    with pytest.raises(ValueError, match="compact frame"):
+        encode_record(RecordType.DATA, 5, 0, record_nonce(RecordType.DATA, 6), b"x", compact=True)
+
+
+@given(st.integers(0, 21), st.binary(min_size=40, max_size=40))
+def test_compact_frame_with_an_impossible_length_is_refused(body_len: int, rest: bytes) -> None:
+    raw = body_len.to_bytes(4, "big") + bytes((RecordType.DATA, 1)) + rest
+    assert parse_record_at(raw, 0) is RecordProblem.BAD_LENGTH
+    assert peek_frame_header(raw, 0) is None
 
 
 @given(st.binary(max_size=200), st.integers(0, 199))

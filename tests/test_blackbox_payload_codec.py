@@ -99,6 +99,50 @@ def _dictionary_from(items: list[Entry]) -> SegmentDictionary:
 # --------------------------------------------------------------------------- lossless round trips
 
 
+@st.composite
+def forwarded_streams(draw: st.DrawFn) -> list[Entry]:
+    """A command stream, its forward on another topic (a copy of the latest command, sometimes changed,
+    sometimes before any command), and an unrelated stream of the same type, interleaved at random."""
+    length = draw(st.integers(0, 60))
+    data = st.binary(min_size=length, max_size=length)
+    items: list[Entry] = []
+    latest: bytes | None = None
+    for step in range(draw(st.integers(1, 30))):
+        which = draw(st.sampled_from(["command", "forward", "forward", "other"]))
+        if which == "command":
+            latest = draw(data)
+            items.append(Entry(step, "/guard/in/cmd_vel", "geometry_msgs/msg/Twist", latest))
+        elif which == "forward":
+            same = latest is not None and draw(st.integers(0, 3)) > 0
+            items.append(Entry(step, "/hw/cmd_vel", "geometry_msgs/msg/Twist", latest if same and latest else draw(data)))
+        else:
+            items.append(Entry(step, "/other", "geometry_msgs/msg/Twist", draw(data)))
+    return items
+
+
+@settings(max_examples=200, deadline=None)
+@given(forwarded_streams(), st.booleans())
+def test_cross_stream_references_give_back_every_byte(items: list[Entry], with_dictionary: bool) -> None:
+    body = _body(items)
+    dictionary = _dictionary_from(items) if with_dictionary else None
+    assert decode_columns(_columns(body, dictionary, 5).body, dictionary, base_time_ns=5) == body
+
+
+def test_an_unchanged_forward_costs_almost_nothing() -> None:
+    """hw/cmd_vel is the gate's forward of guard/in/cmd_vel: coded against it, an unchanged copy is zeros."""
+    rng = random.Random(3)
+    commands = [struct.pack("<4x6d", rng.random(), 0, 0, 0, 0, rng.random()) for _ in range(2)]
+    alone = _body([Entry(i, "/guard/in/cmd_vel", "geometry_msgs/msg/Twist", c) for i, c in enumerate(commands)])
+    paired = _body([e for i, c in enumerate(commands) for e in (
+        Entry(2 * i, "/guard/in/cmd_vel", "geometry_msgs/msg/Twist", c),
+        Entry(2 * i + 1, "/hw/cmd_vel", "geometry_msgs/msg/Twist", c))])
+    forward = _columns(paired).body.split(b"geometry_msgs/msg/Twist")[-1]  # after the forward's identity
+    assert forward[:2] == bytes([52, 1])  # data length 52, linked to group 0 (the commands)
+    assert not any(_columns(paired).body[-2 * 52 + 48:])  # its data columns (6 words narrowed to 4 bytes): zeros
+    cctx = pc._zstd_compressor(None)  # the identity spelt out once (no dictionary here), a few bytes per entry
+    assert len(cctx.compress(_columns(paired).body)) <= len(cctx.compress(_columns(alone).body)) + 45
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(entries, max_size=12), st.lists(entries, max_size=6), st.booleans(), st.integers(0, 2**64 - 1))
 def test_columnar_form_gives_back_every_byte(items: list[Entry], seen_before: list[Entry],
@@ -188,7 +232,7 @@ def test_damaged_columnar_bodies_give_a_format_error_or_other_bytes(items: list[
 def test_malformed_columnar_bodies_are_named() -> None:
     key = b"\x01\x00\x00\x01\x00\x00\x00\x00a"
     bad_key = b"\x01\x00\x00\x02\x00\x00\x00\x00a"  # says 2 topic bytes, holds 1
-    one_group = bytes([1, 0, len(key)]) + key + bytes([3])  # one group: this identity, 3 data bytes
+    one_group = bytes([1, 0, len(key)]) + key + bytes([3, 0])  # one group: this identity, 3 data bytes, no link
     with pytest.raises(FormatError, match="claims 200 groups"):
         decode_columns(bytes([200, 1]), None)
     with pytest.raises(FormatError, match="refers to entry identity 4, only 0 known"):
@@ -200,7 +244,11 @@ def test_malformed_columnar_bodies_are_named() -> None:
     with pytest.raises(FormatError, match="puts an entry in group 3, only 1 defined"):
         decode_columns(one_group + bytes([1, 3, 0]) + b"abc", None)
     with pytest.raises(FormatError, match="group without entries"):
-        decode_columns(bytes([2]) + one_group[1:] + bytes([1, 3]) + bytes([1, 0, 0]) + b"abc", None)
+        decode_columns(bytes([2]) + one_group[1:] + bytes([1, 3, 0]) + bytes([1, 0, 0]) + b"abc", None)
+    with pytest.raises(FormatError, match="links group 0 to group 0"):
+        decode_columns(one_group[:-1] + bytes([1]) + bytes([1, 0, 0]) + b"abc", None)
+    with pytest.raises(FormatError, match="links group 1 to group 0, which is not an earlier group of the same"):
+        decode_columns(bytes([2]) + one_group[1:] + bytes([1, 2, 1]) + bytes([2, 0, 1, 0, 0]) + b"abcde", None)
     with pytest.raises(FormatError, match="trailing bytes"):
         decode_columns(one_group + bytes([1, 0, 0]) + b"abc" + b"!", None)
     with pytest.raises(FormatError, match="byte columns needs 3 bytes"):
@@ -212,7 +260,7 @@ def test_malformed_columnar_bodies_are_named() -> None:
     count = 5000
     body = bytearray([1, 0])  # one group, defining its identity ...
     pc._put_varint(body, len(big))
-    body += big + bytes([0])  # ... with empty data
+    body += big + bytes([0, 0])  # ... with empty data, no link
     pc._put_varint(body, count)
     body += bytes(count) * 2  # every entry in that group, all at the same time
     with pytest.raises(FormatError, match="more than"):

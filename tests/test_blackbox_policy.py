@@ -91,3 +91,19 @@ def test_ring_bounded_by_bytes() -> None:
     for i in range(100):
         ring.push(_RingItem(i * MS, spec, bytes(100), "", False))
     assert ring.size <= 1000 and len(ring) == 10 and ring.evicted_for_space == 90
+
+
+def test_ring_dump_goes_to_the_backlog_sink() -> None:
+    specs = parse_topic_specs(["js|sensor_msgs/msg/JointState|state|1", "inc|std_msgs/msg/Bool|incident"])
+    live: list[Entry] = []
+    backlog: list[Entry] = []
+    recorder = TwoTierRecorder(specs, live.append, ring_seconds=2.0, ring_max_bytes=1 << 20, post_incident_s=1.0,
+                               backlog_sink=backlog.append)
+    by_topic = {s.topic: s for s in specs}
+    for i in range(100):
+        recorder.on_message(by_topic["js"], b"%d" % i, i * 10 * MS)
+    recorder.on_message(by_topic["inc"], b"\x01", 1000 * MS)
+    recorder.on_message(by_topic["js"], b"post", 1010 * MS)
+    logged = {e.data for e in live if e.tier == Tier.LONG_TERM}
+    assert len(backlog) >= 95 and all(e.tier == Tier.FULL_RATE and e.data not in logged for e in backlog)
+    assert [e.data for e in live[-2:]] == [b"\x01", b"post"]  # the incident and full rate after it stay live

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from blackbox_testkit import OTHER_ROBOT_ID, FakeClock, make_keys, segments, write_log
+from blackbox_testkit import OTHER_ROBOT_ID, FakeClock, make_keys, parse, segments, write_log
 from ftrobot_guard.blackbox.errors import BlackBoxError, KeyMismatchError, LogLockedError, LogWriteError
 from ftrobot_guard.blackbox.export import ExportOutcome, iter_entries, make_filter
 from ftrobot_guard.blackbox.log_writer import NOTICE_TOPIC, FlushThread, LogWriter, WriterPolicy
-from ftrobot_guard.blackbox.record_format import EntryKind, Tier
+from ftrobot_guard.blackbox.record_format import Entry, EntryKind, Tier
 from ftrobot_guard.blackbox.verification import verify_log
 
 
@@ -217,3 +217,74 @@ def test_read_only_file_system_is_a_clear_error(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(os, "open", read_only)
     with pytest.raises(LogWriteError, match="not writable"):
         LogWriter(tmp_path / "log", make_keys().writer_keys()).open()
+
+
+def test_a_ring_dump_does_not_hold_live_entries_back(tmp_path: Path) -> None:
+    """An incident's ring dump (a minute at full rate) takes seconds to seal; a live entry queued after it
+    is still written and fsynced by the next flush (durable on disk, readable and verifiable without
+    closing: what a power cut leaves), and the dump follows within the backlog budget of each flush."""
+    keys = make_keys()
+    policy = WriterPolicy(block_max_bytes=1024, backlog_budget_ms=1, checkpoint_every_records=100)
+    writer = LogWriter(tmp_path / "log", keys.writer_keys(), policy)
+    writer.open()
+    dump = 3000
+    for i in range(dump):
+        writer.append_backlog(Entry(1_000_000 + i, "/joint_states", "sensor_msgs/msg/JointState",
+                                    f"ring {i:06d} ".encode() + os.urandom(200), "G-1", Tier.FULL_RATE))
+    writer.append_message("/cmd_vel", "geometry_msgs/msg/Twist", b"live", "G-1")
+    writer.flush()
+    stats = writer.stats_snapshot()
+    assert stats.live_entries_durable == stats.live_entries_appended == 1
+    assert 0 < stats.backlog_entries < dump  # part of the dump sealed, the rest still queued
+    items, outcome = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=None)
+    assert not outcome.problems
+    assert items[0].entry.data == b"live"  # sealed before the dump, in the first record of the flush
+    ring = [int(i.entry.data[5:11]) for i in items[1:]]
+    assert ring == list(range(len(ring))) and len(ring) == dump - stats.backlog_entries
+    assert not verify_log(tmp_path / "log").errors
+    writer.close()  # close seals the rest of the backlog, then CLOSE
+    items, outcome = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=None)
+    assert not outcome.problems and writer.stats_snapshot().backlog_entries == 0
+    assert [int(i.entry.data[5:11]) for i in items[1:]] == list(range(dump))
+    assert verify_log(tmp_path / "log").clean
+
+
+@pytest.mark.parametrize(("encoding", "flags", "header_len"), [("zlib", 0, 34), ("zstd", 1, 22)])
+def test_version_2_writes_compact_frames(tmp_path: Path, encoding: str, flags: int, header_len: int) -> None:
+    """Version 2 records leave the nonce out (derived from the sequence: unique under the segment's key)."""
+    keys = make_keys()
+    write_log(tmp_path / "log", keys, entries=30, policy=WriterPolicy(payload_encoding=encoding))
+    _prefix, records, _data = parse(segments(tmp_path / "log")[0])
+    assert records and {r.flags for r in records} == {flags} and all(len(r.header) == header_len for r in records)
+    items, outcome = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=None)
+    assert not outcome.problems and len(items) == 30
+    assert verify_log(tmp_path / "log").clean
+
+
+def test_live_entries_whose_write_failed_are_not_counted_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog flush that succeeds after the live flush failed (disk full, then freed) does not count
+    the requeued live entries as durable; the next live flush writes them."""
+    keys = make_keys()
+    writer = LogWriter(tmp_path / "log", keys.writer_keys(), WriterPolicy(block_max_bytes=1024, backlog_budget_ms=1))
+    writer.open()
+    for i in range(200):
+        writer.append_backlog(Entry(1000 + i, "/joint_states", "sensor_msgs/msg/JointState", b"%06d" % i + bytes(300),
+                                    "G-1", Tier.FULL_RATE))
+    writer.append_message("/cmd_vel", "geometry_msgs/msg/Twist", b"live", "G-1")
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(LogWriteError):
+        writer.flush(backlog=False)
+    monkeypatch.setattr(os, "write", real_write)
+    assert writer.flush_backlog()
+    stats = writer.stats_snapshot()
+    assert (stats.live_entries_appended, stats.live_entries_durable) == (1, 0) and stats.backlog_entries < 200
+    writer.flush()
+    assert writer.stats_snapshot().live_entries_durable == 1
+    writer.close()
+    items, outcome = _export(tmp_path / "log", keys.auditor, since_ns=None, until_ns=None, topics=None)
+    assert not outcome.problems and sum(i.entry.data == b"live" for i in items) == 1 and len(items) == 201

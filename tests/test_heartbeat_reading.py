@@ -114,7 +114,8 @@ def test_damaged_serialized_heartbeats_are_refused_or_read_as_rclpy_reads_them(r
 @pytest.mark.parametrize("damage, says", [
     (lambda d: b"\x00\x00" + d[2:], "encapsulation"),  # big-endian CDR: left to rclpy's deserializer
     (lambda d: d[:22], "truncated"),
-    (lambda d: d[:40], "identity_number.*NUL-terminated"),
+    (lambda d: d[:40], "truncated"),
+    (lambda d: d.replace(b"000123-8\x00", b"000123-8!", 1), "identity_number.*NUL-terminated"),
     (lambda d: d[:-100], "past the end"),
     (lambda d: d[:12] + b"\x09\x00\x00\x00" + d[16:], "header.frame_id"),  # frame_id length runs into other bytes
 ])

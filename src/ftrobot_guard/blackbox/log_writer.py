@@ -6,7 +6,11 @@ caller) seals the queued entries into DATA records, adds a checkpoint when due, 
 The same short lock guards the counters and the latest checkpoint, so other threads read them
 (:meth:`LogWriter.stats_snapshot`, :attr:`LogWriter.latest_checkpoint`) without waiting for I/O.
 Entries reach the disk at most one flush interval (plus the write itself) after ``append``, which
-bounds what a power cut can lose. A checkpoint is published (``latest_checkpoint``) only after the
+bounds what a power cut can lose. Entries that are already history when they arrive (an incident's
+ring dump: the last minute at full rate, ~1-2 CPU s to seal) go through :meth:`LogWriter.append_backlog`
+into a second queue: each flush seals and fsyncs the live entries first, then as much of the backlog
+as ``backlog_budget_ms`` allows, so a dump never holds live entries back beyond the interval.
+A checkpoint is published (``latest_checkpoint``) only after the
 fsync that made it durable, so a witnessed checkpoint is never lost by a crash.
 """
 
@@ -19,6 +23,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +45,7 @@ from ftrobot_guard.blackbox.record_format import (
 )
 from ftrobot_guard.blackbox.recovery import RecoveryOutcome, recover_log
 from ftrobot_guard.blackbox.segment_reader import LOCK_FILE, sidecar_wrap_path
-from ftrobot_guard.blackbox.segment_writer import SegmentWriter
+from ftrobot_guard.blackbox.segment_writer import SealedBatch, SegmentWriter
 
 NOTICE_TOPIC = "/blackbox/notice"
 NOTICE_TYPE = "ftrobot_guard/blackbox/Notice"
@@ -59,6 +64,7 @@ class WriterPolicy:
     compress_level: int = 1
     max_pending_bytes: int = 64 * 1024 * 1024
     payload_encoding: str = "zstd"  # "zlib" writes format version 1 (docs/blackbox-format.md §5.1)
+    backlog_budget_ms: int = 0  # sealing time per flush for backlog entries (a ring dump); 0: half the interval
 
     def __post_init__(self) -> None:
         checks = (
@@ -73,10 +79,16 @@ class WriterPolicy:
             ("compress_level", 0 <= self.compress_level <= 9, "0..9"),
             ("max_pending_bytes", 1024 * 1024 <= self.max_pending_bytes <= 1 << 32, "1 MiB..4 GiB"),
             ("payload_encoding", self.payload_encoding in ("zlib", "zstd"), "zlib | zstd"),
+            ("backlog_budget_ms", 0 <= self.backlog_budget_ms <= 60_000, "0..60000"),
         )
         for name, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"writer policy: {name}={getattr(self, name)!r} outside {allowed}")
+
+    @property
+    def backlog_budget_s(self) -> float:
+        """Seconds of sealing per flush for the backlog (at least one block is sealed per flush)."""
+        return (self.backlog_budget_ms or max(1, self.fsync_interval_ms // 2)) / 1000.0
 
 
 def _finite(value: float) -> bool:
@@ -103,7 +115,10 @@ class WriterKeys:
 @dataclass
 class WriterStats:
     entries_appended: int = 0
-    entries_durable: int = 0
+    entries_durable: int = 0  # appended entries no longer queued (live and backlog), after an fsync
+    live_entries_appended: int = 0  # entries queued by append() (the live queue, first in first out)
+    live_entries_durable: int = 0  # the first this many of those are on disk and fsynced
+    backlog_entries: int = 0  # entries queued by append_backlog() and not yet written
     entries_lost: int = 0  # dropped and not yet reported by a NOTICE entry (queue full while the disk was full)
     entries_lost_total: int = 0  # dropped and reported
     records_written: int = 0
@@ -135,6 +150,10 @@ class LogWriter:
         self.policy = policy or WriterPolicy()
         self._clock = clock
         self._pending = _Pending()
+        self._backlog: deque[bytes] = deque()  # encoded entries queued by append_backlog(), in order
+        self._backlog_size = 0
+        self._live_taken = 0  # live_entries_appended when the live queue was last taken
+        self._live_written = 0  # the same, as of the last live batch written
         self._state_lock = threading.Lock()  # the queue, ``stats`` and the latest checkpoint; never held during I/O
         self._io_lock = threading.RLock()
         self._segment: SegmentWriter | None = None
@@ -274,18 +293,33 @@ class LogWriter:
     # ------------------------------------------------------------------ appending
 
     def append(self, entry: Entry) -> None:
-        """Queue one entry (thread-safe, no I/O)."""
+        """Queue one live entry (thread-safe, no I/O): it is on disk within one flush interval."""
+        self._queue(entry, backlog=False)
+
+    def append_backlog(self, entry: Entry) -> None:
+        """Queue an entry that is already history when it arrives (an incident's ring dump). Backlog
+        entries keep their order among themselves; each flush seals them after the live entries, within
+        the policy's ``backlog_budget_ms``, so a large dump never delays live entries past the interval."""
+        self._queue(entry, backlog=True)
+
+    def _queue(self, entry: Entry, backlog: bool) -> None:
         data = encode_entry(entry)
         with self._state_lock:
             pending = self._pending
-            if pending.size + len(data) > self.policy.max_pending_bytes:
+            if pending.size + self._backlog_size + len(data) > self.policy.max_pending_bytes:
                 self.stats.entries_lost += 1
                 if not self._lost_since_ns:
                     self._lost_since_ns = entry.time_ns
                 return
-            pending.chunks.append(data)
-            pending.count += 1
-            pending.size += len(data)
+            if backlog:
+                self._backlog.append(data)
+                self._backlog_size += len(data)
+                self.stats.backlog_entries += 1
+            else:
+                pending.chunks.append(data)
+                pending.count += 1
+                pending.size += len(data)
+                self.stats.live_entries_appended += 1
             self.stats.entries_appended += 1
 
     def append_message(
@@ -318,17 +352,29 @@ class LogWriter:
         with self._state_lock:
             return dataclasses.replace(self.stats)
 
-    def flush(self, sync: bool = True, force_checkpoint: bool = False) -> None:
-        """Seal queued entries, checkpoint when due, write, and (``sync``) fsync. Rotates segments."""
+    def flush(self, sync: bool = True, force_checkpoint: bool = False, backlog: bool = True) -> None:
+        """Seal queued entries, checkpoint when due, write, and (``sync``) fsync. Rotates segments.
+        The live entries first; then (``backlog``) as much of the backlog as the budget allows."""
         with self._io_lock:
             if self._segment is None:
                 raise LogWriteError(f"{self.directory}: log is not open")
             self._flush_locked(sync=sync, force_checkpoint=force_checkpoint)
+            if backlog:
+                self._flush_backlog(sync, close=False)
+
+    def flush_backlog(self, sync: bool = True) -> bool:
+        """Seal, write and (``sync``) fsync as much of the backlog as the budget allows; False when
+        the backlog was empty."""
+        with self._io_lock:
+            if self._segment is None:
+                raise LogWriteError(f"{self.directory}: log is not open")
+            return self._flush_backlog(sync, close=False)
 
     def _take_pending(self) -> tuple[_Pending, int]:
         with self._state_lock:
             taken = self._pending
             self._pending = _Pending()
+            self._live_taken = self.stats.live_entries_appended
             lost = self.stats.entries_lost
             since = self._lost_since_ns
         if lost:
@@ -351,7 +397,7 @@ class LogWriter:
         with self._state_lock:
             merged = _Pending(taken.chunks + self._pending.chunks, taken.count + self._pending.count,
                               taken.size + self._pending.size)
-            while merged.size > self.policy.max_pending_bytes and merged.chunks:
+            while merged.size + self._backlog_size > self.policy.max_pending_bytes and merged.chunks:
                 dropped = merged.chunks.pop(0)
                 merged.size -= len(dropped)
                 merged.count -= 1
@@ -360,26 +406,35 @@ class LogWriter:
                     self._lost_since_ns = self._clock()
             self._pending = merged
 
-    def _flush_locked(self, sync: bool = True, force_checkpoint: bool = False, close: bool = False) -> None:
-        segment = self._segment
-        assert segment is not None
-        taken, reported_lost = self._take_pending()
-        now = self._clock()
-        blocks = _split_blocks(taken.chunks, self.policy.block_max_bytes, now)
-        records_after = segment.records_since_checkpoint + len(blocks)
-        due = (
+    def _take_backlog_block(self) -> list[bytes]:
+        """Pop the next backlog block (at most ``block_max_bytes``, at least one entry)."""
+        chunks: list[bytes] = []
+        size = 0
+        with self._state_lock:
+            backlog = self._backlog
+            while backlog and (not chunks or size + len(backlog[0]) <= self.policy.block_max_bytes):
+                chunk = backlog.popleft()
+                chunks.append(chunk)
+                size += len(chunk)
+            self._backlog_size -= size
+        return chunks
+
+    def _return_backlog(self, chunks: list[bytes]) -> None:
+        with self._state_lock:
+            self._backlog.extendleft(reversed(chunks))
+            self._backlog_size += sum(len(c) for c in chunks)
+
+    def _checkpoint_due(self, segment: SegmentWriter, new_records: int, now: int, force: bool) -> bool:
+        records_after = segment.records_since_checkpoint + new_records
+        return (
             records_after >= self.policy.checkpoint_every_records
             or (records_after > 0 and now - self._last_checkpoint_ns >= self.policy.checkpoint_every_s * 1e9)
-            or (force_checkpoint and records_after > 0)
+            or (force and records_after > 0)
         )
-        rotate = not close and (
-            segment.size >= self.policy.segment_max_bytes
-            or now - self._segment_opened_ns >= self.policy.segment_max_age_s * 1e9
-            or segment.wants_rotation  # the first segment after a start, once a dictionary can be built
-        )
-        closing = close or rotate
-        batch = segment.seal(blocks, now if (due or closing) else None, close=closing)
-        synced = bool(batch.data) and (sync or bool(batch.checkpoints))
+
+    def _write_batch(self, segment: SegmentWriter, batch: SealedBatch, sync: bool, now: int) -> bool:
+        """Write (and fsync when asked or when it holds a checkpoint); True when it was fsynced."""
+        synced = bool(batch.parts) and (sync or bool(batch.checkpoints))
         try:
             segment.write(batch)
             if synced:
@@ -387,6 +442,31 @@ class LogWriter:
         except LogWriteError as exc:
             with self._state_lock:
                 self.stats.last_error = str(exc)
+            raise
+        if batch.checkpoints:
+            self._last_checkpoint_ns = now
+        return synced
+
+    def _flush_locked(self, sync: bool = True, force_checkpoint: bool = False, close: bool = False) -> None:
+        segment = self._segment
+        assert segment is not None
+        # 1. the live entries: sealed, written and fsynced first, whatever the backlog holds
+        taken, reported_lost = self._take_pending()
+        now = self._clock()
+        blocks = _split_blocks(taken.chunks, self.policy.block_max_bytes, now)
+        with self._state_lock:
+            backlog_waiting = bool(self._backlog)
+        rotate = not close and (
+            segment.size >= self.policy.segment_max_bytes
+            or now - self._segment_opened_ns >= self.policy.segment_max_age_s * 1e9
+            or segment.wants_rotation  # the first segment after a start, once a dictionary can be built
+        )
+        closing = rotate or (close and not backlog_waiting)
+        due = self._checkpoint_due(segment, len(blocks), now, force_checkpoint)
+        batch = segment.seal(blocks, now if (due or closing) else None, close=closing)
+        try:
+            synced = self._write_batch(segment, batch, sync, now)
+        except LogWriteError:
             if reported_lost:
                 notice = taken.chunks.pop(0)  # rebuilt with the updated count next time
                 taken.count -= 1
@@ -400,17 +480,57 @@ class LogWriter:
                 if not self.stats.entries_lost:
                     self._lost_since_ns = 0
             self.stats.flushes += 1
-            self.stats.records_written += batch.records
-            self.stats.bytes_written += len(batch.data)
-            self.stats.last_error = ""
-            if synced:
-                self.stats.entries_durable = self.stats.entries_appended - self._pending.count
-            if batch.checkpoints:
-                self._latest_checkpoint = batch.checkpoints[-1]
-        if batch.checkpoints:
-            self._last_checkpoint_ns = now
+            self._live_written = self._live_taken
+            self._account(batch, synced)
         if rotate:
             self._start_segment(None)
+        if close and backlog_waiting:
+            self._flush_backlog(sync, close=True)
+
+    def _flush_backlog(self, sync: bool, close: bool) -> bool:
+        """2. the backlog, after the live entries: as much as the budget allows (all of it at close)."""
+        segment = self._segment
+        assert segment is not None
+        with self._state_lock:
+            if not self._backlog:
+                return False
+        deadline = time.perf_counter() + self.policy.backlog_budget_s
+        now = self._clock()
+        taken: list[bytes] = []
+        batch: SealedBatch | None = None
+        blocks = 0
+        while close or batch is None or time.perf_counter() < deadline:
+            chunks = self._take_backlog_block()
+            if not chunks:
+                break
+            taken += chunks
+            batch = segment.seal([(b"".join(chunks), now)], None, after=batch)
+            blocks += 1
+        if self._checkpoint_due(segment, blocks, now, False) or close:
+            batch = segment.seal([], now, close=close, after=batch)
+        if batch is None:
+            return False
+        try:
+            synced = self._write_batch(segment, batch, sync, now)
+        except LogWriteError:
+            self._return_backlog(taken)
+            raise
+        with self._state_lock:
+            self.stats.backlog_entries -= len(taken)
+            self._account(batch, synced)
+        return True
+
+    def _account(self, batch: SealedBatch, synced: bool) -> None:
+        """Counters after a written batch (state lock held)."""
+        stats = self.stats
+        stats.records_written += batch.records
+        stats.bytes_written += batch.size
+        stats.last_error = ""
+        if synced:
+            stats.entries_durable = stats.entries_appended - self._pending.count - len(self._backlog)
+            stats.live_entries_durable = self._live_written
+        if batch.checkpoints:
+            self._latest_checkpoint = batch.checkpoints[-1]
 
 
 def _split_blocks(chunks: list[bytes], block_max: int, now: int) -> list[tuple[bytes, int]]:
@@ -458,20 +578,31 @@ class FlushThread(threading.Thread):
 
     def run(self) -> None:
         period = self._writer.policy.fsync_interval_ms / 1000.0
-        while not self._stop_event.wait(period):
-            try:
-                self._writer.flush()
-            except BlackBoxError as exc:
-                with self._error_lock:
-                    new = str(exc) != self._write_error
-                    self._write_error = str(exc)
-                if new and self._on_error is not None:
-                    self._on_error(exc)
-                continue
+        next_at = time.monotonic() + period  # a fixed cadence: a long flush does not push the next one back
+        while not self._stop_event.wait(max(0.0, next_at - time.monotonic())):
+            next_at = max(next_at + period, time.monotonic())
+            # the live entries (durable, then announced), then a budgeted share of the backlog
+            live = self._attempt(lambda: self._writer.flush(backlog=False))
+            if live and self._on_flushed is not None:
+                self._on_flushed()
+            if live and self._attempt(self._writer.flush_backlog) and self._on_flushed is not None:
+                self._on_flushed()
+
+    def _attempt(self, flush: Callable[[], bool | None]) -> bool:
+        """Run one flush; True when it succeeded and wrote (a flush returning False wrote nothing)."""
+        try:
+            wrote = flush() is not False
+        except BlackBoxError as exc:
+            with self._error_lock:
+                new = str(exc) != self._write_error
+                self._write_error = str(exc)
+            if new and self._on_error is not None:
+                self._on_error(exc)
+            return False
+        if wrote:  # an empty backlog flush proves nothing about the disk: the error stays until a write succeeds
             with self._error_lock:
                 self._write_error = ""
-            if self._on_flushed is not None:
-                self._on_flushed()
+        return wrote
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -10,8 +10,10 @@ decryption they are decoded here, back to exactly the entries' bytes (lossless, 
 The columnar form groups the entries of a block by (entry identity, data length) and stores each
 group column by column: 8-byte words that hold float32 values widened to float64 (what a G1
 reports, in sensor_msgs/JointState and Imu) are narrowed to their 32 bits and delta-coded along
-the rows; every other byte is XORed with the byte above it. Entry identities (kind, tier, topic,
-type name, guardian) become small numbers. Nothing is rounded: the conversion is done on the
+the rows; every other byte is XORed with the byte above it. A group that mostly repeats another
+stream of the same type (a gate's forward of what it accepted) is first XORed with that stream's
+latest entry, so an unchanged forward is zeros. Entry identities (kind, tier, topic, type name,
+guardian) become small numbers. Nothing is rounded: the conversion is done on the
 bits with integer arithmetic, and a column is narrowed only when every value in it is exactly a
 float32 (no NaN, no float32 subnormal), so decoding gives back every byte, padding included.
 
@@ -454,6 +456,41 @@ def _put_varints(out: bytearray, values: npt.NDArray[np.uint64]) -> None:
     out += encoded[present].tobytes()
 
 
+def _reference_rows(linked: U8Array, order: npt.NDArray[np.integer], link: int, group: int) -> U8Array:
+    """For each entry of ``group``: the latest entry of group ``link`` before it in block order (rows of
+    ``linked``, the link's data), zeros where the link has none yet."""
+    ref = np.searchsorted(np.flatnonzero(order == link), np.flatnonzero(order == group)) - 1
+    rows = linked[np.maximum(ref, 0)]
+    rows[ref < 0] = 0
+    result: U8Array = rows
+    return result
+
+
+def _type_name(key: bytes) -> bytes:
+    _kind, _tier, tlen, ylen, _glen = _KEY_HEAD.unpack_from(key, 0)
+    return key[_KEY_HEAD.size + tlen : _KEY_HEAD.size + tlen + ylen]
+
+
+def _choose_links(groups: list[tuple[bytes, int]], matrices: list[U8Array],
+                  order: npt.NDArray[np.integer]) -> list[int]:
+    """Cross-stream references (docs/blackbox-format.md §5.2): a group is linked to an earlier group of
+    the same type name and data length when at least half of its entries equal the link's latest entry
+    before them (a gate forwarding what it accepts unchanged); -1: not linked."""
+    links = [-1] * len(groups)
+    seen: dict[tuple[bytes, int], list[int]] = {}
+    for g, (key, length) in enumerate(groups):
+        candidates = seen.setdefault((_type_name(key), length), [])
+        best, best_matches = -1, 0
+        for a in candidates:
+            matches = int(np.all(matrices[g] == _reference_rows(matrices[a], order, a, g), axis=1).sum())
+            if matches > best_matches:
+                best, best_matches = a, matches
+        if best >= 0 and 2 * best_matches >= len(matrices[g]):
+            links[g] = best
+        candidates.append(g)
+    return links
+
+
 def encode_columns(body: bytes, dictionary: SegmentDictionary | None = None,
                    base_time_ns: int = 0) -> ColumnarBlock | None:
     """Columnar form of a block's entries (docs/blackbox-format.md §5.2), or None when ``body`` is not
@@ -483,10 +520,14 @@ def encode_columns(body: bytes, dictionary: SegmentDictionary | None = None,
         group_of.append(index)
         times.append(time_ns)
         pos = stop
+    order = np.frombuffer(bytes(group_of), np.uint8) if len(groups) < 0x100 else np.array(group_of)
+    matrices = [np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), length)
+                for (_key, length), rows in zip(groups, group_rows, strict=True)]
+    links = _choose_links(list(groups), matrices, order)
     out = bytearray()
     _put_varint(out, len(groups))
     local: dict[bytes, int] = {}
-    for key, length in groups:
+    for (key, length), link in zip(groups, links, strict=True):
         index = codebook.get(key)
         if index is None:
             index = local.get(key)
@@ -498,6 +539,7 @@ def encode_columns(body: bytes, dictionary: SegmentDictionary | None = None,
         else:
             _put_varint(out, index + 1)
         _put_varint(out, length)
+        _put_varint(out, link + 1)
     _put_varint(out, len(group_of))
     if len(groups) < 0x80:
         out += bytes(group_of)
@@ -507,8 +549,9 @@ def encode_columns(body: bytes, dictionary: SegmentDictionary | None = None,
     stamps = np.array(times, dtype=np.uint64)
     delta = np.diff(stamps, prepend=np.uint64(base_time_ns & _U64)).view(np.int64)  # modulo 2^64
     _put_varints(out, ((delta << 1) ^ (delta >> 63)).view(np.uint64))
-    _encode_groups([np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), length)
-                    for (_key, length), rows in zip(groups, group_rows, strict=True)], out)
+    residuals = [rows ^ _reference_rows(matrices[link], order, link, g) if link >= 0 else rows
+                 for g, (rows, link) in enumerate(zip(matrices, links, strict=True))]
+    _encode_groups(residuals, out)
     return ColumnarBlock(bytes(out), tuple(key for key, _length in groups), len(group_of), len(body))
 
 
@@ -521,6 +564,7 @@ def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: 
     if group_count > len(body):
         raise FormatError(f"columnar block claims {group_count} groups in {len(body)} bytes")
     groups: list[tuple[bytes, int]] = []
+    links: list[int] = []
     for _ in range(group_count):
         code = reader.varint("entry identity")
         if code == 0:
@@ -533,7 +577,12 @@ def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: 
         length = reader.varint("data length")
         if length > 0xFFFFFFFF:
             raise FormatError("columnar block: a data length exceeds 32 bits")
+        link = reader.varint("group link") - 1
+        if link >= len(groups) or (link >= 0 and groups[link][1] != length):
+            raise FormatError(f"columnar block links group {len(groups)} to group {link}, which is not an earlier"
+                              " group of the same data length")
         groups.append((key, length))
+        links.append(link)
     count = reader.varint("entry count")
     if count > len(body):
         raise FormatError(f"columnar block claims {count} entries in {len(body)} bytes")
@@ -557,6 +606,10 @@ def decode_columns(body: bytes, dictionary: SegmentDictionary | None, max_size: 
     data = [_decode_group(reader, n, length) for n, (_key, length) in zip(rows, groups, strict=True)]
     if reader.pos != len(body):
         raise FormatError(f"columnar block has {len(body) - reader.pos} trailing bytes")
+    order = np.array(group_of)
+    for g, link in enumerate(links):
+        if link >= 0:  # links point to earlier groups, already resolved
+            data[g] ^= _reference_rows(data[link], order, link, g)
     taken = [0] * group_count
     parts: list[bytes] = []
     for index, time_ns in zip(group_of, times, strict=True):

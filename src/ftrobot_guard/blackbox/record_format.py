@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import itertools
 import json
 import re
 import struct
@@ -53,9 +54,13 @@ MAX_ENTRY_FIELD = 0xFFFF
 
 _PREFIX = struct.Struct(">8sHI")  # magic, version, header_len
 _FRAME = struct.Struct(">IBBQQ12s")  # body_len, type, flags, sequence, time_ns, nonce
+_COMPACT_FRAME = struct.Struct(">IBBQQ")  # the same without the nonce (flag COMPACT_FRAME: format version 2)
 _CRC = struct.Struct(">I")
 FRAME_HEADER_LEN = _FRAME.size  # 34
+COMPACT_FRAME_HEADER_LEN = _COMPACT_FRAME.size  # 22
 FRAME_OVERHEAD = FRAME_HEADER_LEN + _CRC.size  # 38
+COMPACT_FRAME = 0x01  # flags bit: the nonce is not stored but derived from the sequence (docs §5)
+_KNOWN_FLAGS = frozenset({0, COMPACT_FRAME})
 _NONCE = struct.Struct(">4xQ")
 SEGMENT_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")  # segment and log ids: 32 lowercase hex digits
 HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")  # chain heads and raw keys: 64 lowercase hex digits
@@ -121,15 +126,32 @@ def chain_next(head: bytes, record: bytes | memoryview) -> bytes:
 # --------------------------------------------------------------------------- records (frames)
 
 
-def encode_record(record_type: int, sequence: int, time_ns: int, nonce: bytes, payload: bytes) -> bytes:
-    """Frame one record: header, payload, CRC-32 over both."""
-    head = _FRAME.pack(FRAME_HEADER_LEN - 4 + len(payload) + 4, record_type, 0, sequence, time_ns, nonce)
-    body = head + payload
-    return body + _CRC.pack(zlib.crc32(body))
+def frame_header_len(flags: int) -> int:
+    """Bytes of a record header with these flags: 22 for a compact frame (version 2), else 34."""
+    return COMPACT_FRAME_HEADER_LEN if flags == COMPACT_FRAME else FRAME_HEADER_LEN
 
 
-def record_header_bytes(payload_len: int, record_type: int, sequence: int, time_ns: int, nonce: bytes) -> bytes:
-    """The 34 header bytes of a record whose payload has ``payload_len`` bytes."""
+def record_nonce(record_type: int, sequence: int) -> bytes:
+    """The nonce a compact frame implies: the counter nonce for DATA, zeros for checkpoints."""
+    return counter_nonce(sequence) if record_type == RecordType.DATA else bytes(12)
+
+
+def encode_record(record_type: int, sequence: int, time_ns: int, nonce: bytes, payload: bytes,
+                  compact: bool = False) -> bytes:
+    """Frame one record: header, payload, CRC-32 over both (``compact``: no nonce field, version 2)."""
+    return encode_record_with_header(record_header_bytes(len(payload), record_type, sequence, time_ns, nonce,
+                                                         compact), payload)
+
+
+def record_header_bytes(payload_len: int, record_type: int, sequence: int, time_ns: int, nonce: bytes,
+                        compact: bool = False) -> bytes:
+    """The header bytes of a record whose payload has ``payload_len`` bytes: 34, or 22 when ``compact``
+    (the nonce is then not stored: it must be :func:`record_nonce` of the type and sequence)."""
+    if compact:
+        if nonce != record_nonce(record_type, sequence):
+            raise ValueError("a compact frame's nonce must be the one its type and sequence imply")
+        return _COMPACT_FRAME.pack(COMPACT_FRAME_HEADER_LEN + payload_len, record_type, COMPACT_FRAME, sequence,
+                                   time_ns)
     return _FRAME.pack(FRAME_HEADER_LEN - 4 + payload_len + 4, record_type, 0, sequence, time_ns, nonce)
 
 
@@ -155,13 +177,14 @@ class ParsedRecord:
     flags: int
     sequence: int
     time_ns: int
-    nonce: bytes
+    nonce: bytes  # stored, or (compact frame) derived from the type and sequence
     payload: bytes
     raw: bytes  # the full record bytes (what the chain hashes)
 
     @property
     def header(self) -> bytes:
-        return self.raw[:FRAME_HEADER_LEN]
+        """The record's clear header as stored (34 bytes, or 22 in a compact frame)."""
+        return self.raw[: frame_header_len(self.flags)]
 
 
 class RecordProblem(enum.Enum):
@@ -176,10 +199,18 @@ class RecordProblem(enum.Enum):
 def parse_record_at(buf: bytes | memoryview, offset: int) -> ParsedRecord | RecordProblem:
     """Parse the record starting at ``offset`` or say why there is none."""
     end = len(buf)
-    if offset + FRAME_HEADER_LEN > end:
+    if offset + COMPACT_FRAME_HEADER_LEN > end:
         return RecordProblem.INCOMPLETE
-    body_len, rtype, flags, sequence, time_ns, nonce = _FRAME.unpack_from(buf, offset)
-    if body_len < FRAME_OVERHEAD - 4 or body_len > MAX_BODY_LEN:
+    flags = buf[offset + 5]
+    header_len = frame_header_len(flags)
+    if offset + header_len > end:
+        return RecordProblem.INCOMPLETE
+    if header_len == COMPACT_FRAME_HEADER_LEN:
+        body_len, rtype, flags, sequence, time_ns = _COMPACT_FRAME.unpack_from(buf, offset)
+        nonce = record_nonce(rtype, sequence)
+    else:
+        body_len, rtype, flags, sequence, time_ns, nonce = _FRAME.unpack_from(buf, offset)
+    if body_len < header_len or body_len > MAX_BODY_LEN:
         return RecordProblem.BAD_LENGTH
     total = 4 + body_len
     if offset + total > end:
@@ -198,7 +229,7 @@ def parse_record_at(buf: bytes | memoryview, offset: int) -> ParsedRecord | Reco
         sequence=sequence,
         time_ns=time_ns,
         nonce=bytes(nonce),
-        payload=raw[FRAME_HEADER_LEN : total - 4],
+        payload=raw[header_len : total - 4],
         raw=raw,
     )
 
@@ -220,10 +251,12 @@ def peek_frame_header(buf: bytes | memoryview, offset: int) -> FrameHeader | Non
     """The header fields of the record at ``offset`` as they stand (CRC not checked, the record may
     be cut short); None when fewer than a header's bytes remain or the length, type or flags are
     impossible."""
-    if offset + FRAME_HEADER_LEN > len(buf):
+    if offset + COMPACT_FRAME_HEADER_LEN > len(buf):
         return None
-    body_len, rtype, flags, sequence, time_ns, _nonce = _FRAME.unpack_from(buf, offset)
-    if body_len < FRAME_OVERHEAD - 4 or body_len > MAX_BODY_LEN or rtype not in _RECORD_TYPES or flags:
+    body_len, rtype, flags, sequence, time_ns = _COMPACT_FRAME.unpack_from(buf, offset)
+    if flags not in _KNOWN_FLAGS or offset + frame_header_len(flags) > len(buf):
+        return None
+    if body_len < frame_header_len(flags) or body_len > MAX_BODY_LEN or rtype not in _RECORD_TYPES:
         return None
     return FrameHeader(4 + body_len, rtype, sequence, time_ns)
 
@@ -234,9 +267,9 @@ def find_next_record(buf: bytes, start: int, low: int, high: int) -> ParsedRecor
     bytes followed by the sequence's high 32 bits (C-speed ``bytes.find``), then CRC-checked."""
     best: ParsedRecord | None = None
     prefixes = {struct.pack(">I", low >> 32), struct.pack(">I", max(low, high - 1) >> 32)}
-    for rtype in _RECORD_TYPES:
+    for rtype, flags in itertools.product(_RECORD_TYPES, _KNOWN_FLAGS):
         for high_bytes in prefixes:
-            needle = bytes((rtype, 0)) + high_bytes
+            needle = bytes((rtype, flags)) + high_bytes
             pos = buf.find(needle, start + 4)
             while pos != -1 and (best is None or pos - 4 < best.offset):
                 found = parse_record_at(buf, pos - 4)

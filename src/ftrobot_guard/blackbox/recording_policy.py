@@ -124,11 +124,15 @@ class TwoTierRecorder:
     """Routes each message to the log (``sink``) according to its topic's tier."""
 
     def __init__(self, specs: list[TopicSpec], sink: Callable[[Entry], None], ring_seconds: float = 120.0,
-                 ring_max_bytes: int = 64 * 1024 * 1024, post_incident_s: float = 60.0) -> None:
+                 ring_max_bytes: int = 64 * 1024 * 1024, post_incident_s: float = 60.0,
+                 backlog_sink: Callable[[Entry], None] | None = None) -> None:
+        """``backlog_sink`` (default ``sink``) takes the ring dump: entries that are history already
+        (LogWriter.append_backlog seals them after the live entries)."""
         if not (math.isfinite(post_incident_s) and post_incident_s >= 0):
             raise ValueError("post_incident_s must be a finite non-negative number")
         self.specs = {s.topic: s for s in specs}
         self._sink = sink
+        self._backlog_sink = backlog_sink or sink
         self.ring = IncidentRing(ring_seconds, ring_max_bytes)
         self._post_ns = int(post_incident_s * 1e9)
         self._full_rate_until = 0
@@ -163,8 +167,8 @@ class TwoTierRecorder:
         dumped = 0
         for item in self.ring.drain():
             if not item.logged:
-                self._sink(Entry(item.time_ns, item.spec.topic, item.spec.type_name, item.data, item.guardian,
-                                 Tier.FULL_RATE))
+                self._backlog_sink(Entry(item.time_ns, item.spec.topic, item.spec.type_name, item.data,
+                                         item.guardian, Tier.FULL_RATE))
                 dumped += 1
         self._full_rate_until = max(self._full_rate_until, time_ns + self._post_ns)
         return dumped

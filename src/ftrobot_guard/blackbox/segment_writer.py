@@ -35,12 +35,16 @@ _ZERO_NONCE = bytes(12)
 class SealedBatch:
     """Records built in memory, not yet written: applied to the writer's state only after writing."""
 
-    data: bytes
+    parts: tuple[bytes, ...]  # the records' bytes, in order
     last_sequence: int
     head: bytes
     records: int
     checkpoints: tuple[Checkpoint, ...]
     closes: bool
+
+    @property
+    def size(self) -> int:
+        return sum(len(part) for part in self.parts)
 
 
 class SegmentWriter:
@@ -114,39 +118,42 @@ class SegmentWriter:
     # ------------------------------------------------------------------ sealing (pure, in memory)
 
     def seal(
-        self, blocks: list[tuple[bytes, int]], checkpoint_time_ns: int | None, close: bool = False
+        self, blocks: list[tuple[bytes, int]], checkpoint_time_ns: int | None, close: bool = False,
+        after: SealedBatch | None = None,
     ) -> SealedBatch:
         """Seal entry blocks ``(entries bytes, time_ns)`` into DATA records, then optionally a signed
-        CHECKPOINT (or CLOSE when ``close``) at ``checkpoint_time_ns``."""
-        parts: list[bytes] = []
-        sequence = self.next_sequence
-        head = self.head
+        CHECKPOINT (or CLOSE when ``close``) at ``checkpoint_time_ns``. With ``after`` (a batch sealed
+        but not yet written) the records continue it, and the result holds both."""
+        parts: list[bytes] = list(after.parts) if after is not None else []
+        sequence = after.last_sequence + 1 if after is not None else self.next_sequence
+        head = after.head if after is not None else self.head
         aead = self._aead
         robot_id = self._robot_id
         sid = self._segment_id_raw
+        compact = self.header.version >= 2  # version 2 frames leave out the nonce (derived from the sequence)
         for entry_bytes, time_ns in blocks:
             plaintext = self._payload.encode(entry_bytes, time_ns)
             nonce = counter_nonce(sequence)
-            rec_head = record_header_bytes(len(plaintext) + 16, RecordType.DATA, sequence, time_ns, nonce)
+            rec_head = record_header_bytes(len(plaintext) + 16, RecordType.DATA, sequence, time_ns, nonce, compact)
             sealed = aead.encrypt(nonce, plaintext, data_aad(robot_id, sid, rec_head))
             record = encode_record_with_header(rec_head, sealed)
             head = chain_next(head, record)
             parts.append(record)
             sequence += 1
-        checkpoints: list[Checkpoint] = []
+        checkpoints: list[Checkpoint] = list(after.checkpoints) if after is not None else []
         if checkpoint_time_ns is not None or close:
             when = checkpoint_time_ns if checkpoint_time_ns is not None else 0
             cp = Checkpoint(robot_id, self.header.segment_id, sequence - 1, head, when).signed(self._key)
             payload = cp.encode()
             rtype = RecordType.CLOSE if close else RecordType.CHECKPOINT
-            rec_head = record_header_bytes(len(payload), rtype, sequence, when, _ZERO_NONCE)
+            rec_head = record_header_bytes(len(payload), rtype, sequence, when, _ZERO_NONCE, compact)
             record = encode_record_with_header(rec_head, payload)
             head = chain_next(head, record)
             parts.append(record)
             sequence += 1
             checkpoints.append(cp)
         return SealedBatch(
-            data=b"".join(parts),
+            parts=tuple(parts),
             last_sequence=sequence - 1,
             head=head,
             records=len(parts),
@@ -160,10 +167,11 @@ class SegmentWriter:
         """Append a sealed batch; on failure, cut the file back so no half record stays behind."""
         if self.closed:
             raise LogWriteError(f"{self.path}: segment already closed")
-        if not batch.data:
+        if not batch.parts:
             return
+        data = b"".join(batch.parts)
         try:
-            write_all(self._fd, batch.data)
+            write_all(self._fd, data)
         except OSError as exc:
             message = describe_os_error(self.path, exc, "appending records")
             try:
@@ -171,7 +179,7 @@ class SegmentWriter:
             except OSError:
                 message += "; could not cut back the partial write (recovery will on restart)"
             raise LogWriteError(message) from None
-        self.size += len(batch.data)
+        self.size += len(data)
         self.next_sequence = batch.last_sequence + 1
         self.head = batch.head
         data_records = batch.records - len(batch.checkpoints)

@@ -94,7 +94,7 @@ def _stamp_ns(stamp: Any, name: str) -> int:
     sec, nanosec = message_field_getter(type(stamp), ("sec", "nanosec"))(stamp)
     if type(sec) is not int or type(nanosec) is not int:
         raise HeartbeatFormatError(f"heartbeat field {name!r} is not a pair of integers")
-    return sec * 1_000_000_000 + nanosec  # type: ignore[no-any-return]
+    return sec * 1_000_000_000 + nanosec
 
 
 def _stale_topics(entries: Any) -> tuple[str, ...]:
@@ -177,7 +177,8 @@ def _keys(*names: str) -> tuple[bytes, ...]:
     return tuple(_key(name) for name in names)
 
 
-_STRING_HEADS = tuple(b"s" + _BE_U32(size) for size in range(4096))
+_SHORT = 4096
+_STRING_HEADS = tuple(b"s" + _BE_U32(size) for size in range(_SHORT))
 _INT_HEADS = tuple(b"i" + _BE_U16(size) for size in range(32))
 _TRUE_FALSE = (b"N", b"Y")
 _STAMP_HEAD = b"d" + _BE_U32(2) + _key("nanosec")
@@ -207,6 +208,9 @@ def _integer(value: int) -> bytes:
     return _INT_HEADS[len(digits)] + digits
 
 
+_SMALL_INTEGERS = tuple(_integer(value) for value in range(256))  # uint8 fields, small uint16 ones
+
+
 def _float(value: float, name: str) -> bytes:
     if value - value != 0.0:
         raise HeartbeatFormatError(f"heartbeat field {name!r}: {value!r} is not a finite number")
@@ -214,22 +218,23 @@ def _float(value: float, name: str) -> bytes:
 
 
 def _string(data: bytes, at: int, name: str) -> tuple[bytes, str, int]:
-    """The CDR string at ``at``: its canonical encoding, its text and the offset after it."""
+    """The CDR string at ``at``: its canonical encoding, its text and the offset after it.
+
+    Raises IndexError (truncated) when the string runs past the end of ``data``.
+    """
     at += -(at - _PAYLOAD) & 3
     (size,) = _U32(data, at)
-    at += 4
-    end = at + size
-    if size == 0 or end > len(data) or data[end - 1] != 0:
+    end = at + 4 + size
+    if size == 0 or data[end - 1] != 0:
         raise HeartbeatFormatError(f"heartbeat field {name!r} is not a NUL-terminated string")
-    raw = data[at:end - 1]
+    raw = data[at + 4:end - 1]
     if b"\x00" in raw:
         raise HeartbeatFormatError(f"heartbeat field {name!r} holds a NUL character")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise HeartbeatFormatError(f"heartbeat field {name!r} is not UTF-8") from None
-    head = _STRING_HEADS[size - 1] if size <= len(_STRING_HEADS) else b"s" + _BE_U32(size - 1)
-    return head + raw, text, end
+    return (_STRING_HEADS[size - 1] if size <= _SHORT else b"s" + _BE_U32(size - 1)) + raw, text, end
 
 
 def _octet_sequence(data: bytes, at: int, name: str) -> tuple[bytes, bytes, int]:
@@ -314,13 +319,14 @@ def _read_serialized(data: bytes) -> HeartbeatView:
     certificate, certificate_raw, at = _octet_sequence(data, at, "certificate")
     _, signature, at = _octet_sequence(data, at, "signature")
     keys = _HEARTBEAT_KEYS
+    version = _SMALL_INTEGERS[format_version] if format_version < 256 else _integer(format_version)
     signed_bytes = b"".join((
         _DOCUMENT_HEAD,
         keys[0], boot_id, keys[1], certificate, keys[2], config_digest, keys[3], department,
-        keys[4], _integer(format_version), keys[5], guardian_on_duty, keys[6], header, keys[7], identity_number,
+        keys[4], version, keys[5], guardian_on_duty, keys[6], header, keys[7], identity_number,
         keys[8], log_chain_head, keys[9], _integer(log_sequence), keys[10], log_signature,
         keys[11], _STAMP_HEAD, _integer(log_nanosec), _STAMP_SEC, _integer(log_sec), keys[12], log_segment_id,
-        keys[13], robot_name, keys[14], _integer(safety_mode), keys[15], safety_mode_name,
+        keys[13], robot_name, keys[14], _SMALL_INTEGERS[safety_mode], keys[15], safety_mode_name,
         keys[16], _integer(sequence), keys[17], software_digest, keys[18], _float(uptime, "uptime"),
         keys[19], *topics,
     ))

@@ -47,7 +47,7 @@ from ftrobot_guard.ros.qos_profiles import EVENTS, HEARTBEAT_MONITOR
 from ftrobot_guard.trust.certificates import CertificateError, load_certificates
 
 HEARTBEAT_TYPE = "ftrobot_msgs/msg/Heartbeat"
-DEFAULT_INTAKE_RATE_HZ = 50.0
+DEFAULT_INTAKE_RATE_HZ = 10.0
 MAX_QUEUED_S = 1.0  # a receive time further back than this (or ahead) is a wall-clock step, not queueing
 
 

@@ -133,7 +133,8 @@ class RecorderNode(Node):
                 self.get_logger().error(f"black box damaged: {line}")
             else:
                 self.get_logger().warning(f"black box recovery: {line}")
-        self._recorder = TwoTierRecorder(self._specs, self._writer.append, ring_seconds, int(ring_mb * 2**20), post_s)
+        self._recorder = TwoTierRecorder(self._specs, self._writer.append, ring_seconds, int(ring_mb * 2**20), post_s,
+                                         backlog_sink=self._writer.append_backlog)
         self._recorder.guardian = self._guardian_default
         self.messages_received = 0
         # Recorded topics are taken in batches (ros/batched_intake.py): per-message executor dispatch
