@@ -254,6 +254,7 @@ def _monitor(directory: Path, topics: int, seconds: float, intake_hz: float, pro
     ACCOUNT.patch(DepartmentMonitorNode, "_check", "check")
     ACCOUNT.patch(DepartmentMonitorNode, "_emit", "alerts")
     ACCOUNT.patch(DepartmentMonitorNode, "_witness", "witness")
+    ACCOUNT.patch(DepartmentMonitorNode, "_flush_heads", "witness")  # the batch's write + fsync
     if fine:  # in place, per heartbeat: a few microseconds more per heartbeat for the wrappers
         import ftrobot_guard.department.fleet_monitor as fleet_monitor
 

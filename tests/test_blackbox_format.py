@@ -180,10 +180,11 @@ def _head(seq: int = 5, robot: str = "440304-RB-2026-000123-8") -> WitnessedHead
 
 def test_heads_store_export_and_load(tmp_path: Path) -> None:
     store_path = tmp_path / "heads.jsonl"
-    store = WitnessedHeadStore(store_path)
-    assert store.witness(_head(5)) and store.witness(_head(6, "440304-RB-2026-000124-6"))
-    assert not store.witness(_head(5))  # duplicate
-    assert not store.witness(WitnessedHead("440304-RB-2026-000123-8", "nothex", 1, "00"))  # refused, no raise
+    with WitnessedHeadStore(store_path) as store:  # written (one fsync) when the batch ends
+        assert store.witness(_head(5)) and store.witness(_head(6, "440304-RB-2026-000124-6"))
+        assert not store.witness(_head(5))  # duplicate
+        assert not store.witness(WitnessedHead("440304-RB-2026-000123-8", "nothex", 1, "00"))  # refused, no raise
+        assert "segment_id" in store.last_refusal
     reopened = WitnessedHeadStore(store_path)
     assert len(reopened) == 2
     text = export_heads(store_path, "440304-RB-2026-000123-8")

@@ -10,7 +10,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from ftrobot_msgs.msg import DepartmentAlert, Heartbeat, LogCheckpoint
 from rclpy.context import Context
 from rclpy.node import Node
@@ -127,6 +127,21 @@ def test_genuine_robot_then_silence_then_impostor(
     assert row.signature_state.value == "contested"
 
 
+def _publish_checkpoint(spinner: SpinningExecutor, context: Context, robot: RobotFiles) -> Checkpoint:
+    """A signed black-box checkpoint of ``robot``, published as its recorder does (latched)."""
+    recorder = spinner.add(Node("fake_recorder", context=context, namespace="/robot1"))
+    publisher = recorder.create_publisher(LogCheckpoint, "blackbox/checkpoint", LATCHED)
+    key = load_private_key(robot.private_key)
+    checkpoint = Checkpoint(robot.identity_number, "ab" * 16, 42, bytes(range(32)), 1_795_000_000_123_456_789)
+    checkpoint = checkpoint.signed(key)  # type: ignore[arg-type]
+    msg = LogCheckpoint(identity_number=robot.identity_number, segment_id=checkpoint.segment_id,
+                        sequence=42, chain_head=checkpoint.chain_head.hex(), signature=checkpoint.signature)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(checkpoint.time_ns, 1_000_000_000)
+    wait_for_match(publisher)
+    publisher.publish(msg)
+    return checkpoint
+
+
 @pytest.mark.clause("8.2")
 def test_witnessed_heads_are_kept_and_exported(
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
@@ -137,16 +152,7 @@ def test_witnessed_heads_are_kept_and_exported(
         context=ros_context, namespace="/robot1",
         parameter_overrides=_params(heartbeat_overrides(fleet.robot, fleet.department, rate_hz=5.0)),
     ))
-    recorder = spinner.add(Node("fake_recorder", context=ros_context, namespace="/robot1"))
-    publisher = recorder.create_publisher(LogCheckpoint, "blackbox/checkpoint", LATCHED)
-    key = load_private_key(fleet.robot.private_key)
-    checkpoint = Checkpoint(fleet.robot.identity_number, "ab" * 16, 42, bytes(range(32)), 1_795_000_000_123_456_789)
-    checkpoint = checkpoint.signed(key)  # type: ignore[arg-type]
-    msg = LogCheckpoint(identity_number=fleet.robot.identity_number, segment_id=checkpoint.segment_id,
-                        sequence=42, chain_head=checkpoint.chain_head.hex(), signature=checkpoint.signature)
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(checkpoint.time_ns, 1_000_000_000)
-    wait_for_match(publisher)
-    publisher.publish(msg)
+    checkpoint = _publish_checkpoint(spinner, ros_context, fleet.robot)
     wait_until(lambda: monitor.witnessed_heads.heads(fleet.robot.identity_number) != [], 10.0, "a witnessed head")
 
     out = tmp_path / "heads.json"
@@ -156,6 +162,42 @@ def test_witnessed_heads_are_kept_and_exported(
     assert [(h.sequence, h.chain_head, h.time_ns) for h in heads] == [(42, bytes(range(32)).hex(), checkpoint.time_ns)]
     public_key = load_private_key(fleet.robot.private_key).public_key()
     assert heads[0].signature_valid(public_key)  # type: ignore[arg-type]
+
+
+@pytest.mark.clause("8.2")
+def test_unwritable_witnessed_heads_file_is_reported_and_the_head_written_later(
+    tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
+) -> None:
+    fleet = make_fleet(tmp_path)
+    monitor = spinner.add(_monitor(ros_context, tmp_path, fleet.department.ca_certificate))
+    store = tmp_path / "dept" / "heads.jsonl"
+    store.unlink()
+    store.mkdir()  # the monitor can no longer append to its witnessed_heads_file
+    probe = spinner.add(Node("probe", context=ros_context))
+    statuses: list[tuple[bytes, str]] = []
+    counters = MonitorDiagnostics()
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        counters(msg)
+        statuses.extend((s.level, s.message)
+                        for s in msg.status if s.name == "department_monitor")
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    spinner.add(HeartbeatNode(
+        context=ros_context, namespace="/robot1",
+        parameter_overrides=_params(heartbeat_overrides(fleet.robot, fleet.department, rate_hz=5.0)),
+    ))
+    _publish_checkpoint(spinner, ros_context, fleet.robot)
+    wait_until(lambda: counters.count("witnessed_heads_unwritten") == 1
+               and counters.count("witnessed_heads_write_failures") >= 1, 10.0, "the unwritten head on /diagnostics")
+    assert any(level == DiagnosticStatus.ERROR and "witnessed heads not written" in message
+               for level, message in list(statuses))
+    assert monitor.witnessed_heads.heads() == []  # not reported as witnessed while it is not on disk
+
+    store.rmdir()
+    wait_until(lambda: monitor.witnessed_heads.heads(fleet.robot.identity_number) != [], 10.0, "the head written")
+    assert [(h.sequence, h.chain_head) for h in load_witnessed_heads(store)] == [(42, bytes(range(32)).hex())]
+    wait_until(lambda: counters.count("witnessed_heads_unwritten") == 0, 5.0, "nothing unwritten on /diagnostics")
 
 
 class OneBootSession:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 class CliError(Exception):
@@ -24,3 +25,18 @@ def command_group(
     group = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
     parser._ftrobot_subcommands = group  # type: ignore[attr-defined]
     return group
+
+
+def days_argument(max_days: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for a whole number of days in 1..``max_days``, with a one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+        if not 1 <= value <= max_days:
+            raise argparse.ArgumentTypeError(f"{value} days is outside 1..{max_days}")
+        return value
+
+    return parse

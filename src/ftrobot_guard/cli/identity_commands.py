@@ -15,7 +15,7 @@ from typing import Any, cast
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ftrobot_guard.cli.command_groups import command_group
+from ftrobot_guard.cli.command_groups import command_group, days_argument
 from ftrobot_guard.trust.certificates import (
     CertificateError,
     CertificateFailure,
@@ -73,14 +73,7 @@ def _run(handler: Any) -> Any:
     return wrapped
 
 
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
-    if not 1 <= value <= MAX_DAYS:
-        raise argparse.ArgumentTypeError(f"{value} days is outside 1..{MAX_DAYS}")
-    return value
+_days = days_argument(MAX_DAYS)
 
 
 def _integer(text: str) -> int:

@@ -14,7 +14,9 @@ the installed message types no longer have the layout that reader knows, the nod
 instead (slower, same verdicts). The reception carries the topic, rmw's receive time and
 publication sequence number and, where rclpy reports it (rclpy 9, Kilted; not rclpy 7, Jazzy), the
 publisher's gid: the evidence for "one boot session from two publishers". Per heartbeat the node
-does no logging and no formatting; counts go to ``/diagnostics`` once a second.
+does no logging and no formatting; counts go to ``/diagnostics`` once a second. The checkpoints a batch
+witnessed are written at its end with one fsync (:meth:`WitnessedHeadStore.flush`), before the node shows
+them; an unwritable file keeps them queued and is logged and shown on ``/diagnostics`` (ERROR).
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class DepartmentMonitorNode(Node):
             self._heads = WitnessedHeadStore(Path(heads_file) if heads_file else None)
         except (OSError, WitnessedHeadError) as exc:
             raise NodeConfigurationError(f"{self.get_name()}: parameter witnessed_heads_file: {exc}") from None
+        if self._heads.repaired_tail:
+            self.get_logger().warning(f"witnessed heads: {self._heads.repaired_tail}")
         self._wall = Clock(clock_type=ClockType.SYSTEM_TIME)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._alert_pub = self.create_publisher(DepartmentAlert, "department/alerts", EVENTS)
@@ -120,7 +124,8 @@ class DepartmentMonitorNode(Node):
         self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace(),
                                      on_error=self._on_intake_error)
         self.heartbeats_failed = 0
-        self.create_timer(1.0 / intake_rate, self._intake.drain, clock=self._steady)
+        self._heads_error_logged = ""
+        self.create_timer(1.0 / intake_rate, self._drain, clock=self._steady)
         self._subscribed: set[str] = set()
         self._alert_listeners: list[Callable[[Alert], None]] = []
         self.heartbeats_received = 0
@@ -174,10 +179,28 @@ class DepartmentMonitorNode(Node):
             sequence=view.log_checkpoint_sequence, chain_head=view.log_chain_head, witnessed_at_ns=time.time_ns(),
             time_ns=view.log_checkpoint_stamp_ns, signature=view.log_checkpoint_signature,
         )
-        self._heads.witness(head)
-        if self._heads.last_error:  # refused or not written to disk: say so, never lose it silently
-            self.get_logger().error(f"witnessed head of {view.identity_number}: {self._heads.last_error}")
-            self._heads.last_error = ""
+        if not self._heads.witness(head) and self._heads.last_refusal:  # refused: say so
+            self.get_logger().error(f"witnessed head of {view.identity_number}: {self._heads.last_refusal}")
+            self._heads.last_refusal = ""
+
+    def _drain(self) -> None:
+        """Take the queued heartbeats, then write the batch's witnessed heads with one fsync."""
+        try:
+            self._intake.drain()
+        finally:
+            self._flush_heads()
+
+    def _flush_heads(self) -> None:
+        # A failed write keeps the heads queued for the next batch; logged once per distinct error (not 10 times
+        # a second), shown in /diagnostics until written.
+        if self._heads.flush() and not self._heads.heads_lost:
+            if self._heads_error_logged:
+                self.get_logger().info(f"witnessed heads written to {self._heads.path} again")
+                self._heads_error_logged = ""
+            return
+        if self._heads.last_error != self._heads_error_logged:
+            self._heads_error_logged = self._heads.last_error
+            self.get_logger().error(f"witnessed heads: {self._heads.last_error}")
 
     def _on_intake_error(self, topic: str, exc: Exception) -> None:
         # The monitor keeps watching the fleet; the fault is counted, logged and shown in /diagnostics.
@@ -189,6 +212,7 @@ class DepartmentMonitorNode(Node):
 
     def destroy_node(self) -> None:
         self._intake.destroy()
+        self._flush_heads()  # what the last batch witnessed
         super().destroy_node()
 
     # --- outputs --------------------------------------------------------------------------------
@@ -230,6 +254,9 @@ class DepartmentMonitorNode(Node):
         if self.heartbeats_failed:
             own.level = DiagnosticStatus.ERROR
             own.message = f"{self.heartbeats_failed} heartbeat(s) could not be processed (see log)"
+        elif self._heads.heads_lost or self._heads_error_logged:
+            own.level = DiagnosticStatus.ERROR
+            own.message = f"witnessed heads not written: {self._heads.last_error}"
         elif malformed:
             own.level = DiagnosticStatus.WARN
             own.message = f"{malformed} malformed heartbeat(s) refused (see department/alerts)"
@@ -238,7 +265,10 @@ class DepartmentMonitorNode(Node):
             own.message = f"watching {len(self._subscribed)} heartbeat topic(s)"
         own.values = [KeyValue(key="heartbeats_received", value=str(self.heartbeats_received)),
                       KeyValue(key="heartbeats_accepted", value=str(self._monitor.accepted_count)),
-                      KeyValue(key="heartbeats_failed", value=str(self.heartbeats_failed))]
+                      KeyValue(key="heartbeats_failed", value=str(self.heartbeats_failed)),
+                      KeyValue(key="witnessed_heads_unwritten", value=str(self._heads.pending)),
+                      KeyValue(key="witnessed_heads_write_failures", value=str(self._heads.write_failures)),
+                      KeyValue(key="witnessed_heads_lost", value=str(self._heads.heads_lost))]
         own.values += [KeyValue(key=f"heartbeats_refused_{reason.name.lower()}", value=str(count))
                        for reason, count in refused.items()]
         array.status.append(own)

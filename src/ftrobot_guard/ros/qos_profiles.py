@@ -52,7 +52,7 @@ def heartbeat_publisher(period_s: float) -> QoSProfile:
 # The monitor must hear every heartbeat publisher, including a badly configured or hostile one, so
 # it asks for the least: best effort, no deadline, no liveliness lease. Such a request matches
 # reliable and best-effort publishers alike; a publisher it did not match could not be judged.
-# The depth holds what a fleet sends between two batched takes (1000 robots, 50 Hz intake: ~20).
+# The depth holds what a fleet sends between two batched takes (1000 robots, 10 Hz intake: ~100).
 HEARTBEAT_MONITOR = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT,
     durability=DurabilityPolicy.VOLATILE,

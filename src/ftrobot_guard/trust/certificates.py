@@ -447,20 +447,26 @@ class CertificateVerifier:
             raise CertificateError(CertificateFailure.NOT_A_ROBOT_CERTIFICATE, "certificate is a CA certificate")
         return _VerifiedLeaf(cert, issuer, key, hashlib.sha256(der).hexdigest())
 
-    def _robot_identity(self, data: bytes) -> RobotIdentity:
+    def _verified_leaf_for(
+        self, data: bytes, usage: x509.ObjectIdentifier, failure: CertificateFailure, role: str
+    ) -> _VerifiedLeaf:
+        """The verified chain's leaf, which must carry the extended key usage of ``role``."""
         leaf = self._verify_chain(data)
-        cert = leaf.certificate
         try:
-            usages = _extended_key_usages(cert)
+            usages = _extended_key_usages(leaf.certificate)
         except ValueError as exc:
             raise CertificateError(
                 CertificateFailure.MALFORMED, f"certificate extensions are malformed: {exc}"
             ) from None
-        if ROBOT_EMPLOYEE_EKU not in usages:
-            raise CertificateError(
-                CertificateFailure.NOT_A_ROBOT_CERTIFICATE,
-                f"certificate lacks the robot-employee extended key usage {ROBOT_EMPLOYEE_EKU.dotted_string}",
-            )
+        if usage not in usages:
+            raise CertificateError(failure, f"certificate lacks the {role} extended key usage {usage.dotted_string}")
+        return leaf
+
+    def _robot_identity(self, data: bytes) -> RobotIdentity:
+        leaf = self._verified_leaf_for(
+            data, ROBOT_EMPLOYEE_EKU, CertificateFailure.NOT_A_ROBOT_CERTIFICATE, "robot-employee"
+        )
+        cert = leaf.certificate
         number_text = _single_attribute(cert, NameOID.SERIAL_NUMBER, "serialNumber (identity number)")
         try:
             number = parse_identity_number(number_text)
@@ -478,19 +484,8 @@ class CertificateVerifier:
         )
 
     def _guardian_identity(self, data: bytes) -> GuardianIdentity:
-        leaf = self._verify_chain(data)
+        leaf = self._verified_leaf_for(data, GUARDIAN_EKU, CertificateFailure.NOT_A_GUARDIAN_CERTIFICATE, "guardian")
         cert = leaf.certificate
-        try:
-            usages = _extended_key_usages(cert)
-        except ValueError as exc:
-            raise CertificateError(
-                CertificateFailure.MALFORMED, f"certificate extensions are malformed: {exc}"
-            ) from None
-        if GUARDIAN_EKU not in usages:
-            raise CertificateError(
-                CertificateFailure.NOT_A_GUARDIAN_CERTIFICATE,
-                f"certificate lacks the guardian extended key usage {GUARDIAN_EKU.dotted_string}",
-            )
         return GuardianIdentity(
             guardian_id=_single_attribute(cert, NameOID.SERIAL_NUMBER, "serialNumber (guardian id)"),
             guardian_name=_single_attribute(cert, NameOID.COMMON_NAME, "commonName (guardian name)"),
