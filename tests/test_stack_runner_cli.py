@@ -52,8 +52,8 @@ def test_up_and_monitor_run_and_stop_cleanly(tmp_path: Path) -> None:
         assert robot.stdout is not None
         assert "ftrobot up heartbeat: ready (/robot7/heartbeat)" in robot.stdout.readline()
         monitor = subprocess.run(
-            _ftrobot("dept", "monitor", "--ca", str(fleet.department.ca_certificate), "--duration", "4",
-                     "--interval", "0.5"),
+            _ftrobot("dept", "monitor", "--ca", str(fleet.department.ca_certificate), "--duration", "60",
+                     "--interval", "0.5", "--until-verified", "1"),
             capture_output=True, text=True, timeout=60, check=False,
         )
         assert monitor.returncode == 0, monitor.stderr
@@ -68,6 +68,17 @@ def test_up_and_monitor_run_and_stop_cleanly(tmp_path: Path) -> None:
         if robot.poll() is None:
             robot.kill()
             robot.wait()
+
+
+def test_monitor_until_verified_fails_when_no_robot_is_heard(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path)
+    monitor = subprocess.run(
+        _ftrobot("dept", "monitor", "--ca", str(fleet.department.ca_certificate), "--duration", "2",
+                 "--interval", "0.5", "--until-verified", "1"),
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert monitor.returncode == 1
+    assert "0 of 1 robots verified within 2 s" in monitor.stderr
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])

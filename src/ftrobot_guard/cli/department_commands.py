@@ -43,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: run until Ctrl-C)"
     )
     monitor.add_argument("--interval", type=float, default=1.0, metavar="S", help="table refresh interval")
+    monitor.add_argument(
+        "--until-verified",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop with exit 0 once N robots are shown verified; with --duration, exit 1 if they are not by then",
+    )
     monitor.set_defaults(func=_monitor)
 
     heads = dept.add_parser(
@@ -57,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _monitor(args: argparse.Namespace) -> int:
+    from ftrobot_guard.department.fleet_monitor import SignatureState
     from ftrobot_guard.department.fleet_table import render_alert, render_table
     from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
     from ftrobot_guard.ros.stack_runner import StackError, StackRunner
@@ -65,6 +73,8 @@ def _monitor(args: argparse.Namespace) -> int:
         raise CliError(f"--interval {args.interval}: expected a positive number of seconds")
     if args.duration < 0:
         raise CliError(f"--duration {args.duration}: expected zero or a positive number of seconds")
+    if args.until_verified < 0:
+        raise CliError(f"--until-verified {args.until_verified}: expected zero or a positive number of robots")
     params = list(args.params) or [package_share() / "config" / "department.yaml"]
     for path in params:
         if not path.is_file():
@@ -101,9 +111,12 @@ def _monitor(args: argparse.Namespace) -> int:
     live = sys.stdout.isatty()
     end = time.monotonic() + args.duration if args.duration else float("inf")
     last_table = ""
+    verified = 0
     try:
         while not stop.is_set() and time.monotonic() < end:
-            table = render_table(node.rows())
+            rows = node.rows()
+            verified = sum(1 for row in rows if row.signature_state is SignatureState.VERIFIED)
+            table = render_table(rows)
             with lock:
                 new_alerts, alerts[:] = list(alerts), []
             if live:
@@ -116,6 +129,8 @@ def _monitor(args: argparse.Namespace) -> int:
                     print(table + "\n")
             last_table = table
             sys.stdout.flush()
+            if args.until_verified and verified >= args.until_verified:
+                return 0
             stop.wait(args.interval)
     finally:
         runner.request_stop()
@@ -123,6 +138,12 @@ def _monitor(args: argparse.Namespace) -> int:
         runner.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if args.until_verified and not stop.is_set():
+        print(
+            f"ftrobot dept monitor: {verified} of {args.until_verified} robots verified within {args.duration:g} s",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
