@@ -38,3 +38,21 @@ def heartbeat_overrides(robot: RobotFiles, department: DepartmentFiles, **extra:
     }
     values.update(extra)
     return values
+
+
+def write_heartbeat_params(path: Path, fleet: Fleet, rate_hz: float = 5.0, watched: str = "") -> Path:
+    """A heartbeat params file (rcl matching ``/**/heartbeat``) for ``fleet``'s robot; returns ``path``."""
+    path.write_text(
+        "/**/heartbeat:\n  ros__parameters:\n"
+        f'    identity_number: "{fleet.robot.identity_number}"\n'
+        f'    robot_name: "{fleet.robot.robot_name}"\n'
+        f'    department: "{fleet.robot.department}"\n'
+        f'    private_key_file: "{fleet.robot.private_key}"\n'
+        f'    certificate_file: "{fleet.robot.certificate}"\n'
+        f'    department_ca_files: ["{fleet.department.ca_certificate}"]\n'
+        f"    rate_hz: {rate_hz}\n"
+        '    guardian_on_duty: "G-440304-0007"\n'
+        + (f'    watched_topics: ["{watched}"]\n' if watched else ""),
+        encoding="utf-8",
+    )
+    return path

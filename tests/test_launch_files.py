@@ -24,7 +24,7 @@ from ftrobot_msgs.msg import Heartbeat
 from rclpy.context import Context
 from rclpy.node import Node
 
-from credentials import make_fleet
+from credentials import make_fleet, write_heartbeat_params
 from ftrobot_guard.ros.stacks import DEFAULT_PARAMS, LAUNCH_FILES, STACKS
 from ftrobot_guard.status.software_digest import files_digest
 from ros_fixtures import SpinningExecutor, wait_until
@@ -210,19 +210,8 @@ def test_heartbeat_started_as_launch_ros_starts_it_digests_exactly_its_params_fi
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor
 ) -> None:
     fleet = make_fleet(tmp_path)
-    robot = tmp_path / "robot.yaml"
-    robot.write_text(
-        "/**/heartbeat:\n  ros__parameters:\n"
-        f'    identity_number: "{fleet.robot.identity_number}"\n'
-        f'    robot_name: "{fleet.robot.robot_name}"\n'
-        f'    department: "{fleet.robot.department}"\n'
-        f'    private_key_file: "{fleet.robot.private_key}"\n'
-        f'    certificate_file: "{fleet.robot.certificate}"\n'
-        f'    department_ca_files: ["{fleet.department.ca_certificate}"]\n'
-        "    rate_hz: 10.0\n"
-        '    watched_topics: ["joint_states:sensor_msgs/msg/JointState"]\n'
-        '    guardian_on_duty: "G-440304-0007"\n',
-        encoding="utf-8",
+    robot = write_heartbeat_params(
+        tmp_path / "robot.yaml", fleet, rate_hz=10.0, watched="joint_states:sensor_msgs/msg/JointState"
     )
     recorder = tmp_path / "recorder.yaml"
     recorder.write_text('/**/recorder:\n  ros__parameters:\n    log_directory: "/tmp/nowhere"\n', encoding="utf-8")

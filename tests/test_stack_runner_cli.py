@@ -13,7 +13,7 @@ from ftrobot_msgs.msg import Heartbeat
 from rclpy.context import Context
 from rclpy.node import Node
 
-from credentials import make_fleet
+from credentials import make_fleet, write_heartbeat_params
 from ftrobot_guard.status.software_digest import files_digest
 from ros_fixtures import SpinningExecutor, wait_until
 
@@ -25,27 +25,9 @@ def _ftrobot(*args: str) -> list[str]:
     return [sys.executable, "-m", "ftrobot_guard.cli.main", *args]
 
 
-def _robot_params(tmp_path: Path, fleet, rate: float = 5.0, watched: str = "") -> Path:  # type: ignore[no-untyped-def]
-    path = tmp_path / "robot.yaml"
-    path.write_text(
-        "/**/heartbeat:\n  ros__parameters:\n"
-        f'    identity_number: "{fleet.robot.identity_number}"\n'
-        f'    robot_name: "{fleet.robot.robot_name}"\n'
-        f'    department: "{fleet.robot.department}"\n'
-        f'    private_key_file: "{fleet.robot.private_key}"\n'
-        f'    certificate_file: "{fleet.robot.certificate}"\n'
-        f'    department_ca_files: ["{fleet.department.ca_certificate}"]\n'
-        f"    rate_hz: {rate}\n"
-        '    guardian_on_duty: "G-440304-0007"\n'
-        + (f'    watched_topics: ["{watched}"]\n' if watched else ""),
-        encoding="utf-8",
-    )
-    return path
-
-
 def test_up_and_monitor_run_and_stop_cleanly(tmp_path: Path) -> None:
     fleet = make_fleet(tmp_path)
-    params = _robot_params(tmp_path, fleet)
+    params = write_heartbeat_params(tmp_path / "robot.yaml", fleet)
     robot = subprocess.Popen(_ftrobot("up", "heartbeat", "--params", str(params), "--namespace", "/robot7"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -86,7 +68,9 @@ def test_up_heartbeat_stops_cleanly_while_callbacks_run(
     tmp_path: Path, ros_context: Context, spinner: SpinningExecutor, stop_signal: signal.Signals
 ) -> None:
     fleet = make_fleet(tmp_path)
-    params = _robot_params(tmp_path, fleet, rate=20.0, watched="joint_states:sensor_msgs/msg/JointState")
+    params = write_heartbeat_params(
+        tmp_path / "robot.yaml", fleet, rate_hz=20.0, watched="joint_states:sensor_msgs/msg/JointState"
+    )
     probe = spinner.add(Node("stop_probe", context=ros_context))
     beats: list[str] = []
     lock = threading.Lock()
