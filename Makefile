@@ -66,9 +66,10 @@ $(PKG_STAMP): $(MSGS_STAMP) $(PKG_SRC)
 demo: $(PKG_STAMP)
 	$(VENV)/bin/ftrobot demo
 
+# PYTEST_ARGS: extra pytest arguments (CI's second distribution: -m "not distro_independent").
 test: $(PKG_STAMP) lint
 	@echo "== [$(ROS_DISTRO)] test suite"
-	$(PY) -m pytest -p no:cacheprovider tests
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # Code checks, part of `make test`: ruff (config in ruff.toml) and mypy --strict (config in setup.cfg).
 lint: $(PKG_STAMP)

@@ -32,6 +32,7 @@ setup(
             "department_monitor = ftrobot_guard.nodes.department_monitor_node:main",
             "recorder = ftrobot_guard.nodes.recorder_node:main",
             "humanoid_sim = ftrobot_guard.nodes.humanoid_sim_node:main",
+            "guard = ftrobot_guard.nodes.guard_node:main",
         ],
     },
 )

@@ -1,9 +1,12 @@
 """Robot-side guard stack of one robot employee (the nodes of `ftrobot up robot`).
 
+The guard (command gate, anomaly detectors, safety supervisor) runs in its own process, as do the
+heartbeat and the recorder here (launch_ros starts one process per node).
+
     ros2 launch ftrobot_guard robot.launch.py params_file:=/etc/ftrobot/robot.yaml \
         recorder_params_file:=/etc/ftrobot/recorder.yaml namespace:=/futian/robot01
 
-Both nodes get both params files (`--params-file`), each reading its own section. The heartbeat's
+Every node gets both params files (`--params-file`), each reading its own section. The heartbeat's
 config digest covers exactly these files, read from its own ROS arguments: parameters here are
 params files only, never a list (launch_ros would join a list of substitutions into one string).
 """
@@ -33,6 +36,7 @@ def generate_launch_description() -> LaunchDescription:
             description="ROS 2 params file of the black-box recorder",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="the robot's namespace"),
+        Node(package="ftrobot_guard", executable="guard", name="guard", parameters=parameters, **common),
         Node(package="ftrobot_guard", executable="heartbeat", name="heartbeat", parameters=parameters, **common),
         Node(package="ftrobot_guard", executable="recorder", name="recorder", parameters=parameters, **common),
     ])

@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tools"))
 
@@ -45,4 +46,32 @@ if "FTROBOT_TEST_DOMAIN_ID" not in os.environ:
     os.environ["FTROBOT_TEST_DOMAIN_ID"] = str(_reserve_domain_id())
 os.environ["ROS_DOMAIN_ID"] = os.environ["FTROBOT_TEST_DOMAIN_ID"]
 
-pytest_plugins = ["ros_fixtures", "clause_traceability", "pytester"]
+pytest_plugins = ["ros_fixtures", "guard_harness", "clause_traceability", "pytester"]
+
+
+# A test module that touches nothing of ROS (no rclpy, no ftrobot_msgs, no nodes, no child processes) runs
+# the same on every ROS distribution: it is marked `distro_independent`, and CI's second distribution leg
+# deselects it (`-m "not distro_independent"`, see .ci/run); `make test` runs everything.
+_ROS_WORDS = ("rclpy", "ftrobot_msgs", "ros_fixtures", "guard_harness", "ftrobot_guard.nodes", "ftrobot_guard.ros",
+              "ftrobot_guard.cli", "subprocess", "pytester", "ros_context", "spinner")
+_DISTRO_INDEPENDENT: dict[str, bool] = {}
+
+
+def _distro_independent(path: Path) -> bool:
+    key = str(path)
+    if key not in _DISTRO_INDEPENDENT:
+        text = path.read_text(encoding="utf-8")
+        _DISTRO_INDEPENDENT[key] = not any(word in text for word in _ROS_WORDS)
+    return _DISTRO_INDEPENDENT[key]
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "distro_independent: the test touches no ROS; one distribution runs it")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    import pytest
+
+    for item in items:
+        if item.path.suffix == ".py" and _distro_independent(item.path):
+            item.add_marker(pytest.mark.distro_independent)

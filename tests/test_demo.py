@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ftrobot_guard.cli.demo import Checklist, StepFailed, wait_for
+from ftrobot_guard.cli.demo_checklist import Checklist, StepFailed, wait_for
 
 # Every check the demo makes with the simulator, in order (the text before any detail in parentheses).
 DEMO_CHECKS = [

@@ -240,8 +240,8 @@ def test_heartbeat_started_as_launch_ros_starts_it_digests_exactly_its_params_fi
         assert digests == {files_digest([robot, recorder])}
         assert digests != {files_digest([robot])}
         assert topics == ["/launched/joint_states"]
-        names = probe.get_node_names_and_namespaces()
-        assert ("heartbeat", "/launched") in names and ("heartbeat_intake", "/launched") in names
+        wait_until(lambda: {("heartbeat", "/launched"), ("heartbeat_intake", "/launched")}
+                   <= set(probe.get_node_names_and_namespaces()), 10.0, "both node names in the ROS graph")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:

@@ -21,7 +21,7 @@ import ftrobot_guard
 PACKAGE_DIR = Path(ftrobot_guard.__file__).parent
 PURE_PACKAGES = ("trust", "hardware", "safety", "status", "department", "blackbox", "sim")
 ROS_PACKAGES = ("ros", "nodes")
-CLI_NODE_STARTERS = ("cli/run_commands.py", "cli/demo.py")
+CLI_NODE_STARTERS = ("cli/run_commands.py", "cli/demo.py", "cli/demo_guard.py")
 FORBIDDEN_IN_PURE = ("rclpy", "ftrobot_guard.ros", "ftrobot_guard.nodes", "ftrobot_guard.cli")
 
 

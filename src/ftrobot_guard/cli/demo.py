@@ -17,22 +17,39 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rclpy.node import Node
+    pass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from rclpy.logging import LoggingSeverity
 
+from ftrobot_guard.cli.demo_checklist import (
+    Checklist,
+    StepFailed,
+    environment,
+    say,
+    start_ftrobot,
+    stop_process,
+    wait_for,
+)
+from ftrobot_guard.cli.demo_guard import (
+    CONTROLLER_NODE,
+    GuardDemo,
+    arms_step,
+    estop_step,
+    outside_envelope_step,
+    rogue_step,
+    trip_step,
+    wait_normal,
+)
 from ftrobot_guard.department.fleet_monitor import Alert, AlertKind, RobotRow, SignatureState
 from ftrobot_guard.department.fleet_table import render_alert, render_table
 from ftrobot_guard.trust.dev_credentials import DepartmentFiles, RobotFiles, make_department, make_robot
@@ -52,18 +69,22 @@ IMPOSTOR_RETRIES = 2  # impostor heartbeats watched after its refusal, before ju
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _say(text: str) -> None:
-    print(f"\n\x1b[1m== {text}\x1b[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
-
-
 def _yaml_list(items: list[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
-def _robot_params(path: Path, robot: RobotFiles, department: DepartmentFiles, with_sim: bool) -> Path:
+def _robot_params(path: Path, robot: RobotFiles, department: DepartmentFiles, with_sim: bool,
+                  envelope: Path | None = None) -> Path:
     watched = ["joint_states:sensor_msgs/msg/JointState", "imu:sensor_msgs/msg/Imu"] if with_sim else []
     watched_line = f"    watched_topics: {_yaml_list(watched)}\n" if watched else ""
-    path.write_text(
+    guard = "" if envelope is None else (
+        "/**/guard:\n  ros__parameters:\n"
+        f'    identity_number: "{robot.identity_number}"\n'
+        f'    envelope_file: "{envelope}"\n'
+        f'    department_ca_files: ["{department.ca_certificate}"]\n'
+        f'    input_publishers: ["guard/in/joint_command={ROBOT_NS}/{CONTROLLER_NODE}"]\n'
+    )
+    path.write_text(guard +
         "/**/heartbeat:\n  ros__parameters:\n"
         f'    identity_number: "{robot.identity_number}"\n'
         f'    robot_name: "{robot.robot_name}"\n'
@@ -83,6 +104,9 @@ def _robot_params(path: Path, robot: RobotFiles, department: DepartmentFiles, wi
 def _recorder_params(path: Path, robot: RobotFiles, auditor_pub: Path, log_dir: Path) -> Path:
     topics = [
         "safety_state|ftrobot_msgs/msg/SafetyState|event|0|latched",
+        "anomalies|ftrobot_msgs/msg/Anomaly|event",
+        "estop|std_msgs/msg/Bool|event",
+        "hw/joint_command|trajectory_msgs/msg/JointTrajectory|state|1.0",
         "heartbeat|ftrobot_msgs/msg/Heartbeat|event",
         "/parameter_events|rcl_interfaces/msg/ParameterEvent|event",
         "joint_states|sensor_msgs/msg/JointState|state|2.0|sensor",
@@ -103,99 +127,6 @@ def _recorder_params(path: Path, robot: RobotFiles, auditor_pub: Path, log_dir: 
     return path
 
 
-def _environment(domain_id: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(domain_id)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "ftrobot_guard.cli.main", *args], stdout=handle, stderr=subprocess.STDOUT, env=env
-        )
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class StepFailed(Exception):
-    """A step's condition was not observed: its deadline passed, or a process it needs exited."""
-
-    def __init__(self, what: str, reason: str) -> None:
-        super().__init__(f"{reason} while waiting for {what}")
-        self.what = what
-        self.reason = reason
-
-
-def _process_name(process: subprocess.Popen[bytes]) -> str:
-    args = process.args
-    words = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
-    return "ftrobot " + " ".join(words[3:5])  # [python, -m, module, up, STACK, ...]
-
-
-def wait_for(
-    condition: Callable[[], bool], deadline_s: float, what: str,
-    processes: tuple[subprocess.Popen[bytes] | None, ...] = (),
-) -> float:
-    """Poll ``condition`` until it holds and return the seconds waited; raise :class:`StepFailed` when
-    ``deadline_s`` passes first or one of ``processes`` exits."""
-    start = time.monotonic()
-    while True:
-        if condition():
-            return time.monotonic() - start
-        for process in processes:
-            if process is not None and process.poll() is not None:
-                raise StepFailed(what, f"{_process_name(process)} exited with {process.returncode} (see its log)")
-        if time.monotonic() - start >= deadline_s:
-            raise StepFailed(what, f"deadline of {deadline_s:g} s exceeded")
-        time.sleep(0.1)
-
-
-class Checklist:
-    """The demo's ``ok``/``FAIL`` lines.
-
-    Every line is a predicate on something the demo observed: :meth:`wait` polls its condition until
-    a deadline, :meth:`check` evaluates one now. There is no way to print ``ok`` without a condition.
-    """
-
-    def __init__(self) -> None:
-        self.results: list[tuple[bool, str]] = []
-
-    @property
-    def all_ok(self) -> bool:
-        return all(passed for passed, _ in self.results)
-
-    def check(self, condition: bool, text: str, detail: str = "") -> bool:
-        self.results.append((condition, text))
-        print(("  ok   " if condition else "  FAIL ") + text + (f" ({detail})" if detail else ""), flush=True)
-        return condition
-
-    def wait(
-        self, condition: Callable[[], bool], deadline_s: float, text: str,
-        processes: tuple[subprocess.Popen[bytes] | None, ...] = (),
-    ) -> bool:
-        try:
-            waited = wait_for(condition, deadline_s, text, processes)
-        except StepFailed as exc:
-            return self.check(False, text, exc.reason)
-        return self.check(True, text, f"after {waited:.1f} s" if waited >= 1.0 else "")
-
-    def failed(self, exc: StepFailed) -> None:
-        """A step the rest of the scenario needs did not happen: say which, and how long it was given."""
-        self.check(False, f"gave up: {exc}")
-
-
 def _cli(args: list[str], env: dict[str, str]) -> int:
     """Run an `ftrobot` command as an auditor would, showing its output indented; -1 when it hangs."""
     print(f"$ ftrobot {' '.join(args)}")
@@ -208,47 +139,6 @@ def _cli(args: list[str], env: dict[str, str]) -> int:
     for line in (result.stdout + result.stderr).splitlines()[:14]:
         print(f"    {line}")
     return result.returncode
-
-
-def _hardware_contract_step(monitor: Node, checks: Checklist, sim: subprocess.Popen[bytes] | None) -> None:
-    """Watch the simulator's ground truth, then ask it for DAMPING through hw/set_actuation_mode."""
-    from ftrobot_msgs.msg import SimGroundTruth
-    from ftrobot_msgs.srv import SetActuationMode
-
-    truth: list[SimGroundTruth] = []
-    sub = monitor.create_subscription(SimGroundTruth, f"{ROBOT_NS}/sim/ground_truth", truth.append, 10)
-    client = monitor.create_client(SetActuationMode, f"{ROBOT_NS}/hw/set_actuation_mode")
-    try:
-        wait_for(lambda: bool(truth) and client.service_is_ready(), COLD_START_S,
-                 "the simulator's ground truth and its hw/set_actuation_mode service", (sim,))
-        standing = truth[-1]
-        print(f"  pelvis {standing.pelvis_height:.2f} m, tilt {standing.tilt:.2f} rad, "
-              f"mode {standing.actuation_mode_name}, real-time factor {standing.real_time_factor:.2f}")
-        checks.check(not standing.fallen and standing.actuation_mode_name == "HOLD", "the simulated G1 stands (HOLD)")
-        print("  (a later issue's safety supervisor makes this call; here the demo calls the hardware contract)")
-        future = client.call_async(SetActuationMode.Request(mode=SetActuationMode.Request.MODE_DAMPING,
-                                                            reason="demo: category-1 style soft stop"))
-        wait_for(future.done, REPLY_DEADLINE_S, "the hw/set_actuation_mode reply", (sim,))
-        reply = future.result()
-        checks.check(reply is not None and reply.success,
-                     f"hw/set_actuation_mode DAMPING accepted: {reply.message if reply else 'no reply'}")
-        if not checks.wait(lambda: truth[-1].actuation_mode_name == "DAMPING", REPLY_DEADLINE_S,
-                           "the robot is in DAMPING", (sim,)):
-            return
-        damped_at = truth[-1].sim_time
-        wait_for(lambda: truth[-1].sim_time >= damped_at + DAMPING_WATCH_S, DAMPING_WATCH_S + COLD_START_S,
-                 f"{DAMPING_WATCH_S:.0f} s of simulated time in DAMPING", (sim,))
-        after = truth[-1]
-        print(f"  after {DAMPING_WATCH_S:.0f} s of DAMPING: pelvis {after.pelvis_height:.2f} m, fallen {after.fallen}, "
-              f"peak impact speed {after.peak_impact_speed:.2f} m/s "
-              "(the lowering step of POWER_DOWN exists to avoid this)")
-        checks.check(after.actuation_mode_name == "DAMPING" and after.fallen,
-                     "under DAMPING alone the G1 collapses to the floor (ground truth: fallen)")
-    except StepFailed as exc:
-        checks.failed(exc)
-    finally:
-        monitor.destroy_subscription(sub)
-        monitor.destroy_client(client)
 
 
 def _pictures(directory: Path) -> list[Path]:
@@ -288,7 +178,7 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
-    _say("1. Development credentials (generated now, never committed)")
+    say("1. Development credentials (generated now, never committed)")
     department = make_department(keys / "department")
     identity = make_identity_number("440304", 2026, 123)
     robot = make_robot(keys / "robot01", department, identity, "Futian-Guide-01")
@@ -304,7 +194,17 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     auditor_pub = write_public_key(keys / "department" / "log_x25519.pub.pem", auditor_key.public_key())
     print(f"log key        the department's X25519 key {auditor_pub}: only it can read the black box")
     log_dir = run_dir / "blackbox"
-    robot_params = _robot_params(run_dir / "robot.yaml", robot, department, with_sim)
+    envelope = None
+    if with_sim:
+        from ftrobot_guard.ros.package_share import package_share
+        from ftrobot_guard.safety.dev_envelope import write_signed_envelope
+
+        committed = package_share() / "config" / "envelope" / "g1.yaml"
+        envelope = write_signed_envelope(keys / "envelope" / "g1.yaml", committed.read_text(encoding="utf-8"),
+                                         department.key, [robot.identity_number], valid_days=1.0)
+        print(f"envelope       {envelope}: the committed G1 envelope, open all hours, signed by the department "
+              "(.sig next to it)")
+    robot_params = _robot_params(run_dir / "robot.yaml", robot, department, with_sim, envelope)
     recorder_params = _recorder_params(run_dir / "recorder.yaml", robot, auditor_pub, log_dir)
     impostor_params = _robot_params(run_dir / "impostor.yaml", impostor, forger, False)
 
@@ -316,7 +216,7 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     from ftrobot_guard.ros.qos_profiles import HEARTBEAT_MONITOR
     from ftrobot_guard.ros.stack_runner import StackRunner
 
-    env = _environment(domain_id)
+    env = environment(domain_id)
     dept_params = package_share() / "config" / "department.yaml"
     runner = StackRunner(
         "department", [dept_params],
@@ -343,8 +243,13 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     spinner = threading.Thread(target=runner.spin, daemon=True)
     spinner.start()
 
-    sim = robot_proc = impostor_proc = None
+    sim = robot_proc = guard_proc = impostor_proc = None
+    demo_controller: GuardDemo | None = None
     checks = Checklist()
+
+    def start_guard() -> subprocess.Popen[bytes]:
+        return start_ftrobot(["up", "robot", "--process", "guard", "--params", str(robot_params), "--namespace",
+                              ROBOT_NS], logs / "guard.log", env)
 
     def rows() -> list[RobotRow]:
         return monitor.rows()
@@ -379,13 +284,16 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             print(render_alert(alert))
 
     try:
-        _say(f"2. Starting the robot on ROS domain {domain_id} (discovery limited to this machine)")
+        say(f"2. Starting the robot on ROS domain {domain_id} (discovery limited to this machine)")
         if with_sim:
-            sim = _start(["up", "sim", "--namespace", ROBOT_NS, "--headless"], logs / "sim.log", env)
+            sim = start_ftrobot(["up", "sim", "--namespace", ROBOT_NS, "--headless"], logs / "sim.log", env)
             print(f"simulated Unitree G1 (MuJoCo) in {ROBOT_NS}: log {logs / 'sim.log'}")
-        robot_proc = _start(["up", "robot", "--params", str(robot_params), "--params", str(recorder_params),
-                             "--namespace", ROBOT_NS], logs / "robot.log", env)
-        print(f"robot guard stack (heartbeat, black-box recorder) in {ROBOT_NS}: log {logs / 'robot.log'}")
+        robot_proc = start_ftrobot(["up", "robot", "--process", "status", "--params", str(robot_params), "--params",
+                                    str(recorder_params), "--namespace", ROBOT_NS], logs / "robot.log", env)
+        print(f"robot status process (heartbeat, black-box recorder) in {ROBOT_NS}: log {logs / 'robot.log'}")
+        if with_sim:
+            guard_proc = start_guard()
+            print(f"robot guard process (command gate, anomaly detectors, supervisor): log {logs / 'guard.log'}")
         wait_for(lambda: (r := row_of(robot.identity_number)) is not None and r.last_seen_age_s is not None,
                  COLD_START_S, "the robot's first heartbeat", (sim, robot_proc))
         checks.wait(signature_verified, REPLY_DEADLINE_S, "heartbeat signature verified against the department CA",
@@ -394,8 +302,13 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             # A cold MuJoCo start (imports, model compile) can take longer than the robot's: wait for it.
             checks.wait(inputs_fresh, COLD_START_S,
                         "its watched inputs (joint_states, imu from the simulator) are fresh", (sim, robot_proc))
+        if with_sim:
+            demo_controller = GuardDemo(ROBOT_NS, domain_id)
+            wait_normal(demo_controller, checks, COLD_START_S, (sim, guard_proc))
+            checks.wait(lambda: (r := row_of(robot.identity_number)) is not None and r.safety_mode == "NORMAL",
+                        REPLY_DEADLINE_S, "the department sees safety mode NORMAL in the signed heartbeat",
+                        (robot_proc,))
         show("the robot is heard, its signature verified")
-        print("  note: no safety supervisor runs yet, so the robot reports safety mode BOOT (SAFETY_MODE alert)")
         wait_for(lambda: monitor.witnessed_heads.heads(robot.identity_number) != [], COLD_START_S,
                  "a black-box checkpoint witnessed through the heartbeat", (sim, robot_proc))
         head = monitor.witnessed_heads.heads(robot.identity_number)[-1]
@@ -403,13 +316,31 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
         checks.check(isinstance(robot_key, ed25519.Ed25519PublicKey) and head.signature_valid(robot_key),
                      f"black-box checkpoint witnessed by the department: record {head.sequence}, "
                      f"chain head {head.chain_head[:16]}..., signed with the key in the robot's certificate")
-        if with_sim:
-            _say("2b. The hardware contract: the simulated robot stands in HOLD, then is put in DAMPING")
-            _hardware_contract_step(monitor, checks, sim)
+        if with_sim and demo_controller is not None:
+            say("2b. The arms move inside the operating envelope, through the command gate")
+            arms_step(demo_controller, checks)
+            say("2c. Commands outside the envelope: clamped, or refused with a reason")
+            outside_envelope_step(demo_controller, checks)
+            say("2d. The e-stop: stop at once, lower to rest, power off (stop category 1)")
+            estop_step(demo_controller, checks, (sim, guard_proc))
+            show("the department sees the robot in ESTOP")
+            say("2e. A fresh start (the robot stood up again; a latched stop is left only by a guardian RESET or "
+                "a restart)")
+            for process in (guard_proc, sim):
+                stop_process(process)
+            demo_controller.forget()
+            sim = start_ftrobot(["up", "sim", "--namespace", ROBOT_NS, "--headless"], logs / "sim2.log", env)
+            guard_proc = start_ftrobot(["up", "robot", "--process", "guard", "--params", str(robot_params),
+                                        "--namespace", ROBOT_NS], logs / "guard2.log", env)
+            wait_normal(demo_controller, checks, COLD_START_S, (sim, guard_proc))
+            say("2f. A rogue node publishes on hw/joint_command, around the guard")
+            rogue_step(demo_controller, checks, (sim, guard_proc))
+            say("2g. The robot trips while stopped: the fall is detected and made as soft as it can be")
+            trip_step(demo_controller, checks, (sim, guard_proc))
 
-        _say("3. The robot's heartbeat stops (its process is stopped)")
+        say("3. The robot's heartbeat stops (its process is stopped)")
         alerts.clear()
-        _stop(robot_proc)
+        stop_process(robot_proc)
         stopped_at = time.monotonic()
         robot_proc = None
         wait_for(lambda: bool(of_robot(AlertKind.SILENT)), silence_bound_s + REPLY_DEADLINE_S, "the SILENT alert")
@@ -421,7 +352,7 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
                      f"SILENT raised within {silent_periods} heartbeat periods",
                      f"{silent_after_s:.1f} s after the robot's process ended; bound {silence_bound_s:.2f} s")
 
-        _say("3b. An auditor verifies the robot's black box against what the department witnessed")
+        say("3b. An auditor verifies the robot's black box against what the department witnessed")
         heads_file = run_dir / "heads.json"
         _cli(["dept", "heads", "--store", str(run_dir / "witnessed_heads.jsonl"), "--identity", robot.identity_number,
               "--out", str(heads_file)], env)
@@ -438,9 +369,9 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
                      f"decrypted with the department's key: {len(ours)} heartbeat records of "
                      f"{robot.identity_number} exported to {exported}")
 
-        _say("4. An impostor claims the robot's identity number with a forged certificate")
+        say("4. An impostor claims the robot's identity number with a forged certificate")
         alerts.clear()
-        impostor_proc = _start(["up", "heartbeat", "--params", str(impostor_params), "--namespace", IMPOSTOR_NS],
+        impostor_proc = start_ftrobot(["up", "heartbeat", "--params", str(impostor_params), "--namespace", IMPOSTOR_NS],
                                logs / "impostor.log", env)
         wait_for(lambda: bool(of_robot(AlertKind.UNKNOWN_CERTIFICATE)), COLD_START_S, "the impostor to be refused",
                  (impostor_proc,))
@@ -461,14 +392,16 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     except StepFailed as exc:
         checks.failed(exc)
     finally:
-        for process in (impostor_proc, robot_proc, sim):
-            _stop(process)
+        for process in (impostor_proc, robot_proc, guard_proc, sim):
+            stop_process(process)
+        if demo_controller is not None:
+            demo_controller.close()
         runner.request_stop()
         spinner.join(timeout=5.0)
         runner.stop()
 
     if with_sim:
-        _say("5. Pictures: the G1 from standing in DAMPING and in POWER_OFF (MuJoCo, offscreen)")
+        say("5. Pictures: the G1 from standing in DAMPING and in POWER_OFF (MuJoCo, offscreen)")
         try:
             pictures = _pictures(run_dir / "pictures")
         except Exception as exc:  # a picture is a nicety: report it, never hide it
@@ -479,7 +412,7 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             checks.check(len(pictures) == 6 and all(p.read_bytes()[:8] == PNG_SIGNATURE for p in pictures),
                          f"{len(pictures)} pictures written as PNG")
 
-    _say("Done" if checks.all_ok else "Done, with failures")
+    say("Done" if checks.all_ok else "Done, with failures")
     passed = sum(1 for ok, _ in checks.results if ok)
     print(f"{passed} of {len(checks.results)} checks passed; keys, params and logs: {run_dir}")
     return 0 if checks.all_ok else 1

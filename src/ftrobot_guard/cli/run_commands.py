@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ftrobot_guard.cli.command_groups import CliError
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="ROS 2 params file (repeatable); default: the package's config files of the stack",
     )
     up.add_argument("--namespace", default="", metavar="NS", help="namespace of every node, e.g. /robot1")
+    up.add_argument("--process", metavar="NAME", help="start only this process of a multi-process stack "
+                    "(robot: guard or status); without it each process is started as a child")
     up.add_argument("--lockstep", action="store_true", help="sim: step as fast as possible and publish /clock")
     up.add_argument("--headless", action="store_true", help="sim: no viewer window (always true on this machine)")
     up.set_defaults(func=_up)
@@ -55,7 +58,8 @@ def _validate_namespace(namespace: str) -> str:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ftrobot_guard.ros.stack_runner import StackError, run_stack
+    from ftrobot_guard.ros.stack_runner import StackError, run_processes, run_stack
+    from ftrobot_guard.ros.stacks import processes
 
     params = list(args.params)
     if not params:
@@ -74,8 +78,15 @@ def _up(args: argparse.Namespace) -> int:
         per_node["humanoid_sim"] = dict(node_parameter_overrides(lockstep=args.lockstep, headless=args.headless))
     elif args.lockstep:
         per_node = {spec.node_name: {"use_sim_time": True} for spec in STACKS[args.stack]}
+    if args.process is None and len(processes(args.stack)) > 1:
+        base = [sys.executable, "-m", "ftrobot_guard.cli.main", "up", args.stack, "--namespace", namespace]
+        for path in params:
+            base += ["--params", str(path)]
+        if args.lockstep:
+            base.append("--lockstep")
+        return run_processes(args.stack, lambda process: [*base, "--process", process])
     try:
-        return run_stack(args.stack, params, namespace, per_node_overrides=per_node)
+        return run_stack(args.stack, params, namespace, per_node_overrides=per_node, process=args.process)
     except StackError as exc:
         raise CliError(str(exc)) from None
 

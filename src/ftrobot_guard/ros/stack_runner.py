@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib
 import signal
+import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +26,7 @@ from ftrobot_guard.ros.node_parameters import NodeConfigurationError
 from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
 from ftrobot_guard.ros.params_file import ParamsFileError, load_params_file
 from ftrobot_guard.ros.ros_arguments import init_context
-from ftrobot_guard.ros.stacks import SINGLE_THREADED_STACKS, STACKS, NodeSpec
+from ftrobot_guard.ros.stacks import SINGLE_THREADED_PROCESSES, STACKS, NodeSpec, process_nodes, processes
 
 MULTI_THREADED_CALLBACK_THREADS = 4
 
@@ -53,9 +54,18 @@ class StackRunner:
         namespace: str = "",
         overrides: Mapping[str, Any] | None = None,
         per_node_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        process: str | None = None,
     ) -> None:
         if stack not in STACKS:
             raise StackError(f"unknown stack {stack!r}: expected one of {', '.join(STACKS)}")
+        if process is None:
+            self._specs = STACKS[stack]
+            self._process = stack
+        elif process in processes(stack):
+            self._specs = process_nodes(stack, process)
+            self._process = process
+        else:
+            raise StackError(f"stack {stack} has no process {process!r}: expected one of {', '.join(processes(stack))}")
         for path in params_files:
             try:
                 load_params_file(path)
@@ -83,7 +93,7 @@ class StackRunner:
                 args += ["--params-file", path]
         init_context(self._context, args)
         try:
-            for spec in STACKS[self._stack]:
+            for spec in self._specs:
                 overrides = dict(self._overrides)
                 overrides.update(self._per_node.get(spec.node_name, {}))
                 node = _node_class(spec)(
@@ -96,7 +106,8 @@ class StackRunner:
         except BaseException:
             self.stop()
             raise
-        threads = 1 if self._stack in SINGLE_THREADED_STACKS else MULTI_THREADED_CALLBACK_THREADS
+        single = self._process in SINGLE_THREADED_PROCESSES or self._stack in SINGLE_THREADED_PROCESSES
+        threads = 1 if single else MULTI_THREADED_CALLBACK_THREADS
         self._spinner = NodeSpinner(self._context, self._nodes, threads)
 
     def spin(self) -> None:
@@ -121,9 +132,10 @@ def run_stack(
     namespace: str = "",
     overrides: Mapping[str, Any] | None = None,
     per_node_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    process: str | None = None,
 ) -> int:
-    """Start the stack, print one 'ready' line, spin until SIGINT/SIGTERM, stop cleanly. Exit code."""
-    runner = StackRunner(stack, params_files, namespace, overrides, per_node_overrides)
+    """Start the stack (or one process of it), print one 'ready' line, spin until SIGINT/SIGTERM, stop cleanly."""
+    runner = StackRunner(stack, params_files, namespace, overrides, per_node_overrides, process)
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         runner.request_stop()
@@ -132,11 +144,52 @@ def run_stack(
     try:
         runner.start()
         names = ", ".join(node.get_fully_qualified_name() for node in runner.nodes)
-        print(f"ftrobot up {stack}: ready ({names})", flush=True)
+        label = stack if process is None or process == stack else f"{stack}/{process}"
+        print(f"ftrobot up {label}: ready ({names})", flush=True)
         runner.spin()
     finally:
         runner.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print(f"ftrobot up {stack}: stopped", file=sys.stderr, flush=True)
+    print(f"ftrobot up {stack if process is None else f'{stack}/{process}'}: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def run_processes(stack: str, child_args: Callable[[str], list[str]], poll_s: float = 0.1) -> int:
+    """Run each process of ``stack`` as a child (``child_args(process)`` is its command line) until one ends.
+
+    SIGINT/SIGTERM are passed on to every child. When any child ends, the others are stopped (SIGTERM,
+    then SIGKILL after 10 s) and its exit code is returned: a robot stack is whole or not running.
+    """
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children: list[subprocess.Popen[bytes]] = []
+    code = 0
+    try:
+        for name in processes(stack):
+            children.append(subprocess.Popen(child_args(name)))
+        while not stop.is_set():
+            ended = [child for child in children if child.poll() is not None]
+            if ended:
+                code = ended[0].returncode
+                print(f"ftrobot up {stack}: process {ended[0].args!r} ended with {code}; stopping the others",
+                      file=sys.stderr, flush=True)
+                break
+            stop.wait(poll_s)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code

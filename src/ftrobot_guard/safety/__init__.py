@@ -12,6 +12,12 @@
 * :mod:`.response_policy` — anomaly severities and the supervisor's responses and timing rules.
 * :mod:`.reset_authorization` — the authenticated guardian RESET (the only key to a latched stop).
 * :mod:`.supervisor` — the latched state machine of the safety modes.
+* :mod:`.command_gate` — the command gate: forwards, clamps or refuses the controllers' commands.
+* :mod:`.anomaly_detectors` — the detectors of abnormal behaviour (numpy); :mod:`.intrusion_check` who
+  publishes on the hardware and gate topics.
+* :mod:`.rest_lowering` — POWER_DOWN's lowering to a rest posture, then DAMPING, then POWER_OFF.
+* :mod:`.guard_core` — gate, detectors, supervisor and lowering wired together: what the guard node runs.
+* :mod:`.dev_envelope` — a signed site copy of an envelope for the demo and tests (development only).
 
 Pure logic that thin nodes wrap; no rclpy.
 """

@@ -5,6 +5,17 @@ The menagerie model drives each joint with a MuJoCo position servo; the simulato
 plain torque motors (gain 1, no bias) so that the joint-level PD law, the effort limits and the
 actuation modes are computed here, the way a motor driver computes them. Each joint also gets an
 inactive joint-equality constraint that the ``stuck_joint`` fault switches on (a seized gearbox).
+
+Thigh–shin self-collision. MuJoCo never collides a body with its parent, so the thigh
+(``*_hip_yaw_link``) and the shin (``*_knee_link``) pass through each other in a deep knee fold. Their
+collision meshes cannot simply be paired: the convex hulls overlap at the hinge in every posture. At
+load time each of the two meshes is cut, around the knee axis, into radial bands beyond
+:data:`FOLD_HINGE_RADIUS` (the hinge housing is left out) and each band becomes a convex, massless
+collision geom that collides only with the bands of the other segment (explicit contact pairs). They
+touch at a knee angle of about 2.86 rad, 0.02 rad before the joint limit (2.88 rad): in the G1 the leg
+folds nearly flat. The other parent–child pairs need no such pair: the elbow does not close within its
+range (4 cm left at 2.09 rad) and the hip and ankle links are joint housings; every non-adjacent pair
+(thigh–pelvis, thigh–torso, foot–thigh, shin–foot) already collides in the menagerie model.
 """
 
 from __future__ import annotations
@@ -28,6 +39,13 @@ IMU_GYRO_SENSOR = "imu-pelvis-angular-velocity"
 IMU_ACCEL_SENSOR = "imu-pelvis-linear-acceleration"
 JOINT_COUNT = 29
 STUCK_SOLREF_TIMECONST = 0.004  # s: as stiff as the 2 ms step allows (MuJoCo needs >= 2 steps)
+FOLD_PAIRS = (  # (parent body, child body, hinge): segments that fold against each other
+    ("left_hip_yaw_link", "left_knee_link", "left_knee_joint"),
+    ("right_hip_yaw_link", "right_knee_link", "right_knee_joint"),
+)
+FOLD_HINGE_RADIUS = 0.07   # m from the hinge axis: inside is the joint housing (the hulls overlap there)
+FOLD_BAND_WIDTH = 0.05     # m, radial width of each convex band (neighbouring bands overlap by 0.01 m)
+FOLD_BAND_OVERLAP = 0.01
 
 
 class ModelLoadError(Exception):
@@ -100,11 +118,76 @@ def _spec_with_torque_motors(path: Path) -> mujoco.MjSpec:
     return spec
 
 
-def load_g1(path: Path | None = None) -> G1Model:
-    """Compile the G1 scene with torque motors; raise ModelLoadError with a clear reason on failure."""
+def _rotation(quaternion: np.ndarray) -> np.ndarray:
+    matrix = np.zeros(9)
+    mujoco.mju_quat2Mat(matrix, np.asarray(quaternion, dtype=np.float64))
+    return matrix.reshape(3, 3)
+
+
+def _collision_vertices(model: mujoco.MjModel, body: int) -> np.ndarray:
+    """Vertices (body frame) of the body's collision mesh."""
+    for geom in range(model.ngeom):
+        if (int(model.geom_bodyid[geom]) == body and model.geom_contype[geom]
+                and model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_MESH):
+            mesh = int(model.geom_dataid[geom])
+            start = int(model.mesh_vertadr[mesh])
+            vertices = model.mesh_vert[start:start + int(model.mesh_vertnum[mesh])]
+            return np.asarray(model.geom_pos[geom] + vertices @ _rotation(model.geom_quat[geom]).T)
+    raise ModelLoadError(f"body {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, body)} has no collision mesh")
+
+
+def _fold_bands(vertices: np.ndarray, anchor: np.ndarray, axis: np.ndarray) -> list[np.ndarray]:
+    """The vertices cut into radial bands around the hinge axis, beyond the hinge housing."""
+    offset = vertices - anchor
+    radius = np.linalg.norm(offset - np.outer(offset @ axis, axis), axis=1)
+    bands = []
+    inner = FOLD_HINGE_RADIUS
+    while inner < radius.max():
+        selected = vertices[(radius >= inner) & (radius < inner + FOLD_BAND_WIDTH + FOLD_BAND_OVERLAP)]
+        if len(selected) >= 4:
+            bands.append(selected)
+        inner += FOLD_BAND_WIDTH
+    return bands
+
+
+def _add_fold_collisions(spec: mujoco.MjSpec, compiled: mujoco.MjModel) -> None:
+    """Thigh–shin contact pairs (module docstring): banded hulls beyond the hinge, massless, paired only."""
+    for parent, child, hinge in FOLD_PAIRS:
+        joint = mujoco.mj_name2id(compiled, mujoco.mjtObj.mjOBJ_JOINT, hinge)
+        child_id = mujoco.mj_name2id(compiled, mujoco.mjtObj.mjOBJ_BODY, child)
+        parent_id = mujoco.mj_name2id(compiled, mujoco.mjtObj.mjOBJ_BODY, parent)
+        if min(joint, child_id, parent_id) < 0 or int(compiled.body_parentid[child_id]) != parent_id:
+            raise ModelLoadError(f"fold pair {parent}/{child}/{hinge} is not in the model")
+        child_anchor, child_axis = compiled.jnt_pos[joint], compiled.jnt_axis[joint]
+        to_parent = _rotation(compiled.body_quat[child_id])
+        frames = {parent: (parent_id, compiled.body_pos[child_id] + to_parent @ child_anchor, to_parent @ child_axis),
+                  child: (child_id, child_anchor, child_axis)}
+        names: dict[str, list[str]] = {}
+        for body, (body_id, anchor, axis) in frames.items():
+            names[body] = []
+            for number, band in enumerate(_fold_bands(_collision_vertices(compiled, body_id), anchor, axis)):
+                name = f"fold_{body}_{number}"
+                spec.add_mesh(name=name, uservert=band.reshape(-1).tolist())
+                spec.body(body).add_geom(
+                    name=name, type=mujoco.mjtGeom.mjGEOM_MESH, meshname=name, contype=0, conaffinity=0,
+                    group=3, density=0.0,
+                )
+                names[body].append(name)
+        for first in names[parent]:
+            for second in names[child]:
+                spec.add_pair(geomname1=first, geomname2=second, condim=3)
+
+
+def load_g1(path: Path | None = None, fold_collisions: bool = True) -> G1Model:
+    """Compile the G1 scene with torque motors (and the thigh–shin contact pairs unless
+    ``fold_collisions`` is false); raise ModelLoadError with a clear reason on failure."""
     path = path or scene_path()
     try:
-        model = _spec_with_torque_motors(path).compile()
+        spec = _spec_with_torque_motors(path)
+        model = spec.compile()
+        if fold_collisions:
+            _add_fold_collisions(spec, model)
+            model = spec.compile()
     except ValueError as exc:
         raise ModelLoadError(f"{path}: {exc}") from None
     if model.nu != JOINT_COUNT:

@@ -30,12 +30,21 @@ def tilt_of(rotation: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class ImpactRecord:
+    """A floor strike: sim time, the body that struck, its contact point's approach speed (m/s)."""
+
+    time: float
+    body: str
+    speed: float
+
+
+@dataclass(frozen=True)
 class GroundTruthSample:
     time: float
     pelvis_height: float
     tilt: float
     fallen: bool
-    peak_impact_speed: float
+    peak_impact_speed: float       # m/s, largest contact-point approach speed at a floor-contact onset (not feet)
     mode: ActuationMode
     active_faults: tuple[str, ...]
     real_time_factor: float = math.nan

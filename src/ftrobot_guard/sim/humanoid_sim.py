@@ -46,6 +46,7 @@ from ftrobot_guard.sim.ground_truth import (
     FallCriteria,
     GroundTruthRecorder,
     GroundTruthSample,
+    ImpactRecord,
     ModeChange,
     tilt_of,
 )
@@ -187,10 +188,11 @@ class HumanoidSim:
         self._thermal = ThermalModel(self.g1.effort_limit, config.thermal)
         self._battery = BatteryModel(self.g1.effort_limit, config.battery)
         self._peak_impact = 0.0
-        self._impact_ignored = np.zeros(self.model.nbody, dtype=bool)
-        self._impact_ignored[0] = True
-        self._impact_ignored[list(self.g1.foot_bodies)] = True
-        self._geom_body = np.asarray(self.model.geom_bodyid)
+        self.peak_impact: ImpactRecord | None = None   # the largest approach speed so far: when, which body
+        self._impact_counted = np.ones(self.model.ngeom, dtype=bool)  # geoms whose floor contacts count
+        self._impact_counted[self.g1.floor_geom] = False
+        self._impact_counted[np.isin(self.model.geom_bodyid, [0, *self.g1.foot_bodies])] = False
+        self._floor_touching: frozenset[int] = frozenset()  # geoms on the floor in the previous step
         self.recorder = GroundTruthRecorder(period_s=config.record_period)
         self.refused_commands = 0
         self._slow_counter = 0
@@ -366,6 +368,7 @@ class HumanoidSim:
         data.xfrc_applied[:] = 0.0
         self._apply_external_forces()
         mujoco.mj_step(self.model, data)
+        self._update_impacts()  # before the kinematic base displacement: contacts and velocities of one state
         if self._mode is ActuationMode.NORMAL and self._base_moving():
             displace_base(data.qpos[0:7], self._base_velocity, self.timestep)
             mujoco.mj_kinematics(self.model, data)
@@ -379,7 +382,6 @@ class HumanoidSim:
             self._battery.step(self._torque, data.qvel[g1.dof_index], powered, dt, self._extra_drain())
             if powered and self._battery.charge_ah <= 0.0:
                 self._change_mode(ActuationMode.POWER_OFF, "battery_empty", "battery empty: motor power cut")
-        self._update_impacts()
         if self.time + 1e-9 >= self.recorder.next_sample_time:
             self.recorder.observe(self.ground_truth())
 
@@ -583,21 +585,39 @@ class HumanoidSim:
                 self._rogue_outbox.append(command)
 
     def _update_impacts(self) -> None:
+        """Peak impact speed: the contact point's approach speed along the floor normal, at contact onset.
+
+        A geom (feet excluded) that touches the floor in this step and did not in the previous one
+        has just struck it; its contact points' velocities (body COM velocity plus ω × r, the state
+        the contacts were detected in) are taken along the floor's normal. Sliding and rolling on
+        the floor do not count, a fast tip of a slowly turning body does.
+        """
         data = self.data
         count = data.ncon
         if count == 0:
+            self._floor_touching = frozenset()
             return
         geoms = data.contact.geom[:count]
-        on_floor = geoms == self.g1.floor_geom
-        rows = on_floor[:, 0] | on_floor[:, 1]
-        if not rows.any():
-            return
-        others = np.where(on_floor[:, 0], geoms[:, 1], geoms[:, 0])[rows]
-        bodies = self._geom_body[others]
-        bodies = bodies[~self._impact_ignored[bodies]]
-        if bodies.size == 0:
+        floor_first = geoms[:, 0] == self.g1.floor_geom
+        others = np.where(floor_first, geoms[:, 1], geoms[:, 0])
+        rows = np.flatnonzero((floor_first | (geoms[:, 1] == self.g1.floor_geom)) & self._impact_counted[others])
+        touching = frozenset(int(g) for g in others[rows])
+        new = touching - self._floor_touching
+        self._floor_touching = touching
+        if not new:
             return
         velocity = np.zeros(6)
-        for body in set(bodies.tolist()):
+        for row in rows:
+            geom = int(others[row])
+            if geom not in new:
+                continue
+            contact = data.contact[row]
+            up = contact.frame[0:3] if floor_first[row] else -contact.frame[0:3]  # floor normal, out of the floor
+            body = int(self.model.geom_bodyid[geom])
             mujoco.mj_objectVelocity(self.model, data, mujoco.mjtObj.mjOBJ_BODY, body, velocity, 0)
-            self._peak_impact = max(self._peak_impact, float(np.linalg.norm(velocity[3:6])))
+            point_velocity = velocity[3:6] + np.cross(velocity[0:3], contact.pos - data.xipos[body])
+            speed = max(0.0, -float(point_velocity @ up))
+            if speed > self._peak_impact:
+                self._peak_impact = speed
+                name = mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, body) or str(body)
+                self.peak_impact = ImpactRecord(self.time, name, speed)

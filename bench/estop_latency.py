@@ -1,0 +1,776 @@
+"""`estop` message → actuation request at the hardware side, across processes (issue 8; target p50 ≤ 0.4 ms,
+p99 ≤ 2 ms over ≥ 10,000 trials; a safety-relay chain takes ~15 ms).
+
+Two processes on real DDS (loopback only):
+
+* **the guard**: the real :class:`~ftrobot_guard.nodes.guard_node.GuardNode` in a bench-owned child process
+  (``python bench/estop_latency.py --guard-child CONFIG``), built as ``ftrobot up guard`` builds it: its own
+  context initialised with the guard's params file, a single-threaded :class:`~ftrobot_guard.ros.node_spinner.
+  NodeSpinner`, a development department's signed envelope, nothing else in the process;
+* **this process**: a light fake hardware driver (:class:`FakeHardware`: 29 G1 joints at a posture inside the
+  envelope's soft ranges, ``joint_states`` and an upright ``imu`` at 500 Hz, ``odom`` 100 Hz,
+  ``actuator_temperatures`` 10 Hz, ``battery`` 1 Hz, and the ``hw/set_actuation_mode`` service, which answers
+  every request with success and the mode asked for) and an operator node that presses the e-stop and
+  issues the guardian's RESET. The MuJoCo simulator is deliberately not used: it would load the CPU and the
+  figure would measure the simulator.
+
+A trial: the operator records ``t0 = time.perf_counter_ns()`` and publishes ``estop`` (std_msgs/Bool true);
+the hardware's service callback records the arrival of the first request for a mode other than NORMAL
+after ``t0`` (it is HOLD: ESTOP category 1 holds at once, then lowers); latency = arrival − ``t0``. Both
+times are read in this process on the same clock. The figure therefore includes everything a real driver
+would see: DDS to the guard, the guard's executor (a 500 Hz control timer and 1,000 sensor messages/s
+compete with the e-stop), the supervisor, the SafetyState publication and log line that precede the
+request, the service request over DDS, and this process's executor dispatching it.
+
+Between trials the guard must return to NORMAL. A latched ESTOP is left only by an authenticated guardian
+RESET. There is no ROS path for guardian commands yet (issue 9), so **the transport of the RESET is
+bench-only**: the child adds a subscription ``bench/reset`` (ftrobot_msgs/GuardianCommand, signed by a
+guardian whose certificate the bench's development department issued) to the guard node, and its callback
+does what issue 9's guardian path will do: a real :class:`~ftrobot_guard.safety.reset_authorization.
+GuardianResetVerifier` (certificate chain, role, Ed25519 signature, freshness, nonce) authenticates the
+command, and the result goes to the real entry point ``GuardCore.reset(now, authorization, cause_cleared)``.
+The RESET itself is therefore the real authenticated one; only the topic it arrives on is the bench's.
+The child also publishes the bench-only ``bench/forwarding`` (latched count of the times forwarding
+resumed: after the guard re-anchored) and ``bench/reset_result`` (accepted, or the refusal), so the next
+trial starts only when the guard is NORMAL and forwarding again, after a random settle of 10–30 ms
+(decorrelated from the guard's 500 Hz timer).
+
+Prints the count, p50/p90/p99/p99.9/max (µs), the machine's load average before and after, the wall time,
+and any problem seen (a request that never came, a stop nobody asked for, a refused RESET), with the guard's
+log lines around it.
+
+    python bench/estop_latency.py [--trials 10000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import rclpy
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from ftrobot_msgs.msg import Anomaly, GuardianCommand, JointTemperatures, SafetyState
+from ftrobot_msgs.srv import SetActuationMode
+from nav_msgs.msg import Odometry
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import BatteryState, Imu, JointState
+from std_msgs.msg import Bool, Header, String, UInt32
+from trajectory_msgs.msg import JointTrajectory
+
+from ftrobot_guard.hardware.actuation_modes import ActuationMode
+from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, LATCHED, SENSOR_DATA
+from ftrobot_guard.safety.dev_envelope import write_signed_envelope
+from ftrobot_guard.safety.envelope import load_envelope
+from ftrobot_guard.safety.reset_authorization import ACTION_RESET, GUARDIAN_COMMAND_DOMAIN
+from ftrobot_guard.trust.certificates import issue_guardian_certificate, save_certificate_pem
+from ftrobot_guard.trust.dev_credentials import make_department
+from ftrobot_guard.trust.identity import make_identity_number
+from ftrobot_guard.trust.signed_fields import message_fields, sign_fields
+
+REPO = Path(__file__).resolve().parents[1]
+ENVELOPE = REPO / "config" / "envelope" / "g1.yaml"
+GUARDIAN_ID = "G-440304-0001"
+GUARDIAN_ROLE = "operator"
+START_TIMEOUT_S = 60.0
+GIL_SWITCH_INTERVAL_S = 0.0005   # as the simulator node: a woken executor thread waits at most this for the GIL
+SENSOR_RATE_HZ = 500.0
+# Sensor topics and their periods in 500 Hz ticks (joint_states and imu every tick).
+ODOM_EVERY, TEMPERATURE_EVERY, BATTERY_EVERY = 5, 50, 500
+STANDING_HEIGHT_M = 0.79
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+
+def ros_environment(domain: int) -> dict[str, str]:
+    """The environment of a child process: this bench's domain, loopback discovery, the working copy first."""
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+@dataclass(frozen=True)
+class BenchFiles:
+    guard_params: Path
+    identity_number: str
+    department_ca: Path
+    guardian_certificate: Path
+    guardian_key: ed25519.Ed25519PrivateKey
+
+
+def make_bench_files(directory: Path, input_publishers: Sequence[str] = ()) -> BenchFiles:
+    """A development department, a robot identity, the committed envelope signed for it, the guard's params
+    file and a guardian (role operator) certified by the same department."""
+    directory.mkdir(parents=True, exist_ok=True)
+    department = make_department(directory / "department")
+    identity = str(make_identity_number("440304", 2026, 123))
+    envelope = write_signed_envelope(directory / "g1.yaml", ENVELOPE.read_text(encoding="utf-8"), department.key,
+                                     [identity])
+    params = directory / "guard.yaml"
+    params.write_text(yaml.safe_dump({"/**/guard": {"ros__parameters": {
+        "identity_number": identity, "envelope_file": str(envelope),
+        "department_ca_files": [str(department.ca_certificate)],
+        "input_publishers": list(input_publishers)}}}), encoding="utf-8")
+    guardian_key = ed25519.Ed25519PrivateKey.generate()
+    start = department.cert.not_valid_before_utc
+    certificate = issue_guardian_certificate(department.cert, department.key, guardian_key.public_key(), GUARDIAN_ID,
+                                             "Bench Guardian", GUARDIAN_ROLE, "Futian Department", start,
+                                             start + dt.timedelta(days=2))
+    guardian_pem = save_certificate_pem(directory / "guardian.pem", certificate)
+    return BenchFiles(params, identity, department.ca_certificate, guardian_pem, guardian_key)
+
+
+def standing_posture() -> tuple[list[str], list[float]]:
+    """The envelope's 29 joints in model order, each at 0 rad (every soft range of the G1 envelope contains 0;
+    checked here, and a joint whose soft range did not would sit at its middle)."""
+    joints = load_envelope(ENVELOPE).joints
+    names = list(joints.names)
+    positions = []
+    for lower, upper in zip(joints.soft_lower.tolist(), joints.soft_upper.tolist(), strict=True):
+        positions.append(0.0 if lower < 0.0 < upper else 0.5 * (lower + upper))
+    return names, positions
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} cores)"
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Spinner:
+    """One node on its own single-threaded executor in a daemon thread."""
+
+    def __init__(self, context: Context, node: Node, name: str) -> None:
+        self._executor = SingleThreadedExecutor(context=context)
+        self._executor.add_node(node)
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except BaseException as exc:
+                if not self._stop.is_set():
+                    self.error = exc
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._executor.shutdown(timeout_sec=2.0)
+
+
+# ---------------------------------------------------------------------------------------------- fake hardware
+
+
+class FakeHardware:
+    """A light hardware driver: the G1's sensor topics at their rates and ``hw/set_actuation_mode``.
+
+    The posture is static (the measured posture never follows commands: the guard's tracking check sees the
+    commanded offset, which the benches keep small). The service answers at once with success and the mode
+    asked for, and records ``(perf_counter_ns, mode)`` of every request on arrival. With ``record_commands``
+    the node also records the arrival of every ``hw/joint_command`` and ``bench/direct_joint_command``
+    (the gate bench's direct path) as raw bytes (:meth:`arrivals` reads them afterwards). The service and subscriptions run on their
+    own executor thread; sensors are published from a separate thread on an absolute 500 Hz schedule.
+    """
+
+    def __init__(self, context: Context, namespace: str, names: Sequence[str], positions: Sequence[float],
+                 record_commands: bool = False) -> None:
+        self.node = Node("bench_hardware", context=context, namespace=namespace)
+        self.names = list(names)
+        self.positions = list(positions)
+        self.requests: list[tuple[int, int]] = []
+        self.mode = ActuationMode.HOLD
+        self.armed_after: int | None = None
+        self.hit: tuple[int, int] | None = None
+        self.hit_event = threading.Event()
+        self.guarded: list[tuple[int, bytes]] = []
+        self.direct: list[tuple[int, bytes]] = []
+        self.sensor_overruns = 0
+        self._joint_pub = self.node.create_publisher(JointState, "joint_states", SENSOR_DATA)
+        self._imu_pub = self.node.create_publisher(Imu, "imu", SENSOR_DATA)
+        self._odom_pub = self.node.create_publisher(Odometry, "odom", SENSOR_DATA)
+        self._temperature_pub = self.node.create_publisher(JointTemperatures, "actuator_temperatures", SENSOR_DATA)
+        self._battery_pub = self.node.create_publisher(BatteryState, "battery", SENSOR_DATA)
+        self.node.create_service(SetActuationMode, "hw/set_actuation_mode", self._on_set_mode)
+        if record_commands:
+            self.node.create_subscription(JointTrajectory, "hw/joint_command", self._on_guarded, COMMANDS, raw=True)
+            self.node.create_subscription(JointTrajectory, "bench/direct_joint_command", self._on_direct, COMMANDS,
+                                          raw=True)
+        self._stop = threading.Event()
+        self._spinner: Spinner | None = None
+        self._sensors: threading.Thread | None = None
+
+    def start(self, context: Context) -> None:
+        self._spinner = Spinner(context, self.node, "bench_hardware")
+        self._sensors = threading.Thread(target=self._publish_sensors, name="bench_sensors", daemon=True)
+        self._sensors.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sensors is not None:
+            self._sensors.join(timeout=5.0)
+        if self._spinner is not None:
+            self._spinner.stop()
+        self.node.destroy_node()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._spinner.error if self._spinner is not None else None
+
+    # -- the hardware contract
+
+    def _on_set_mode(self, request: SetActuationMode.Request,
+                     response: SetActuationMode.Response) -> SetActuationMode.Response:
+        arrived = time.perf_counter_ns()
+        mode = int(request.mode)
+        self.requests.append((arrived, mode))
+        armed = self.armed_after
+        if armed is not None and arrived >= armed and mode != ActuationMode.NORMAL:
+            self.armed_after = None
+            self.hit = (arrived, mode)
+            self.hit_event.set()
+        try:
+            self.mode = ActuationMode(mode)
+        except ValueError:
+            response.success, response.mode, response.message = False, int(self.mode), f"unknown mode {mode}"
+            return response
+        response.success, response.mode, response.message = True, mode, "ok"
+        return response
+
+    def arm(self) -> int:
+        """Start a trial: the first non-NORMAL request from now on is the hit. Returns t0 (perf_counter_ns)."""
+        self.hit = None
+        self.hit_event.clear()
+        t0 = time.perf_counter_ns()
+        self.armed_after = t0
+        return t0
+
+    def _on_guarded(self, data: bytes) -> None:
+        self.guarded.append((time.perf_counter_ns(), data))
+
+    def _on_direct(self, data: bytes) -> None:
+        self.direct.append((time.perf_counter_ns(), data))
+
+    @staticmethod
+    def arrivals(received: Sequence[tuple[int, bytes]]) -> dict[tuple[float, ...], int]:
+        """{first point's positions: arrival ns} of raw JointTrajectory messages (deserialized after the window,
+        so that the hot path only takes the bytes)."""
+        out: dict[tuple[float, ...], int] = {}
+        for arrived, data in received:
+            msg = deserialize_message(data, JointTrajectory)
+            if msg.points:
+                out[tuple(msg.points[0].positions)] = arrived
+        return out
+
+    # -- sensors
+
+    def _publish_sensors(self) -> None:
+        joints = JointState(name=self.names, position=self.positions, velocity=[0.0] * len(self.names),
+                            effort=[0.0] * len(self.names))
+        imu = Imu()
+        imu.header.frame_id = "imu_in_pelvis"
+        imu.orientation.w = 1.0
+        imu.linear_acceleration.z = 9.81   # specific force of a body at rest, upright
+        odom = Odometry(child_frame_id="pelvis")
+        odom.header.frame_id = "odom"
+        odom.pose.pose.position.z = STANDING_HEIGHT_M
+        odom.pose.pose.orientation.w = 1.0
+        temperatures = JointTemperatures(name=self.names, temperature=[40.0] * len(self.names))
+        battery = BatteryState(voltage=50.0, current=-2.0, percentage=0.9, present=True, temperature=math.nan,
+                               power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING)
+        clock = self.node.get_clock()
+        period_ns = round(1e9 / SENSOR_RATE_HZ)
+        next_ns = time.monotonic_ns()
+        tick = 0
+        while not self._stop.is_set():
+            stamp = clock.now().to_msg()
+            joints.header.stamp = stamp
+            self._joint_pub.publish(joints)
+            imu.header.stamp = stamp
+            self._imu_pub.publish(imu)
+            if tick % ODOM_EVERY == 0:
+                odom.header.stamp = stamp
+                self._odom_pub.publish(odom)
+            if tick % TEMPERATURE_EVERY == 0:
+                temperatures.header.stamp = stamp
+                self._temperature_pub.publish(temperatures)
+            if tick % BATTERY_EVERY == 0:
+                battery.header = Header(stamp=stamp)
+                self._battery_pub.publish(battery)
+            tick += 1
+            next_ns += period_ns
+            wait = next_ns - time.monotonic_ns()
+            if wait > 0:
+                time.sleep(wait * 1e-9)
+            elif wait < -50_000_000:   # more than 50 ms behind (process not scheduled): restart the schedule
+                self.sensor_overruns += 1
+                next_ns = time.monotonic_ns()
+
+
+# ---------------------------------------------------------------------------------------------- guard child
+
+
+def guard_child(config_path: Path) -> int:
+    """The guard process: GuardNode as `ftrobot up guard` runs it, plus the bench-only RESET transport."""
+    from ftrobot_guard.nodes.guard_node import GuardNode
+    from ftrobot_guard.ros.node_parameters import NodeConfigurationError
+    from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
+    from ftrobot_guard.ros.ros_arguments import init_context
+    from ftrobot_guard.safety.reset_authorization import GuardianResetVerifier, ResetRefused
+    from ftrobot_guard.safety.supervisor import SupervisorOutput
+    from ftrobot_guard.trust.certificates import CertificateVerifier, certificate_der, load_certificate
+
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+
+    class BenchGuardNode(GuardNode):
+        """GuardNode plus the bench-only RESET transport (see the module docstring). Nothing of the guard's
+        own behaviour is changed: publish_state only also says when forwarding resumed."""
+
+        def __init__(self, **node_kwargs: Any) -> None:
+            super().__init__(**node_kwargs)
+            self._bench_forwarding_count = 0
+            self._bench_forwarding_pub = self.create_publisher(UInt32, "bench/forwarding", LATCHED)
+            self._bench_result_pub = self.create_publisher(String, "bench/reset_result", EVENTS)
+            self._bench_verifier = GuardianResetVerifier(
+                CertificateVerifier([load_certificate(config["department_ca"])]),
+                {config["guardian_id"]: certificate_der(load_certificate(config["guardian_certificate"]))},
+                robot_id=config["identity_number"], allowed_roles=frozenset({GUARDIAN_ROLE}))
+            self.create_subscription(GuardianCommand, "bench/reset", self._on_bench_reset, GUARDIAN_COMMANDS)
+
+        def publish_state(self, output: SupervisorOutput) -> None:
+            super().publish_state(output)
+            if output.forward_commands and hasattr(self, "_bench_forwarding_pub"):
+                self._bench_forwarding_count += 1
+                self._bench_forwarding_pub.publish(UInt32(data=self._bench_forwarding_count))
+
+        def _on_bench_reset(self, msg: GuardianCommand) -> None:
+            now = float(self.get_clock().now().nanoseconds) * 1e-9
+            try:
+                authorization = self._bench_verifier.authenticate(message_fields(msg), bytes(msg.signature), now,
+                                                                  dt.datetime.now(dt.UTC))
+            except ResetRefused as exc:
+                self._bench_result_pub.publish(String(data=f"refused by the verifier: {exc}"))
+                return
+            output = self.core.reset(now, authorization, cause_cleared=True)
+            verdict = "accepted" if output.accepted else "refused"
+            self._bench_result_pub.publish(String(data=f"{verdict}: {output.note}"))
+
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    context = Context()
+    nodes: list[Node] = []
+    spinner: NodeSpinner | None = None
+    try:
+        init_context(context, ["ftrobot", "--ros-args", "--params-file", config["guard_params"]])
+        nodes.append(BenchGuardNode(context=context, namespace=config["namespace"]))
+        spinner = NodeSpinner(context, nodes, threads=1)
+        print("guard child: ready", flush=True)
+        spinner.spin_until(stop)
+    except NodeConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if spinner is not None:
+            spinner.shutdown()
+        stop_nodes(nodes, context)
+    return 0
+
+
+def relay_child(namespace: str) -> int:
+    """The floor: a minimal rclpy node with the guard's executor shape and no guard logic.
+
+    Same process setup as the guard child (own context, single-threaded NodeSpinner); subscribes
+    ``joint_states`` and ``imu`` (sensor QoS, callbacks that only keep the message), runs a timer at the
+    guard's control rate that publishes a Header (as ``guard/alive``), and on ``estop`` true calls
+    ``hw/set_actuation_mode`` HOLD at once. The difference between the guard's figure and this one is what
+    the guard's own work (and its larger node) adds."""
+    from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
+    from ftrobot_guard.ros.ros_arguments import init_context
+
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    context = Context()
+    init_context(context, ["relay"])
+    node = Node("relay", context=context, namespace=namespace)
+    kept: dict[str, Any] = {}
+    alive = node.create_publisher(Header, "relay/alive", SENSOR_DATA)
+    hardware = node.create_client(SetActuationMode, "hw/set_actuation_mode")
+    node.create_subscription(JointState, "joint_states", lambda msg: kept.__setitem__("joint_states", msg),
+                             SENSOR_DATA)
+    node.create_subscription(Imu, "imu", lambda msg: kept.__setitem__("imu", msg), SENSOR_DATA)
+
+    def _on_estop(msg: Bool) -> None:
+        if msg.data and hardware.service_is_ready():
+            hardware.call_async(SetActuationMode.Request(mode=int(ActuationMode.HOLD), reason="relay: estop"))
+
+    node.create_subscription(Bool, "estop", _on_estop, COMMANDS)
+    node.create_timer(1.0 / SENSOR_RATE_HZ, lambda: alive.publish(Header(stamp=node.get_clock().now().to_msg())))
+    spinner = NodeSpinner(context, [node], threads=1)
+    try:
+        spinner.spin_until(stop)
+    finally:
+        spinner.shutdown()
+        stop_nodes([node], context)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- operator
+
+
+class Operator:
+    """Presses the e-stop, issues the guardian's signed RESET, and watches the guard's state."""
+
+    def __init__(self, context: Context, namespace: str, files: BenchFiles) -> None:
+        self.node = Node("bench_operator", context=context, namespace=namespace)
+        self._files = files
+        self.estop = self.node.create_publisher(Bool, "estop", COMMANDS)
+        self._reset = self.node.create_publisher(GuardianCommand, "bench/reset", GUARDIAN_COMMANDS)
+        self.state: SafetyState | None = None
+        self.unexpected: list[str] = []         # states nobody asked for (outside a trial's ESTOP)
+        self.expect_estop = False
+        self.forwarding = 0
+        self.forwarding_event = threading.Event()
+        self.results: list[str] = []
+        self.result_event = threading.Event()
+        self.anomalies: dict[str, int] = {}
+        self.node.create_subscription(SafetyState, "safety_state", self._on_state, LATCHED)
+        self.node.create_subscription(UInt32, "bench/forwarding", self._on_forwarding, LATCHED)
+        self.node.create_subscription(String, "bench/reset_result", self._on_result, EVENTS)
+        self.node.create_subscription(Anomaly, "anomalies", self._on_anomaly, EVENTS)
+
+    def _on_state(self, msg: SafetyState) -> None:
+        previous = self.state
+        self.state = msg
+        if msg.mode_name in ("NORMAL", "BOOT") or (msg.mode_name == "ESTOP" and self.expect_estop):
+            return
+        if previous is None or (previous.mode_name, previous.transition_count) != (msg.mode_name,
+                                                                                   msg.transition_count):
+            self.unexpected.append(f"{msg.mode_name} from {msg.source}: {msg.cause}")
+
+    def _on_forwarding(self, msg: UInt32) -> None:
+        self.forwarding = int(msg.data)
+        self.forwarding_event.set()
+
+    def _on_result(self, msg: String) -> None:
+        self.results.append(msg.data)
+        self.result_event.set()
+
+    def _on_anomaly(self, msg: Anomaly) -> None:
+        if msg.active and msg.detector != "gate":
+            key = f"{msg.kind} ({msg.subject})"
+            self.anomalies[key] = self.anomalies.get(key, 0) + 1
+
+    def mode(self) -> str:
+        return self.state.mode_name if self.state is not None else "none"
+
+    def send_reset(self) -> None:
+        msg = GuardianCommand(guardian_id=GUARDIAN_ID, robot_id=self._files.identity_number, action=ACTION_RESET,
+                              argument="", reason="bench: e-stop trial over, cause cleared")
+        msg.issued_at.sec, msg.issued_at.nanosec = divmod(time.time_ns(), 1_000_000_000)
+        msg.nonce = list(os.urandom(16))
+        msg.signature = list(sign_fields(self._files.guardian_key, GUARDIAN_COMMAND_DOMAIN, message_fields(msg)))
+        self._reset.publish(msg)
+
+    def wait_forwarding(self, beyond: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.forwarding <= beyond:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.forwarding_event.wait(min(remaining, 0.05))
+            self.forwarding_event.clear()
+        return True
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def summary(latencies_us: Sequence[float]) -> dict[str, float]:
+    values = sorted(latencies_us)
+    return {
+        "count": len(values), "p50_us": percentile(values, 0.50), "p90_us": percentile(values, 0.90),
+        "p99_us": percentile(values, 0.99), "p999_us": percentile(values, 0.999),
+        "max_us": values[-1] if values else math.nan, "mean_us": statistics.fmean(values) if values else math.nan,
+        "within_0p4ms": sum(1 for v in values if v <= 400.0), "within_2ms": sum(1 for v in values if v <= 2000.0),
+    }
+
+
+def _progress(label: str, done: int, latencies: Sequence[float], started: float) -> None:
+    values = sorted(latencies)
+    print(f"  {label} {done:6d} trials, {time.monotonic() - started:6.1f} s: p50 {percentile(values, 0.5):6.0f} µs, "
+          f"p99 {percentile(values, 0.99):6.0f} µs, max {values[-1] if values else math.nan:6.0f} µs", flush=True)
+
+
+def guard_trials(trials: int, hardware: FakeHardware, operator: Operator, guard: subprocess.Popen[bytes],
+                 log_path: Path) -> dict[str, Any]:
+    """The figure: e-stop → stop request through the real guard, RESET between trials."""
+    latencies: list[float] = []
+    walls: list[tuple[int, int]] = []   # (e-stop published, request arrived), wall-clock ns
+    modes: dict[str, int] = {}
+    problems: list[str] = []
+    refused_resets = 0
+    started = time.monotonic()
+    for trial in range(trials):
+        if guard.poll() is not None:
+            raise RuntimeError(f"the guard process ended ({guard.returncode}):\n{_tail(log_path)}")
+        time.sleep(random.uniform(0.010, 0.030))
+        if operator.mode() != "NORMAL":
+            problems.append(f"trial {trial}: guard in {operator.mode()} before the e-stop "
+                            f"({operator.state.cause if operator.state else ''})")
+        operator.expect_estop = True
+        baseline = operator.forwarding
+        t0 = hardware.arm()
+        wall = time.time_ns()
+        operator.estop.publish(Bool(data=True))
+        if hardware.hit_event.wait(2.0) and hardware.hit is not None:
+            arrived, mode = hardware.hit
+            latencies.append((arrived - t0) / 1000.0)
+            walls.append((wall, wall + arrived - t0))
+            modes[ActuationMode(mode).name] = modes.get(ActuationMode(mode).name, 0) + 1
+        else:
+            hardware.armed_after = None
+            problems.append(f"trial {trial}: no stop request at the hardware within 2 s of the e-stop "
+                            f"(mode {operator.mode()})\n{_tail(log_path)}")
+        for attempt in range(5):
+            operator.send_reset()
+            if operator.wait_forwarding(baseline, 1.0):
+                break
+            refused_resets += 1
+            result = operator.results[-1] if operator.results else "no answer"
+            problems.append(f"trial {trial}: RESET attempt {attempt + 1} did not resume forwarding within 1 s: "
+                            f"{result} (mode {operator.mode()})")
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the guard did not return to forwarding after 5 RESETs:\n{_tail(log_path)}")
+        operator.expect_estop = False
+        if (trial + 1) % 1000 == 0 or trial + 1 == trials:
+            _progress("guard", trial + 1, latencies, started)
+    return {**summary(latencies), "trials": trials, "modes_requested": modes, "problems": problems,
+            "refused_resets": refused_resets, "seconds": time.monotonic() - started, "walls": walls}
+
+
+def split_at_guard_log(walls: Sequence[tuple[int, int]], log_text: str) -> dict[str, Any] | None:
+    """Where the time goes: e-stop published → the guard's "safety mode ESTOP" log line (written in the e-stop
+    callback after the SafetyState publication, before the request is sent) → request at the hardware. Wall
+    clock (the log's timestamps); None when the log's ESTOP lines do not pair one to one with the trials."""
+    stamps = []
+    for line in log_text.splitlines():
+        if "safety mode ESTOP" in line and "[" in line:
+            try:
+                stamps.append(round(float(line.split("] [", 1)[1].split("]", 1)[0]) * 1e9))
+            except (IndexError, ValueError):
+                return None
+    if len(stamps) != len(walls):
+        return None
+    to_log = [(stamp - sent) / 1000.0 for (sent, _arrived), stamp in zip(walls, stamps, strict=True)]
+    after_log = [(arrived - stamp) / 1000.0 for (_sent, arrived), stamp in zip(walls, stamps, strict=True)]
+    return {"to_guard_log": summary(to_log), "guard_log_to_hardware": summary(after_log)}
+
+
+def floor_trials(trials: int, hardware: FakeHardware, operator: Operator, relay: subprocess.Popen[bytes],
+                 log_path: Path) -> dict[str, Any]:
+    """The floor: the same e-stop → request through the minimal relay (no RESET needed)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:   # warm-up: until the relay's client has discovered the service and a request arrives
+        hardware.arm()
+        operator.estop.publish(Bool(data=True))
+        if hardware.hit_event.wait(0.5):
+            break
+        if time.monotonic() > deadline or relay.poll() is not None:
+            raise RuntimeError(f"the relay never sent a request:\n{_tail(log_path)}")
+    latencies: list[float] = []
+    missed = 0
+    started = time.monotonic()
+    for trial in range(trials):
+        time.sleep(random.uniform(0.010, 0.030))
+        t0 = hardware.arm()
+        operator.estop.publish(Bool(data=True))
+        if hardware.hit_event.wait(2.0) and hardware.hit is not None:
+            latencies.append((hardware.hit[0] - t0) / 1000.0)
+        else:
+            hardware.armed_after = None
+            missed += 1
+        if (trial + 1) % 1000 == 0 or trial + 1 == trials:
+            _progress("floor", trial + 1, latencies, started)
+    return {**summary(latencies), "trials": trials, "missed": missed, "seconds": time.monotonic() - started}
+
+
+def run(trials: int, floor: int, domain: int, keep: Path | None) -> dict[str, Any]:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    names, positions = standing_posture()
+    started = time.monotonic()
+    load_before = load_average()
+    result: dict[str, Any] = {"load_before": load_before}
+    me = str(Path(__file__).resolve())
+    with tempfile.TemporaryDirectory(prefix="ftrobot-estop-") as tmp:
+        directory = keep or Path(tmp)
+        files = make_bench_files(directory)
+        namespace = f"/estop_{uuid.uuid4().hex[:6]}"
+        config = directory / "child.json"
+        config.write_text(json.dumps({
+            "guard_params": str(files.guard_params), "namespace": namespace, "identity_number": files.identity_number,
+            "department_ca": str(files.department_ca), "guardian_id": GUARDIAN_ID,
+            "guardian_certificate": str(files.guardian_certificate)}), encoding="utf-8")
+        context = Context()
+        rclpy.init(context=context, domain_id=domain)
+        hardware = FakeHardware(context, namespace, names, positions)
+        operator = Operator(context, namespace, files)
+        hardware.start(context)
+        operator_spin = Spinner(context, operator.node, "bench_operator")
+        guard_log, relay_log = directory / "guard.log", directory / "relay.log"
+        children: list[subprocess.Popen[bytes]] = []
+        try:
+            with open(guard_log, "wb") as log:
+                children.append(subprocess.Popen([sys.executable, me, "--guard-child", str(config)], stdout=log,
+                                                 stderr=subprocess.STDOUT, env=ros_environment(domain)))
+            if not operator.wait_forwarding(0, START_TIMEOUT_S):
+                raise RuntimeError(f"the guard never reached NORMAL and forwarding (mode {operator.mode()}):\n"
+                                   f"{_tail(guard_log)}")
+            print(f"guard NORMAL and forwarding after {time.monotonic() - started:.1f} s; {trials} trials "
+                  f"(load {load_before})", flush=True)
+            result["guard"] = guard_trials(trials, hardware, operator, children[0], guard_log)
+            result["load_after_guard"] = load_average()
+            stop_process(children[0])
+            if floor > 0:
+                with open(relay_log, "wb") as log:
+                    children.append(subprocess.Popen([sys.executable, me, "--relay-child", namespace], stdout=log,
+                                                     stderr=subprocess.STDOUT, env=ros_environment(domain)))
+                operator.expect_estop = True
+                result["floor"] = floor_trials(floor, hardware, operator, children[1], relay_log)
+                result["load_after_floor"] = load_average()
+            for error in (hardware.error, operator_spin.error):
+                if error is not None:
+                    raise error
+        finally:
+            for child in children:
+                stop_process(child)
+            operator_spin.stop()
+            hardware.stop()
+            operator.node.destroy_node()
+            rclpy.shutdown(context=context)
+        log_text = guard_log.read_text(encoding="utf-8", errors="replace")
+    result["split"] = split_at_guard_log(result["guard"].pop("walls"), log_text)
+    result.update(
+        total_seconds=time.monotonic() - started, unexpected_states=operator.unexpected,
+        anomalies_raised=operator.anomalies, sensor_overruns=hardware.sensor_overruns,
+        guard_warnings=sorted({line.split("]: ", 1)[-1][:160] for line in log_text.splitlines()
+                               if ("WARN" in line or "ERROR" in line) and "safety mode ESTOP" not in line
+                               and "POWER_DOWN" not in line and "starting in BOOT" not in line})[:20])
+    return result
+
+
+def _print_figure(label: str, figure: dict[str, Any]) -> None:
+    print(f"  {label}: p50 {figure['p50_us']:.0f} µs, p90 {figure['p90_us']:.0f} µs, p99 {figure['p99_us']:.0f} µs, "
+          f"p99.9 {figure['p999_us']:.0f} µs, max {figure['max_us']:.0f} µs, mean {figure['mean_us']:.0f} µs "
+          f"({figure['count']}/{figure['trials']} trials, {figure['seconds']:.0f} s; within 0.4 ms "
+          f"{figure['within_0p4ms']}, within 2 ms {figure['within_2ms']})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=10000, help="e-stop trials through the guard")
+    parser.add_argument("--floor-trials", type=int, default=2000,
+                        help="e-stop trials through the minimal relay (the platform's floor; 0: skip)")
+    parser.add_argument("--domain", type=int, default=120 + os.getpid() % 80)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", type=Path, help="keep the bench's files and the logs in this (new) directory")
+    parser.add_argument("--guard-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--relay-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.guard_child is not None:
+        return guard_child(args.guard_child)
+    if args.relay_child is not None:
+        return relay_child(args.relay_child)
+    if args.trials < 1 or args.floor_trials < 0:
+        parser.error("--trials must be at least 1 and --floor-trials at least 0")
+    result = run(args.trials, args.floor_trials, args.domain, args.keep)
+    guard = result["guard"]
+    print(f"estop -> actuation request at the hardware side (modes requested: {guard['modes_requested']}); "
+          "target p50 <= 400 µs, p99 <= 2000 µs")
+    _print_figure("through the guard", guard)
+    split = result["split"]
+    if split is not None:
+        to_log, after_log = split["to_guard_log"], split["guard_log_to_hardware"]
+        print(f"    of which e-stop -> the guard's ESTOP log line: p50 {to_log['p50_us']:.0f} µs, p99 "
+              f"{to_log['p99_us']:.0f} µs; log line -> request at the hardware: p50 {after_log['p50_us']:.0f} µs, "
+              f"p99 {after_log['p99_us']:.0f} µs (wall clock, log timestamps)")
+    if "floor" in result:
+        _print_figure("floor (minimal rclpy relay, same executor shape)", result["floor"])
+    print(f"  load before {result['load_before']}; after the guard trials {result['load_after_guard']}")
+    print(f"  {result['total_seconds']:.0f} s in all; RESETs that had to be repeated: {guard['refused_resets']}; "
+          f"sensor schedule restarts: {result['sensor_overruns']}")
+    for label, items in (("problems", guard["problems"]), ("unexpected states", result["unexpected_states"]),
+                         ("guard warnings", result["guard_warnings"])):
+        if items:
+            print(f"  {label}: {len(items)}")
+            for item in items[:10]:
+                print(f"    {item}")
+    if result["anomalies_raised"]:
+        print(f"  anomalies raised by the detectors: {result['anomalies_raised']}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    ok = guard["count"] == guard["trials"] and not result["unexpected_states"] and not guard["problems"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""A guard process killed with SIGKILL during arm motion: how long until the simulated G1 is in DAMPING?
+
+Each trial starts the simulator (real time, ground truth at 500 Hz) and `ftrobot up guard` (its own
+process, a development envelope signed by a development department), moves the left arm through the
+guard at 100 Hz until it is forwarding, kills the guard with SIGKILL, and times the first ground-truth
+sample in DAMPING against the kill (both on the wall clock: the simulator stamps its messages with it
+in real-time mode). Prints each trial and the summary; target: every trial within 100 ms.
+
+    python bench/guard_kill_trials.py --trials 20 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ENVELOPE = REPO / "config" / "envelope" / "g1.yaml"
+START_TIMEOUT_S = 60.0
+
+
+def _env(domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _files(directory: Path) -> tuple[Path, Path]:
+    from ftrobot_guard.safety.dev_envelope import write_signed_envelope
+    from ftrobot_guard.trust.dev_credentials import make_department
+    from ftrobot_guard.trust.identity import make_identity_number
+
+    department = make_department(directory / "department")
+    identity = str(make_identity_number("440304", 2026, 123))
+    envelope = write_signed_envelope(directory / "g1.yaml", ENVELOPE.read_text(encoding="utf-8"), department.key,
+                                     [identity])
+    guard = directory / "guard.yaml"
+    guard.write_text(yaml.safe_dump({"/**/guard": {"ros__parameters": {
+        "identity_number": identity, "envelope_file": str(envelope),
+        "department_ca_files": [str(department.ca_certificate)],
+        "input_publishers": ["guard/in/joint_command=/*/bench_controller"]}}}), encoding="utf-8")
+    sim = directory / "sim.yaml"
+    sim.write_text(yaml.safe_dump({"/**/humanoid_sim": {"ros__parameters": {"ground_truth_rate_hz": 500.0}}}),
+                   encoding="utf-8")
+    return guard, sim
+
+
+def trial(directory: Path, domain: int) -> dict[str, Any]:
+    import rclpy
+    from ftrobot_msgs.msg import SafetyState, SimGroundTruth
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED
+
+    directory.mkdir(parents=True, exist_ok=True)
+    guard_params, sim_params = _files(directory)
+    namespace = f"/kill_{uuid.uuid4().hex[:6]}"
+    env = _env(domain)
+    main = [sys.executable, "-m", "ftrobot_guard.cli.main", "up"]
+    with open(directory / "sim.log", "wb") as sim_log, open(directory / "guard.log", "wb") as guard_log:
+        sim = subprocess.Popen([*main, "sim", "--headless", "--namespace", namespace, "--params",
+                                str(REPO / "config" / "sim.yaml"), "--params", str(sim_params)],
+                               stdout=sim_log, stderr=subprocess.STDOUT, env=env)
+        guard = subprocess.Popen([*main, "guard", "--namespace", namespace, "--params", str(guard_params)],
+                                 stdout=guard_log, stderr=subprocess.STDOUT, env=env)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = Node("bench_controller", context=context, namespace=namespace)
+    truth: list[tuple[float, SimGroundTruth]] = []
+    states: list[SafetyState] = []
+    node.create_subscription(SimGroundTruth, "sim/ground_truth", lambda m: truth.append((time.time(), m)), COMMANDS)
+    node.create_subscription(SafetyState, "safety_state", states.append, LATCHED)
+    publisher = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    result: dict[str, Any] = {"ok": False}
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and not (states and states[-1].mode_name == "NORMAL" and truth
+                                                  and truth[-1][1].actuation_mode_name == "NORMAL"):
+            time.sleep(0.05)
+        if not (states and states[-1].mode_name == "NORMAL"):
+            result["error"] = f"guard never NORMAL (last {states[-1].mode_name if states else 'none'})"
+            return result
+        start = time.monotonic()
+        base = 0.3
+        while time.monotonic() - start < 1.5:  # arm motion through the guard, 100 Hz
+            t = time.monotonic() - start
+            msg = JointTrajectory(joint_names=["left_elbow_joint"])
+            msg.header.stamp = node.get_clock().now().to_msg()
+            msg.points = [JointTrajectoryPoint(positions=[base + 0.2 * math.sin(2.0 * t)])]
+            publisher.publish(msg)
+            time.sleep(0.01)
+        killed_at = time.time()
+        guard.send_signal(signal.SIGKILL)
+        guard.wait()
+        deadline = time.monotonic() + 5.0
+        damped = None
+        while time.monotonic() < deadline and damped is None:
+            damped = next((m for _, m in list(truth) if m.actuation_mode_name == "DAMPING"), None)
+            time.sleep(0.01)
+        if damped is None:
+            result["error"] = "no DAMPING within 5 s of the kill"
+            return result
+        stamp = damped.header.stamp.sec + damped.header.stamp.nanosec * 1e-9
+        result.update(ok=True, kill_to_damping_ms=(stamp - killed_at) * 1000.0, pelvis_height=damped.pelvis_height,
+                      real_time_factor=damped.real_time_factor)
+        return result
+    finally:
+        stop.set()
+        spinner.join(timeout=5.0)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        for process in (guard, sim):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10.0)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--domain", type=int, default=150 + os.getpid() % 50)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ftrobot-kill-") as tmp:
+        for i in range(args.trials):
+            result = trial(Path(tmp) / f"trial{i}", args.domain)
+            results.append(result)
+            text = (f"{result['kill_to_damping_ms']:6.1f} ms to DAMPING (rtf {result['real_time_factor']:.2f})"
+                    if result["ok"] else f"FAILED: {result.get('error')}")
+            print(f"trial {i + 1:2d}/{args.trials}: {text}", flush=True)
+    delays = [r["kill_to_damping_ms"] for r in results if r["ok"]]
+    within = sum(1 for d in delays if d <= 100.0)
+    if delays:
+        print(f"SIGKILL -> DAMPING: {within}/{args.trials} within 100 ms; median {statistics.median(delays):.1f} ms, "
+              f"max {max(delays):.1f} ms")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return 0 if within == args.trials else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

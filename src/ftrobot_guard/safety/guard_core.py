@@ -1,0 +1,548 @@
+"""The guard: command gate, anomaly detectors, supervisor and POWER_DOWN sequencer wired together, without ROS.
+
+Data flows one way: inputs (sensor readings, commands, e-stop, guardian requests, publisher lists) →
+checks (:class:`~ftrobot_guard.safety.command_gate.CommandGate`,
+:class:`~ftrobot_guard.safety.anomaly_detectors.AnomalyDetectors`,
+:class:`~ftrobot_guard.safety.intrusion_check.IntrusionCheck`) → decision
+(:class:`~ftrobot_guard.safety.supervisor.Supervisor`) → outputs (a :class:`GuardSink`: forwarded commands,
+actuation requests, anomalies, safety state) → record (the black box records every output topic).
+
+The guard node (nodes/guard_node.py) converts messages into calls of :class:`GuardCore` and implements
+:class:`GuardSink` with publishers and the hardware's ``hw/set_actuation_mode`` client. Every call runs
+to completion synchronously: an ``estop`` reaches :meth:`GuardSink.request_actuation` within the same
+callback, never waiting for a timer, another message or DDS.
+
+Rules kept here:
+
+* **BOOT** is left only when the signed envelope verified, ``joint_states`` and ``imu`` are fresh, the
+  measured posture is complete and the hardware answered an actuation request. Until then, stale or late
+  inputs are recorded but stop nothing (the hardware holds anyway; a driver starting after the guard is no
+  fault); every other anomaly stops as always. Without a valid envelope
+  the guard stays in BOOT (hardware HOLD) and says why; nothing is ever forwarded without one.
+* **Re-anchoring**: when the supervisor allows motion again, the guard waits until the hardware confirms
+  NORMAL, re-anchors the gate to the measured posture, then tells the supervisor (``Reanchored``).
+* **Actuation**: the hardware mode asked for is the supervisor's, or the POWER_DOWN sequencer's while it
+  runs. A request not confirmed within ``actuation_retry`` seconds is repeated; a refused NORMAL is
+  retried (the hardware refuses it until it has heard the guard's heartbeat).
+* **POWER_DOWN**: action LOWER starts the sequencer (lower to rest through the gate's own commands, then
+  DAMPING, then POWER_OFF); action DAMP aborts it to DAMPING at once.
+* The detectors' tracking check pauses whenever the gate forwards nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ftrobot_guard.hardware.actuation_modes import ActuationMode
+from ftrobot_guard.safety.anomaly_detectors import AnomalyDetectors, AnomalyReport, DetectorConfig
+from ftrobot_guard.safety.command_gate import (
+    BaseGateDecision,
+    CommandGate,
+    GateConfig,
+    GateMode,
+    JointGateDecision,
+    TaskGateDecision,
+)
+from ftrobot_guard.safety.envelope import Envelope
+from ftrobot_guard.safety.intrusion_check import IntrusionCheck, Publisher
+from ftrobot_guard.safety.modes import SafetyMode
+from ftrobot_guard.safety.reset_authorization import AuthenticatedReset
+from ftrobot_guard.safety.response_policy import Severity
+from ftrobot_guard.safety.rest_lowering import Lean, LoweringConfig, LoweringStep, PowerDownSequencer
+from ftrobot_guard.safety.supervisor import (
+    AnomalyEvent,
+    StopAction,
+    Supervisor,
+    SupervisorConfig,
+    SupervisorOutput,
+)
+
+BOOT_INPUTS = ("joint_states", "imu")
+# Input anomalies that, before the self-check has passed, only keep the robot in BOOT (they are recorded,
+# not escalated): a cold start where the hardware driver comes up after the guard is not a fault.
+BOOT_WAITS_FOR = frozenset({"input_stale", "input_late"})
+
+
+class GuardSink(Protocol):
+    """Where the guard's decisions go (the node: publishers and the hardware client)."""
+
+    def forward_joint_command(self, decision: JointGateDecision) -> None: ...
+
+    def forward_base_velocity(self, decision: BaseGateDecision) -> None: ...
+
+    def request_actuation(self, mode: ActuationMode, reason: str) -> bool:
+        """Send the request to the hardware; False when it could not be sent now (no service yet)."""
+        ...
+
+    def publish_anomaly(self, report: AnomalyReport) -> None: ...
+
+    def publish_state(self, output: SupervisorOutput) -> None: ...
+
+    def log(self, level: str, text: str) -> None:
+        """level: "info", "warn" or "error"."""
+        ...
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    actuation_retry: float = 0.25        # s before an unconfirmed or refused actuation request is repeated
+    boot_settle: float = 0.5             # s the inputs must have been fresh before the self-check passes
+    gate_report_interval: float = 1.0    # s: a lasting refusal or clamp with a new reason is reported again after this
+    late_tick: float = 0.02              # s between ticks beyond which the input watchdogs wait one tick (see tick())
+    gate: GateConfig = field(default_factory=GateConfig)
+    detectors: DetectorConfig = field(default_factory=DetectorConfig)
+    lowering: LoweringConfig = field(default_factory=LoweringConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("actuation_retry", "boot_settle", "gate_report_interval", "late_tick"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 60.0):
+                raise ValueError(f"{name} must be in (0, 60] s, got {value!r}")
+
+
+def tilt_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Angle (rad) between the body's up axis and world up, from an orientation quaternion (any norm)."""
+    norm = x * x + y * y + z * z + w * w
+    if not math.isfinite(norm) or norm <= 0.0:
+        return math.nan
+    cos_tilt = 1.0 - 2.0 * (x * x + y * y) / norm
+    return math.acos(max(-1.0, min(1.0, cos_tilt)))
+
+
+def _sort_of(reason: str) -> str:
+    """The sort of a gate reason: its first word ("stale", "position", "non-finite", ...)."""
+    return reason.split(None, 1)[0].rstrip(":") if reason else ""
+
+
+@dataclass
+class _Actuation:
+    requested: ActuationMode | None = None
+    requested_at: float = -math.inf
+    sent: bool = False
+    confirmed: ActuationMode | None = None
+    reason: str = ""
+
+
+class GuardCore:
+    """One robot's guard. ``envelope`` is None when the signed envelope was refused (``boot_failure`` says why)."""
+
+    def __init__(self, sink: GuardSink, envelope: Envelope | None, boot_failure: str, now: float,
+                 config: GuardConfig | None = None, intrusion: IntrusionCheck | None = None) -> None:
+        self._sink = sink
+        self._config = config or GuardConfig()
+        self._envelope = envelope
+        self._envelope_problem = "" if envelope is not None else (boot_failure or "no operating envelope")
+        supervisor_config = SupervisorConfig.from_envelope(envelope) if envelope is not None else SupervisorConfig()
+        self._supervisor = Supervisor(supervisor_config, now)
+        self._gate = CommandGate(envelope, self._config.gate) if envelope is not None else None
+        self._detectors = AnomalyDetectors(envelope, self._config.detectors, now) if envelope is not None else None
+        self._intrusion = intrusion
+        self._count = len(envelope.joints) if envelope is not None else 0
+        self._index = dict(envelope.joints.index) if envelope is not None else {}
+        self._measured = np.full(self._count, math.nan)
+        self._last_input: dict[str, float] = {}
+        self._fresh_since: float | None = None
+        self._tilt = math.nan
+        self._lean: Lean | None = None
+        self._battery = math.nan
+        self._pose: tuple[float, float, float] | None = None
+        self._pose_time = -math.inf
+        self._actuation = _Actuation()
+        self._sequencer: PowerDownSequencer | None = None
+        self._sequencer_step: LoweringStep | None = None
+        self._lowering_anchored = False
+        self._gate_events: dict[tuple[str, str], AnomalyReport] = {}
+        self._gate_raised_at: dict[tuple[str, str], float] = {}
+        self._now = now
+        self._last_tick = now
+        self._deferred = False
+        if self._envelope_problem:
+            self._sink.log("error", f"staying in BOOT: {self._envelope_problem}")
+            self._supervisor.boot_check(False, self._envelope_problem, now)
+        self._publish_state(self._supervisor.output)
+        self._send_actuation(now)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def output(self) -> SupervisorOutput:
+        return self._supervisor.output
+
+    @property
+    def envelope(self) -> Envelope | None:
+        return self._envelope
+
+    @property
+    def gate(self) -> CommandGate | None:
+        return self._gate
+
+    @property
+    def detectors(self) -> AnomalyDetectors | None:
+        return self._detectors
+
+    @property
+    def hardware_mode(self) -> ActuationMode | None:
+        return self._actuation.confirmed
+
+    @property
+    def lowering_phase(self) -> str:
+        return self._sequencer_step.phase if self._sequencer_step is not None else ""
+
+    # ------------------------------------------------------------------ sensor inputs
+
+    def joint_states(self, now: float, stamp: float, names: Sequence[str], positions: Sequence[float],
+                     velocities: Sequence[float], efforts: Sequence[float]) -> None:
+        self._now = now
+        if self._detectors is None:
+            return
+        self._mark("joint_states", now)
+        if len(positions) == len(names):
+            for name, value in zip(names, positions, strict=True):
+                i = self._index.get(name)
+                if i is not None:
+                    self._measured[i] = value if math.isfinite(value) else math.nan
+        self._reports(self._detectors.joint_states(now, stamp, names, positions, velocities, efforts), now)
+
+    def imu(self, now: float, stamp: float, orientation_xyzw: Sequence[float], angular_velocity: Sequence[float],
+            linear_acceleration: Sequence[float]) -> None:
+        self._now = now
+        if self._detectors is None:
+            return
+        self._mark("imu", now)
+        if len(orientation_xyzw) == 4 and len(angular_velocity) == 3:
+            self._tilt = tilt_from_quaternion(*(float(v) for v in orientation_xyzw))
+            self._lean = Lean.from_imu(orientation_xyzw, angular_velocity)
+        self._reports(self._detectors.imu(now, stamp, orientation_xyzw, angular_velocity, linear_acceleration), now)
+
+    def odom(self, now: float, stamp: float, x: float, y: float, yaw: float, vx: float, vy: float, wz: float,
+             z: float = math.nan) -> None:
+        self._now = now
+        if self._detectors is None:
+            return
+        self._mark("odom", now)
+        if all(math.isfinite(v) for v in (x, y, yaw)):
+            self._pose, self._pose_time = (x, y, yaw), now
+        self._reports(self._detectors.odom(now, stamp, x, y, yaw, vx, vy, wz, z), now)
+
+    def temperatures(self, now: float, stamp: float, names: Sequence[str], celsius: Sequence[float]) -> None:
+        self._now = now
+        if self._detectors is None:
+            return
+        self._mark("actuator_temperatures", now)
+        self._reports(self._detectors.temperatures(now, stamp, names, celsius), now)
+
+    def battery(self, now: float, stamp: float, fraction: float) -> None:
+        self._now = now
+        if self._detectors is None:
+            return
+        self._mark("battery", now)
+        self._battery = fraction
+        self._reports(self._detectors.battery(now, stamp, fraction), now)
+
+    def _mark(self, name: str, now: float) -> None:
+        self._last_input[name] = now
+
+    def _inputs_fresh(self, now: float) -> bool:
+        if self._envelope is None:
+            return False
+        for name in BOOT_INPUTS:
+            seen = self._last_input.get(name)
+            if seen is None or now - seen > self._envelope.input_max_age.get(name, 0.1):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ e-stop and guardians' entry points
+
+    def estop(self, now: float, engaged: bool, source: str = "estop") -> None:
+        """``estop`` (std_msgs/Bool): true stops at once; false releases nothing (a RESET is needed)."""
+        self._now = now
+        if not engaged:
+            if self.output.mode == SafetyMode.ESTOP:
+                self._sink.log("info", "estop released: the robot stays in ESTOP until a guardian's RESET")
+            return
+        self._apply(self._supervisor.estop(source, "e-stop message", now), now)
+
+    def stop(self, now: float, mode: SafetyMode, source: str, cause: str, damp: bool = False) -> SupervisorOutput:
+        self._now = now
+        output = self._supervisor.stop(mode, source, cause, now, damp=damp)
+        self._apply(output, now)
+        return output
+
+    def reduce(self, now: float, source: str, cause: str) -> SupervisorOutput:
+        output = self._supervisor.reduce(source, cause, now)
+        self._apply(output, now)
+        return output
+
+    def resume(self, now: float, source: str, cause: str) -> SupervisorOutput:
+        output = self._supervisor.resume(source, cause, now)
+        self._apply(output, now)
+        return output
+
+    def reset(self, now: float, authorization: AuthenticatedReset, cause_cleared: bool) -> SupervisorOutput:
+        """The guardians' RESET (issue 9 wires the authenticated guardian command here)."""
+        output = self._supervisor.reset(authorization, cause_cleared, now)
+        self._apply(output, now)
+        return output
+
+    # ------------------------------------------------------------------ commands
+
+    def _gate_mode(self) -> GateMode:
+        output = self.output
+        return GateMode(forward=output.forward_commands, reduced=output.mode == SafetyMode.REDUCED,
+                        mode_name=output.mode.name if not output.reanchor_required else f"{output.mode.name} "
+                        "(re-anchoring)")
+
+    def joint_command(self, now: float, stamp: float, names: Sequence[str], positions: Sequence[float],
+                      velocities: Sequence[float], efforts: Sequence[float], local_time: dt.datetime,
+                      topic: str = "guard/in/joint_command") -> JointGateDecision | None:
+        self._now = now
+        self._command_received(now, topic)
+        if self._gate is None:
+            self._sink.log("warn", f"{topic}: refused: {self._envelope_problem}")
+            return None
+        if self._sequencer is not None:
+            self._gate_event(topic, "command_refused", f"refused: the guard is running POWER_DOWN "
+                             f"({self.lowering_phase})", True)
+            return None
+        decision = self._gate.joint_command(now, stamp, names, positions, velocities, efforts, self._gate_mode(),
+                                            local_time=local_time)
+        self._after_gate(topic, decision.forwarded, decision.reason, bool(decision.clamps))
+        if decision.forwarded:
+            self._sink.forward_joint_command(decision)
+            if self._detectors is not None:
+                self._reports(self._detectors.command_forwarded(now, decision.indices, decision.positions), now)
+        return decision
+
+    def refuse_command(self, now: float, topic: str, reason: str) -> None:
+        """A command the node could not even read (e.g. a trajectory with other than one point)."""
+        self._now = now
+        self._command_received(now, topic)
+        self._gate_event(topic, "command_refused", reason, True)
+
+    def base_velocity(self, now: float, linear: Sequence[float], angular: Sequence[float],
+                      local_time: dt.datetime, topic: str = "guard/in/cmd_vel") -> BaseGateDecision | None:
+        self._now = now
+        self._command_received(now, topic)
+        if self._gate is None:
+            self._sink.log("warn", f"{topic}: refused: {self._envelope_problem}")
+            return None
+        decision = self._gate.base_velocity(now, linear, angular, self._gate_mode(), self._pose,
+                                            now - self._pose_time, local_time)
+        self._after_gate(topic, decision.forwarded, decision.reason, bool(decision.clamps))
+        if decision.forwarded:
+            self._sink.forward_base_velocity(decision)
+        return decision
+
+    def task_request(self, now: float, task_kind: str, local_time: dt.datetime,
+                     topic: str = "guard/in/task_request") -> TaskGateDecision | None:
+        self._now = now
+        self._command_received(now, topic)
+        if self._gate is None:
+            self._sink.log("warn", f"{topic}: task {task_kind[:64]!r} refused: {self._envelope_problem}")
+            return None
+        decision = self._gate.task_request(now, task_kind, self._gate_mode(), local_time)
+        if not decision.forwarded:
+            self._publish_gate_anomaly(topic, "task_refused", decision.reason, True, value=0.0)
+            self._sink.log("warn", f"{topic}: task {task_kind[:64]!r} refused: {decision.reason}")
+        return decision
+
+    def _command_received(self, now: float, topic: str) -> None:
+        if self._detectors is not None:
+            self._reports(self._detectors.command_received(now, topic), now)
+
+    def _after_gate(self, topic: str, forwarded: bool, reason: str, clamped: bool) -> None:
+        mode_refusal = not forwarded and not self.output.forward_commands
+        if forwarded:
+            self._gate_event(topic, "command_refused", "", False)
+            self._gate_event(topic, "command_clamped", reason, clamped)
+        elif not mode_refusal:
+            self._gate_event(topic, "command_refused", reason, True)
+
+    def _gate_event(self, topic: str, kind: str, reason: str, active: bool) -> None:
+        """Raise a gate anomaly when it starts, clear it when it ends. While it lasts, a reason of another
+        sort (its first word differs: "stale" after "position") is raised at once; the same sort with new
+        numbers at most every ``gate_report_interval`` s (a 500 Hz stream of refusals is not 500 reports)."""
+        key = (kind, topic)
+        current = self._gate_events.get(key)
+        if active:
+            same_sort = current is not None and _sort_of(current.description) == _sort_of(reason)
+            recent = self._now - self._gate_raised_at.get(key, -math.inf) < self._config.gate_report_interval
+            if current is None or (current.description != reason and not (same_sort and recent)):
+                self._gate_raised_at[key] = self._now
+                self._publish_gate_anomaly(topic, kind, reason, True)
+                self._sink.log("warn", f"{topic}: {kind.replace('_', ' ')}: {reason}")
+        elif current is not None:
+            self._publish_gate_anomaly(topic, kind, "", False)
+
+    def _publish_gate_anomaly(self, topic: str, kind: str, reason: str, active: bool, value: float = 0.0) -> None:
+        key = (kind, topic)
+        report = AnomalyReport(detector="gate", kind=kind, severity=Severity.INFO, active=active, subject=topic,
+                               value=value, limit=0.0, description=reason or f"{kind} ended")
+        if active and kind != "task_refused":
+            self._gate_events[key] = report
+        else:
+            self._gate_events.pop(key, None)
+        self._sink.publish_anomaly(report)
+
+    # ------------------------------------------------------------------ graph
+
+    def publishers(self, now: float, topic: str, publishers: Sequence[Publisher]) -> None:
+        if self._intrusion is not None:
+            self._reports(self._intrusion.publishers(now, topic, publishers), now)
+
+    # ------------------------------------------------------------------ hardware replies and periodic work
+
+    def actuation_reply(self, now: float, requested: ActuationMode, success: bool, mode: int, message: str) -> None:
+        try:
+            in_effect = ActuationMode(mode)
+        except ValueError:
+            self._sink.log("error", f"hw/set_actuation_mode answered an unknown mode {mode!r}: {message}")
+            return
+        self._actuation.confirmed = in_effect
+        if not success:
+            self._sink.log("warn", f"hardware refused {requested.name}: {message} (in effect: {in_effect.name}); "
+                           f"retrying in {self._config.actuation_retry:g} s")
+        self._reanchor_if_due(now)
+
+    def tick(self, now: float, wall_time: float) -> None:
+        """Control-rate work: detector watchdogs, escalation, boot check, the POWER_DOWN sequence, retries."""
+        # A tick long after the previous one means this process was not scheduled: the inputs that arrived
+        # meanwhile wait behind this timer in the executor. Their age is judged at the next tick -- never two
+        # ticks in a row, so a guard that is always late still runs its watchdogs every other tick.
+        late = now - self._last_tick > self._config.late_tick and not self._deferred
+        self._deferred = late
+        self._last_tick = now
+        self._now = now
+        if self._detectors is not None:
+            self._detectors.tracking_paused(not self.output.forward_commands)
+            self._detectors.posture_change_expected(self._sequencer is not None)
+            if not late:
+                self._reports(self._detectors.check(now, wall_time), now)
+        self._apply(self._supervisor.tick(now), now)
+        self._boot_check(now)
+        self._run_sequencer(now)
+        self._send_actuation(now)
+        self._reanchor_if_due(now)
+
+    def envelope_rechecked(self, now: float, problem: str) -> None:
+        """The node re-verified the signed envelope (expiry); a problem stops the robot."""
+        if problem and not self._envelope_problem:
+            self._envelope_problem = problem
+            self._sink.log("error", f"operating envelope no longer valid: {problem}")
+            self._apply(self._supervisor.boot_check(False, problem, now), now)
+
+    def _boot_check(self, now: float) -> None:
+        if self.output.mode != SafetyMode.BOOT or self._supervisor.state.boot_passed or self._envelope_problem:
+            return
+        if not self._inputs_fresh(now) or not np.isfinite(self._measured).all():
+            self._fresh_since = None
+            return
+        if self._fresh_since is None:
+            self._fresh_since = now
+        if now - self._fresh_since < self._config.boot_settle or self._actuation.confirmed is None:
+            return
+        self._apply(self._supervisor.boot_check(True, "signed envelope verified, joint_states and imu fresh", now),
+                    now)
+
+    def _run_sequencer(self, now: float) -> None:
+        output = self.output
+        if output.action not in (StopAction.LOWER, StopAction.DAMP) or self._envelope is None:
+            if self._sequencer is not None:
+                self._sequencer = None
+                self._sequencer_step = None
+            return
+        inputs_fresh = self._inputs_fresh(now)
+        if self._sequencer is None:
+            self._sequencer = PowerDownSequencer(self._envelope, self._config.lowering)
+            self._lowering_anchored = False
+            if output.action == StopAction.DAMP:
+                step = self._sequencer.abort_to_damping(now, output.cause)
+            else:
+                step = self._sequencer.start(now, self._measured.copy())
+        elif output.action == StopAction.DAMP and self._sequencer_step is not None \
+                and self._sequencer_step.phase == "lowering":
+            step = self._sequencer.abort_to_damping(now, output.cause)
+        else:
+            step = self._sequencer.step(now, self._measured.copy(), self._tilt, self._battery, inputs_fresh,
+                                       self._lean)
+        previous = self._sequencer_step
+        self._sequencer_step = step
+        if previous is None or previous.phase != step.phase:
+            self._sink.log("warn", f"POWER_DOWN: {step.phase}: {step.note}")
+        if step.positions is not None and self._actuation.confirmed == ActuationMode.NORMAL and self._gate is not None:
+            if not self._lowering_anchored:
+                # The hardware re-anchored its targets on entering NORMAL; so does the gate (its anchor may
+                # still be the controller's last command, far from where the joints are).
+                problem = self._gate.reanchor(now, self._measured.copy())
+                if problem:
+                    self._sequencer_step = self._sequencer.abort_to_damping(now, f"cannot re-anchor: {problem}")
+                    return
+                self._lowering_anchored = True
+            decision = self._gate.guard_command(now, step.positions)
+            if decision.forwarded:
+                self._sink.forward_joint_command(decision)
+            else:
+                self._sink.log("error", f"POWER_DOWN lowering command refused by the gate: {decision.reason}; "
+                               "DAMPING")
+                self._sequencer_step = self._sequencer.abort_to_damping(now, decision.reason)
+
+    def _wanted_actuation(self) -> ActuationMode:
+        if self._sequencer_step is not None:
+            return self._sequencer_step.actuation
+        return self.output.actuation_request
+
+    def _send_actuation(self, now: float) -> None:
+        """Ask the hardware for the wanted mode now if it changed; repeat an unconfirmed or unsent request."""
+        wanted = self._wanted_actuation()
+        state = self._actuation
+        if wanted == state.requested:
+            settled = state.sent and state.confirmed == wanted
+            if settled or now - state.requested_at < self._config.actuation_retry:
+                return
+        reason = f"{self.output.mode.name}: {self.output.cause}"
+        if self._sequencer_step is not None:
+            reason = f"POWER_DOWN {self._sequencer_step.phase}: {self._sequencer_step.note}"
+        if state.confirmed != wanted:
+            state.confirmed = None  # changing: unknown until the hardware answers (nothing is streamed meanwhile)
+        state.requested, state.requested_at, state.reason = wanted, now, reason
+        state.sent = self._sink.request_actuation(wanted, reason)
+
+    def _reanchor_if_due(self, now: float) -> None:
+        output = self.output
+        if not output.reanchor_required or self._gate is None or self._actuation.confirmed != ActuationMode.NORMAL:
+            return
+        if not self._inputs_fresh(now) or not np.isfinite(self._measured).all():
+            return
+        problem = self._gate.reanchor(now, self._measured.copy())
+        if problem:
+            self._sink.log("warn", f"re-anchoring refused: {problem}")
+            return
+        self._apply(self._supervisor.reanchored(now), now)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _reports(self, reports: Sequence[AnomalyReport], now: float) -> None:
+        for report in reports:
+            self._sink.publish_anomaly(report)
+            if report.kind in BOOT_WAITS_FOR and not self._supervisor.state.boot_passed:
+                continue  # recorded; the self-check waits for fresh inputs itself (no stop before the first start)
+            event = AnomalyEvent(report.kind, report.subject, report.severity, report.active,
+                                 source=f"detector:{report.detector}")
+            self._apply(self._supervisor.anomaly(event, now), now)
+
+    def _apply(self, output: SupervisorOutput, now: float) -> None:
+        """Publish a changed state and ask the hardware for its mode at once (the sequencer starts at the next tick)."""
+        if output.changed:
+            self._publish_state(output)
+        self._send_actuation(now)
+
+    def _publish_state(self, output: SupervisorOutput) -> None:
+        self._sink.publish_state(output)
+        level = "warn" if output.mode not in (SafetyMode.NORMAL, SafetyMode.REDUCED) else "info"
+        self._sink.log(level, f"safety mode {output.mode.name} ({output.action.name}): {output.note}")

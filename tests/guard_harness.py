@@ -1,0 +1,225 @@
+"""A guard node against the simulated G1 on real DDS: development credentials, a signed envelope, the
+simulator in its own process (as on a robot), the guard in this one (its own context and single-threaded
+executor), and an observer node that listens and talks like the rest of the robot would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rclpy
+from ftrobot_msgs.msg import Anomaly, SafetyState, SimGroundTruth
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from trajectory_msgs.msg import JointTrajectory
+
+from ftrobot_guard.nodes.guard_node import GuardNode
+from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
+from ftrobot_guard.safety.dev_envelope import write_signed_envelope
+from ftrobot_guard.trust.dev_credentials import DepartmentFiles, make_department
+from ftrobot_guard.trust.identity import make_identity_number
+from ros_fixtures import session_domain_id, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED_ENVELOPE = REPO / "config" / "envelope" / "g1.yaml"
+SIM_START_S = 60.0
+
+
+@dataclass(frozen=True)
+class GuardFiles:
+    department: DepartmentFiles
+    identity_number: str
+    envelope: Path
+
+
+def make_guard_files(directory: Path, sign: bool = True) -> GuardFiles:
+    department = make_department(directory / "department")
+    identity = str(make_identity_number("440304", 2026, 123))
+    envelope = directory / "envelope" / "g1.yaml"
+    if sign:
+        write_signed_envelope(envelope, COMMITTED_ENVELOPE.read_text(encoding="utf-8"), department.key, [identity])
+    else:
+        envelope.parent.mkdir(parents=True, exist_ok=True)
+        envelope.write_text(COMMITTED_ENVELOPE.read_text(encoding="utf-8"), encoding="utf-8")
+    return GuardFiles(department, identity, envelope)
+
+
+def guard_parameters(files: GuardFiles, **extra: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "identity_number": files.identity_number,
+        "envelope_file": str(files.envelope),
+        "department_ca_files": [str(files.department.ca_certificate)],
+        "input_publishers": [f"guard/in/{topic}=/*/test_controller" for topic in ("joint_command", "cmd_vel",
+                                                                                   "task_request")],
+    }
+    values.update(extra)
+    return values
+
+
+def write_guard_params(path: Path, files: GuardFiles, **extra: Any) -> Path:
+    """A params file (rcl matching ``/**/guard``) for the guard of ``files``' robot; returns ``path``."""
+    import yaml
+
+    values = guard_parameters(files, **extra)
+    path.write_text(yaml.safe_dump({"/**/guard": {"ros__parameters": values}}), encoding="utf-8")
+    return path
+
+
+def write_sim_params(path: Path, **values: Any) -> Path:
+    """Overrides for the simulator on top of config/sim.yaml (rcl matching ``/**/humanoid_sim``)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"/**/humanoid_sim": {"ros__parameters": values}}), encoding="utf-8")
+    return path
+
+
+def start_guard_process(namespace: str, params: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "ftrobot_guard.cli.main", "up", "guard", "--params",
+                                 str(params), "--namespace", namespace], stdout=out, stderr=subprocess.STDOUT,
+                                env=ros_environment())
+
+
+def ros_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(session_domain_id())
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def start_sim_process(namespace: str, log: Path, params: Path | None = None) -> subprocess.Popen[bytes]:
+    """`ftrobot up sim` with config/sim.yaml and, when given, ``params`` on top of it."""
+    extra = ["--params", str(REPO / "config" / "sim.yaml"), "--params", str(params)] if params else []
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "ftrobot_guard.cli.main", "up", "sim", "--headless",
+                                 "--namespace", namespace, *extra], stdout=out, stderr=subprocess.STDOUT,
+                                env=ros_environment())
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _Spin:
+    """One single-threaded executor in a thread (the guard's process has exactly this)."""
+
+    def __init__(self, context: Context, node: Node) -> None:
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(node)
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except BaseException as exc:  # reported at teardown
+                if not self._stop.is_set():
+                    self.error = exc
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=10.0)
+        self.executor.shutdown(timeout_sec=2.0)
+
+
+@dataclass
+class Observer:
+    node: Node
+    states: list[SafetyState] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    truth: list[SimGroundTruth] = field(default_factory=list)
+    forwarded: list[JointTrajectory] = field(default_factory=list)
+
+    def mode(self) -> str:
+        return self.states[-1].mode_name if self.states else "none"
+
+    def raised(self, kind: str) -> list[Anomaly]:
+        return [a for a in list(self.anomalies) if a.active and a.kind == kind]
+
+    def actuation(self) -> str:
+        return self.truth[-1].actuation_mode_name if self.truth else "none"
+
+
+@dataclass
+class GuardStack:
+    namespace: str
+    guard: GuardNode
+    observer: Observer
+    sim: subprocess.Popen[bytes] | None
+    contexts: list[Context]
+    spins: list[_Spin]
+
+    def wait_mode(self, mode: str, timeout: float = 30.0) -> None:
+        wait_until(lambda: self.observer.mode() == mode, timeout, f"safety mode {mode} (now {self.observer.mode()})")
+
+    def close(self) -> None:
+        for spin in self.spins:
+            spin.stop()
+        self.guard.destroy_node()
+        self.observer.node.destroy_node()
+        if self.sim is not None:
+            stop_process(self.sim)
+        for context in self.contexts:
+            if context.ok():
+                rclpy.shutdown(context=context)
+        errors = [spin.error for spin in self.spins if spin.error is not None]
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture
+def guard_stack(tmp_path: Path) -> Iterator[Callable[..., GuardStack]]:
+    made: list[GuardStack] = []
+
+    def start(with_sim: bool = True, sign: bool = True, **extra: Any) -> GuardStack:
+        files = make_guard_files(tmp_path / f"files{len(made)}", sign=sign)
+        namespace = f"/guardtest_{uuid.uuid4().hex[:8]}"
+        sim = start_sim_process(namespace, tmp_path / f"sim{len(made)}.log") if with_sim else None
+        guard_context, observer_context = Context(), Context()
+        rclpy.init(context=guard_context, domain_id=session_domain_id())
+        rclpy.init(context=observer_context, domain_id=session_domain_id())
+        guard = GuardNode(context=guard_context, namespace=namespace,
+                          parameter_overrides=[Parameter(k, value=v) for k, v in
+                                               guard_parameters(files, **extra).items()])
+        node = Node("test_controller", context=observer_context, namespace=namespace)
+        observer = Observer(node)
+        node.create_subscription(SafetyState, "safety_state", observer.states.append, LATCHED)
+        node.create_subscription(Anomaly, "anomalies", observer.anomalies.append, EVENTS)
+        node.create_subscription(SimGroundTruth, "sim/ground_truth", observer.truth.append, COMMANDS)
+        node.create_subscription(JointTrajectory, "hw/joint_command", observer.forwarded.append, COMMANDS)
+        stack = GuardStack(namespace, guard, observer, sim, [guard_context, observer_context],
+                           [_Spin(guard_context, guard), _Spin(observer_context, node)])
+        made.append(stack)
+        return stack
+
+    yield start
+    for stack in made:
+        stack.close()
+
+
+def wait_standing_in_normal(stack: GuardStack) -> None:
+    """The simulator is up, the guard has left BOOT, re-anchored and is forwarding."""
+    wait_until(lambda: bool(stack.observer.truth), SIM_START_S, "the simulator's ground truth")
+    stack.wait_mode("NORMAL", SIM_START_S)
+    wait_until(lambda: stack.guard.core.output.forward_commands, 10.0, "the guard forwarding after re-anchoring")

@@ -1,0 +1,114 @@
+"""The fault matrix: every fault kind of sim/inject_fault, on the simulated G1 with the guard in the loop
+(sim/guarded_sim.py: the guard node's own core, fed at the simulator node's rates), gives the anomaly and
+the safety mode expected. The robot stands in NORMAL, its left elbow moving through the gate, when the
+fault begins. Detection delays and peak impact speeds are printed by bench/guard_fault_matrix.py."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ftrobot_guard.safety.dev_envelope import always_open
+from ftrobot_guard.safety.envelope import Envelope, parse_envelope
+from ftrobot_guard.safety.modes import SafetyMode
+from ftrobot_guard.sim.battery_model import BatteryParameters
+from ftrobot_guard.sim.guarded_sim import GuardedSim
+from ftrobot_guard.sim.humanoid_sim import SimConfig
+
+ENVELOPE = Path(__file__).resolve().parents[1] / "config" / "envelope" / "g1.yaml"
+SETTLE_S = 2.0
+WATCH_S = 4.0
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    parameters: dict[str, Any]
+    duration: float
+    anomaly: str               # the anomaly kind expected among those raised (gate events aside); '' = none
+    mode: SafetyMode           # the mode the guard is in at the end
+    watch: float = WATCH_S
+    battery: float = 0.9       # initial charge
+
+
+CASES = [
+    Case("push", {"force": [15.0, 0.0, 0.0]}, 0.5, "", SafetyMode.NORMAL),     # a nudge: nothing to do
+    Case("push", {"force": [120.0, 0.0, 0.0]}, 0.5, "fall_under_way", SafetyMode.POWER_DOWN),
+    Case("trip", {"direction": "forward"}, 0.2, "fall_under_way", SafetyMode.POWER_DOWN),
+    Case("stuck_joint", {"joint": "left_elbow_joint"}, 0.0, "effort_spike", SafetyMode.SAFE_STOP),
+    Case("encoder_spike", {"joint": "left_knee_joint", "offset": 0.5}, 0.0, "encoder_jump", SafetyMode.SAFE_STOP),
+    Case("encoder_noise", {"stddev": 0.01}, 0.0, "", SafetyMode.NORMAL),         # what real encoders do
+    Case("encoder_nan", {"joint": "left_knee_joint"}, 0.0, "input_invalid", SafetyMode.POWER_DOWN),
+    Case("sensor_dropout", {"topic": "joint_states"}, 0.0, "input_stale", SafetyMode.POWER_DOWN),
+    Case("sensor_dropout", {"topic": "imu"}, 0.0, "input_stale", SafetyMode.POWER_DOWN),
+    Case("sensor_dropout", {"topic": "odom"}, 0.0, "input_stale", SafetyMode.SAFE_STOP),
+    Case("sensor_dropout", {"topic": "actuator_temperatures"}, 0.0, "input_stale", SafetyMode.SAFE_STOP),
+    Case("sensor_dropout", {"topic": "battery"}, 0.0, "input_stale", SafetyMode.SAFE_STOP),
+    Case("sensor_dropout", {"topic": "hw/joint_command"}, 0.0, "tracking_error", SafetyMode.SAFE_STOP),
+    Case("sensor_dropout", {"topic": "guard/alive"}, 0.0, "tracking_error", SafetyMode.SAFE_STOP, watch=1.0),
+    Case("message_delay", {"topic": "joint_states", "delay": 0.1}, 0.0, "input_stale", SafetyMode.POWER_DOWN),
+    Case("overheat", {"joint": "left_knee_joint", "rate": 30.0}, 0.0, "actuator_temperature", SafetyMode.SAFE_STOP),
+    Case("battery_drain", {"power": 100000.0}, 0.0, "battery_minimum", SafetyMode.POWER_DOWN, battery=0.36),
+    Case("rogue_publisher", {}, 0.0, "rogue_hw_publisher", SafetyMode.SAFE_STOP),
+]
+
+
+@pytest.fixture(scope="module")
+def envelope() -> Envelope:
+    return parse_envelope(always_open(ENVELOPE.read_text(encoding="utf-8")).encode("utf-8"))
+
+
+def elbow_motion(t: float) -> tuple[tuple[str, ...], np.ndarray]:
+    """The robot's own controller: the left elbow swinging slowly inside the envelope."""
+    return ("left_elbow_joint",), np.array([1.0 + 0.3 * math.sin(1.5 * t)])
+
+
+def run_case(envelope: Envelope, case: Case) -> tuple[GuardedSim, float]:
+    config = SimConfig(seed=1, battery=BatteryParameters(initial_charge_fraction=case.battery))
+    loop = GuardedSim(envelope, config, controller=elbow_motion)
+    loop.run_for(SETTLE_S)
+    assert loop.core.output.mode == SafetyMode.NORMAL and loop.core.output.forward_commands, loop.record.logs
+    outcome = loop.sim.inject_fault(case.kind, 0.0, case.duration, case.parameters)
+    assert outcome.success, outcome.message
+    onset = loop.sim.time
+    loop.run_for(case.watch)
+    return loop, onset
+
+
+@pytest.mark.clause("4.5", "6.4c", "6.7b")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.kind}-{'-'.join(str(v) for v in c.parameters.values())}")
+def test_each_fault_gives_its_anomaly_and_mode(envelope: Envelope, case: Case) -> None:
+    loop, onset = run_case(envelope, case)
+    raised = [(t, a) for t, a in loop.record.raised() if t >= onset and a.detector != "gate"]
+    if not case.anomaly:
+        assert raised == [], [f"{t - onset:.3f} s {a.kind} {a.description}" for t, a in raised]
+    else:
+        assert raised, f"nothing raised for {case.kind}; logs: {loop.record.logs[-5:]}"
+        assert case.anomaly in {a.kind for _, a in raised}, [f"{t - onset:.3f} s {a.kind}" for t, a in raised]
+    assert loop.core.output.mode == case.mode, loop.core.output.note
+    if case.mode.latched:
+        assert not loop.core.output.forward_commands
+        # a stop is a stop: nothing of the controller's stream was forwarded after it
+        stopped_at = next(t for t, state in loop.record.states if t >= onset and state.mode.latched)
+        assert [t for t in loop.record.controller_forwarded if t > stopped_at] == []
+
+
+def test_estop_stops_within_one_cycle_and_stays_stopped(envelope: Envelope) -> None:
+    loop = GuardedSim(envelope, SimConfig(seed=1), controller=elbow_motion)
+    loop.run_for(SETTLE_S)
+    loop.core.estop(loop.sim.time, True)
+    # same call: the stop is decided and the hardware asked for HOLD before anything else happens
+    assert loop.core.output.mode == SafetyMode.ESTOP and not loop.core.output.forward_commands
+    assert loop.record.actuation_requests[-1][1].name == "HOLD"
+    assert loop.sim.mode.name == "HOLD"
+    loop.core.estop(loop.sim.time, False)   # a released button is not a RESET
+    loop.run_for(1.0)
+    assert loop.core.output.mode == SafetyMode.ESTOP
+    stopped_at = next(t for t, state in loop.record.states if state.mode == SafetyMode.ESTOP)
+    assert [t for t in loop.record.controller_forwarded if t > stopped_at] == []
+    assert loop.core.lowering_phase == "lowering"   # ESTOP is stop category 1: lowered to rest, then power off
