@@ -35,11 +35,20 @@ resumed: after the guard re-anchored) and ``bench/reset_result`` (accepted, or t
 trial starts only when the guard is NORMAL and forwarding again, after a random settle of 10–30 ms
 (decorrelated from the guard's 500 Hz timer).
 
-Prints the count, p50/p90/p99/p99.9/max (µs), the machine's load average before and after, the wall time,
-and any problem seen (a request that never came, a stop nobody asked for, a refused RESET), with the guard's
-log lines around it.
+A trial starts only while the guard is NORMAL and forwarding; a stop nobody asked for (a detector's) is
+recorded as a problem, RESET until its cause has cleared, and the trial is run again.
 
-    python bench/estop_latency.py [--trials 10000] [--json out.json]
+Then **the floor**: the guard is stopped and a minimal rclpy node (``--relay-child``: same process setup,
+``joint_states`` and ``imu`` subscriptions that only keep the message, a 500 Hz timer publishing a Header, and
+on ``estop`` a HOLD request at once) takes its place for ``--floor-trials`` trials: what DDS, rclpy's Python
+executor and this machine cost with no guard logic at all.
+
+Prints the count, p50/p90/p99/p99.9/max (µs) through the guard and for the floor, where the guard's time goes
+(e-stop → the guard's own "safety mode ESTOP" log line → request at the hardware, from the log's wall-clock
+stamps), the machine's load average before and after, the wall time, and any problem seen (a request that never
+came, a stop nobody asked for, a refused RESET) with the guard's log lines around it.
+
+    python bench/estop_latency.py [--trials 10000] [--floor-trials 2000] [--json out.json] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -560,24 +569,53 @@ def _progress(label: str, done: int, latencies: Sequence[float], started: float)
           f"p99 {percentile(values, 0.99):6.0f} µs, max {values[-1] if values else math.nan:6.0f} µs", flush=True)
 
 
+RECOVERY_TIMEOUT_S = 120.0
+
+
+def recover(operator: Operator, log_path: Path) -> tuple[int, str]:
+    """RESET until the guard forwards again (a RESET is refused while a stopping anomaly is still active).
+    Returns (RESETs sent, the answer to the first one when it did not resume forwarding: a refusal, or an
+    acceptance after which re-anchoring waited for fresh inputs); RuntimeError after ``RECOVERY_TIMEOUT_S``."""
+    baseline = operator.forwarding
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    sent, first_refusal = 0, ""
+    while time.monotonic() < deadline:
+        count = len(operator.results)
+        operator.send_reset()
+        sent += 1
+        if operator.wait_forwarding(baseline, 1.0 if sent == 1 else 0.3):
+            return sent, first_refusal
+        if not first_refusal:
+            first_refusal = operator.results[count] if len(operator.results) > count else "no answer"
+    raise RuntimeError(f"the guard did not return to forwarding within {RECOVERY_TIMEOUT_S:g} s of RESETs "
+                       f"(mode {operator.mode()}; the first answered: {first_refusal}):\n{_tail(log_path)}")
+
+
 def guard_trials(trials: int, hardware: FakeHardware, operator: Operator, guard: subprocess.Popen[bytes],
                  log_path: Path) -> dict[str, Any]:
-    """The figure: e-stop → stop request through the real guard, RESET between trials."""
+    """The figure: e-stop → stop request through the real guard, RESET between trials.
+
+    A trial starts only while the guard is NORMAL and forwarding. A stop nobody asked for (a detector's, seen
+    before the e-stop) is recorded, RESET (retried until its cause has cleared) and the trial is run again."""
     latencies: list[float] = []
     walls: list[tuple[int, int]] = []   # (e-stop published, request arrived), wall-clock ns
     modes: dict[str, int] = {}
     problems: list[str] = []
-    refused_resets = 0
+    repeated_resets = missed = 0
     started = time.monotonic()
-    for trial in range(trials):
+    while len(latencies) + missed < trials:
+        trial = len(latencies) + missed
         if guard.poll() is not None:
             raise RuntimeError(f"the guard process ended ({guard.returncode}):\n{_tail(log_path)}")
         time.sleep(random.uniform(0.010, 0.030))
         if operator.mode() != "NORMAL":
-            problems.append(f"trial {trial}: guard in {operator.mode()} before the e-stop "
-                            f"({operator.state.cause if operator.state else ''})")
+            stopped = f"{operator.mode()} ({operator.state.cause if operator.state else ''})"
+            sent, refusal = recover(operator, log_path)
+            repeated_resets += sent - 1
+            problems.append(f"before trial {trial}: a stop nobody asked for: {stopped}; {sent} RESETs to recover"
+                            + (f"; the first answered: {refusal}" if refusal else ""))
+            continue
         operator.expect_estop = True
-        baseline = operator.forwarding
         t0 = hardware.arm()
         wall = time.time_ns()
         operator.estop.publish(Bool(data=True))
@@ -588,41 +626,45 @@ def guard_trials(trials: int, hardware: FakeHardware, operator: Operator, guard:
             modes[ActuationMode(mode).name] = modes.get(ActuationMode(mode).name, 0) + 1
         else:
             hardware.armed_after = None
+            missed += 1
             problems.append(f"trial {trial}: no stop request at the hardware within 2 s of the e-stop "
                             f"(mode {operator.mode()})\n{_tail(log_path)}")
-        for attempt in range(5):
-            operator.send_reset()
-            if operator.wait_forwarding(baseline, 1.0):
-                break
-            refused_resets += 1
-            result = operator.results[-1] if operator.results else "no answer"
-            problems.append(f"trial {trial}: RESET attempt {attempt + 1} did not resume forwarding within 1 s: "
-                            f"{result} (mode {operator.mode()})")
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"the guard did not return to forwarding after 5 RESETs:\n{_tail(log_path)}")
+        sent, refusal = recover(operator, log_path)
+        if sent > 1:
+            repeated_resets += sent - 1
+            problems.append(f"trial {trial}: {sent} RESETs to resume forwarding; the first answered: {refusal}")
         operator.expect_estop = False
-        if (trial + 1) % 1000 == 0 or trial + 1 == trials:
-            _progress("guard", trial + 1, latencies, started)
+        done = len(latencies) + missed
+        if done % 1000 == 0 or done == trials:
+            _progress("guard", done, latencies, started)
     return {**summary(latencies), "trials": trials, "modes_requested": modes, "problems": problems,
-            "refused_resets": refused_resets, "seconds": time.monotonic() - started, "walls": walls}
+            "missed": missed, "repeated_resets": repeated_resets, "seconds": time.monotonic() - started,
+            "walls": walls}
 
 
 def split_at_guard_log(walls: Sequence[tuple[int, int]], log_text: str) -> dict[str, Any] | None:
     """Where the time goes: e-stop published → the guard's "safety mode ESTOP" log line (written in the e-stop
     callback after the SafetyState publication, before the request is sent) → request at the hardware. Wall
-    clock (the log's timestamps); None when the log's ESTOP lines do not pair one to one with the trials."""
+    clock (the log's timestamps); each trial takes the first ESTOP line between its e-stop and its request."""
     stamps = []
     for line in log_text.splitlines():
-        if "safety mode ESTOP" in line and "[" in line:
+        if "safety mode ESTOP" in line:
             try:
                 stamps.append(round(float(line.split("] [", 1)[1].split("]", 1)[0]) * 1e9))
             except (IndexError, ValueError):
-                return None
-    if len(stamps) != len(walls):
+                continue
+    stamps.sort()
+    to_log: list[float] = []
+    after_log: list[float] = []
+    index = 0
+    for sent, arrived in walls:
+        while index < len(stamps) and stamps[index] < sent:
+            index += 1
+        if index < len(stamps) and stamps[index] <= arrived:
+            to_log.append((stamps[index] - sent) / 1000.0)
+            after_log.append((arrived - stamps[index]) / 1000.0)
+    if not to_log:
         return None
-    to_log = [(stamp - sent) / 1000.0 for (sent, _arrived), stamp in zip(walls, stamps, strict=True)]
-    after_log = [(arrived - stamp) / 1000.0 for (_sent, arrived), stamp in zip(walls, stamps, strict=True)]
     return {"to_guard_log": summary(to_log), "guard_log_to_hardware": summary(after_log)}
 
 
@@ -756,8 +798,9 @@ def main() -> int:
     if "floor" in result:
         _print_figure("floor (minimal rclpy relay, same executor shape)", result["floor"])
     print(f"  load before {result['load_before']}; after the guard trials {result['load_after_guard']}")
-    print(f"  {result['total_seconds']:.0f} s in all; RESETs that had to be repeated: {guard['refused_resets']}; "
-          f"sensor schedule restarts: {result['sensor_overruns']}")
+    print(f"  {result['total_seconds']:.0f} s in all; e-stops without a request: {guard['missed']}; RESETs that had "
+          f"to be repeated: {guard['repeated_resets']}; sensor schedule restarts (this process not scheduled for "
+          f"> 50 ms: a real gap in the guard's inputs): {result['sensor_overruns']}")
     for label, items in (("problems", guard["problems"]), ("unexpected states", result["unexpected_states"]),
                          ("guard warnings", result["guard_warnings"])):
         if items:
@@ -768,7 +811,7 @@ def main() -> int:
         print(f"  anomalies raised by the detectors: {result['anomalies_raised']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    ok = guard["count"] == guard["trials"] and not result["unexpected_states"] and not guard["problems"]
+    ok = guard["missed"] == 0 and not result["unexpected_states"] and not guard["problems"]
     return 0 if ok else 1
 
 

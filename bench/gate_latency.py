@@ -299,6 +299,7 @@ def run(seconds: float, domain: int, keep: Path | None) -> dict[str, Any]:
             rclpy.shutdown(context=context)
         log_text = log_path.read_text(encoding="utf-8", errors="replace")
     result.update(load_after=load_average(), total_seconds=time.monotonic() - started, states=observer.states,
+                  sensor_overruns=hardware.sensor_overruns,
                   anomalies=observer.anomalies,
                   guard_warnings=[line[:200] for line in log_text.splitlines()
                                   if ("WARN" in line or "ERROR" in line) and "starting in BOOT" not in line][:20])
@@ -334,6 +335,8 @@ def main() -> int:
     result = run(args.seconds, args.domain, args.keep)
     print(f"load before {result['load_before']}; after {result['load_after']}; {result['total_seconds']:.0f} s in all")
     print(f"safety states seen: {result['states']}")
+    print(f"sensor schedule restarts (this process not scheduled for > 50 ms: a real gap in the guard's inputs): "
+          f"{result['sensor_overruns']}")
     if result["anomalies"]:
         print(f"anomalies raised: {result['anomalies']}")
     for line in result["guard_warnings"]:

@@ -334,6 +334,43 @@ def derive_postures() -> None:
         print(f"seat: ankle {ankle:5.2f} knee 2.75 hip -2.34 waist 0.45: pelvis clearance {pelvis_clearance():+.3f} m, "
               f"CoM {ahead:+.3f} m ahead of the ankle (heel at -0.05)")
 
+    # Legs out while seated: the pelvis pitched back as it sits, solve the hip pitch that keeps the feet's
+    # lowest point level with the pelvis's (heels on the floor), the ankle pointing (0.45 rad at most).
+    def lowest(body: int) -> float:
+        heights = []
+        for g in range(m.ngeom):
+            if m.geom_bodyid[g] != body or not m.geom_contype[g]:
+                continue
+            if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
+                mesh = m.geom_dataid[g]
+                vertices = m.mesh_vert[m.mesh_vertadr[mesh]:m.mesh_vertadr[mesh] + m.mesh_vertnum[mesh]]
+                heights.append(float((d.geom_xpos[g] + vertices @ d.geom_xmat[g].reshape(3, 3).T)[:, 2].min()))
+            else:
+                heights.append(float(d.geom_xpos[g][2] - m.geom_size[g][0]))
+        return min(heights)
+
+    def feet_above_pelvis(pitch: float, knee: float, hip: float) -> float:
+        q = np.zeros(len(index))
+        for side in ("left", "right"):
+            q[index[f"{side}_hip_pitch_joint"]], q[index[f"{side}_knee_joint"]] = hip, knee
+            q[index[f"{side}_ankle_pitch_joint"]] = min(-(pitch + hip + knee), 0.45)
+        d.qpos[:] = g1.stand_qpos
+        d.qpos[g1.qpos_index] = q
+        d.qpos[0:3], d.qpos[3:7] = (0.0, 0.0, 1.0), (np.cos(pitch / 2), 0.0, np.sin(pitch / 2), 0.0)
+        mujoco.mj_kinematics(m, d)
+        return lowest(foot) - lowest(g1.pelvis_body)
+
+    seat_pitch = -0.31   # the pelvis's pitch in `sit`: -(ankle + knee + hip) = -(-0.10 + 2.75 - 2.34)
+    for knee in (2.0, 1.2, 0.3):
+        low, high = -2.48, -0.3
+        for _ in range(40):
+            mid = 0.5 * (low + high)
+            if (feet_above_pelvis(seat_pitch, knee, mid) > 0.0) == (feet_above_pelvis(seat_pitch, knee, low) > 0.0):
+                low = mid
+            else:
+                high = mid
+        print(f"legs out: knee {knee:.2f} -> hip pitch {0.5 * (low + high):+.3f} keeps the heels on the floor")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -353,8 +390,8 @@ def main() -> None:
     results = []
     started = time.perf_counter()
     config = paced(LoweringConfig(), args.pace)
-    for trial in trial_set(args.quick):
-        trial = dataclasses.replace(trial, push_onset=trial.push_onset * args.pace)
+    for planned in trial_set(args.quick):
+        trial = dataclasses.replace(planned, push_onset=planned.push_onset * args.pace)
         results.append(run_lowering(trial, envelope, config))
         r = results[-1]
         print(f"  {trial}: {r.peak_impact:.3f} m/s {r.peak_body}, rest {r.time_to_rest:.1f} s, "

@@ -5,15 +5,29 @@ someone else publishes on hw/joint_command."""
 from __future__ import annotations
 
 import math
+import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from ftrobot_msgs.msg import SafetyState, SimGroundTruth
+from rclpy.context import Context
+from rclpy.node import Node
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ftrobot_guard.ros.qos_profiles import COMMANDS
-from guard_harness import GuardStack, wait_standing_in_normal
-from ros_fixtures import wait_until
+from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED
+from guard_harness import (
+    GuardStack,
+    make_guard_files,
+    start_guard_process,
+    start_sim_process,
+    stop_process,
+    wait_standing_in_normal,
+    write_guard_params,
+)
+from ros_fixtures import SpinningExecutor, wait_until
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -92,3 +106,39 @@ def test_a_rogue_publisher_on_the_hardware_topic_stops_the_robot(guard_stack: Ca
     assert "test_controller" in report.subject or "test_controller" in report.description
     stack.wait_mode("SAFE_STOP", 10.0)
     stack.observer.node.destroy_publisher(rogue)
+
+
+@pytest.mark.clause("4.5", "6.4c")
+def test_a_guard_killed_during_motion_leaves_the_robot_to_the_hardware_watchdog(
+        tmp_path: Path, ros_context: Context, spinner: SpinningExecutor) -> None:
+    """SIGKILL, not a clean stop: nothing of the guard runs after it, yet the robot ends in DAMPING by the
+    hardware's own watchdog (bench/guard_kill_trials.py times it over 20 trials)."""
+    files = make_guard_files(tmp_path)
+    namespace = "/killtest"
+    params = write_guard_params(tmp_path / "guard.yaml", files,
+                                input_publishers=["guard/in/joint_command=/killtest/test_controller"])
+    sim = start_sim_process(namespace, tmp_path / "sim.log")
+    guard = start_guard_process(namespace, params, tmp_path / "guard.log")
+    node = spinner.add(Node("test_controller", context=ros_context, namespace=namespace))
+    truth: list[SimGroundTruth] = []
+    states: list[SafetyState] = []
+    node.create_subscription(SimGroundTruth, "sim/ground_truth", truth.append, COMMANDS)
+    node.create_subscription(SafetyState, "safety_state", states.append, LATCHED)
+    publisher = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
+    try:
+        wait_until(lambda: bool(states) and states[-1].mode_name == "NORMAL" and bool(truth)
+                   and truth[-1].actuation_mode_name == "NORMAL", 60.0, "the guard forwarding, the hardware NORMAL")
+        start = time.monotonic()
+        while time.monotonic() - start < 1.0:  # the elbow moving through the guard
+            msg = JointTrajectory(joint_names=["left_elbow_joint"])
+            msg.header.stamp = node.get_clock().now().to_msg()
+            msg.points = [JointTrajectoryPoint(positions=[1.0 + 0.1 * math.sin(3.0 * (time.monotonic() - start))])]
+            publisher.publish(msg)
+            time.sleep(0.01)
+        assert truth[-1].actuation_mode_name == "NORMAL"
+        guard.send_signal(signal.SIGKILL)
+        guard.wait(timeout=10.0)
+        wait_until(lambda: truth[-1].actuation_mode_name == "DAMPING", 5.0, "DAMPING by the hardware's watchdog")
+    finally:
+        stop_process(guard)
+        stop_process(sim)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import mujoco
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -300,6 +299,8 @@ def test_a_fall_forwards_is_answered_by_a_tuck_then_damping_and_a_sideways_fall_
 @given(pitch=st.floats(-1.2, 1.2), roll=st.floats(-1.2, 1.2), yaw=st.floats(-3.1, 3.1))
 def test_lean_from_an_imu_quaternion_is_pitch_and_roll_in_the_heading_frame(pitch: float, roll: float,
                                                                             yaw: float) -> None:
+    import mujoco  # after ftrobot_guard.sim (it chooses the OpenGL backend before mujoco's first import)
+
     wxyz = np.zeros(4)
     mujoco.mju_euler2Quat(wxyz, np.array([roll, pitch, yaw]), "XYZ")   # extrinsic: roll, then pitch, then yaw
     w, x, y, z = wxyz
@@ -343,6 +344,8 @@ def lower_in_sim(push: tuple[float, float, float], onset: float, arms_raised: bo
     """The guard node's loop at 500 Hz: joint_states (with 0.01 rad encoder noise) and imu in, targets and
     actuation modes out; a 15 N push on the torso for 3 s from `onset`. Returns the sim, the largest truth
     excursion beyond a hard joint limit, and the sequencer's last note."""
+    import mujoco
+
     sim = HumanoidSim(SimConfig(require_guard_alive=False, seed=1))
     if arms_raised:
         for name, value in ARMS_RAISED.items():

@@ -57,6 +57,28 @@ def test_model_comes_from_the_installed_assets_package() -> None:
         load_g1(Path("/nonexistent/nowhere.xml"))
 
 
+def test_thigh_and_shin_collide_only_in_a_deep_knee_fold() -> None:
+    import mujoco
+
+    g1 = load_g1()
+    model, data = g1.model, mujoco.MjData(g1.model)
+    fold = {g for g in range(model.ngeom) if (mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or "").startswith("fold_")}
+    assert fold and all(model.body_mass[model.geom_bodyid[g]] > 0 and model.geom_contype[g] == 0 for g in fold)
+
+    def fold_contacts(knee: float) -> int:
+        data.qpos[:] = g1.stand_qpos
+        for side in ("left", "right"):
+            data.qpos[g1.qpos_index[g1.joint_index(f"{side}_knee_joint")]] = knee
+        mujoco.mj_forward(model, data)
+        return sum(1 for i in range(data.ncon) if {int(data.contact[i].geom[0]), int(data.contact[i].geom[1])} <= fold)
+
+    assert fold_contacts(0.0) == 0 and fold_contacts(2.5) == 0   # the hinge housings never count
+    assert fold_contacts(float(g1.position_upper[g1.joint_index("left_knee_joint")])) >= 2   # both legs, at the stop
+    plain = load_g1(fold_collisions=False)
+    assert plain.model.npair == 0 and plain.model.nbody == model.nbody
+    assert float(plain.model.body_subtreemass[1]) == pytest.approx(float(model.body_subtreemass[1]))   # massless
+
+
 def test_ground_truth_record_has_mode_latencies_and_series(tmp_path: Path) -> None:
     sim = HumanoidSim(SimConfig(require_guard_alive=False))
     sim.set_actuation_mode(Mode.NORMAL)

@@ -55,6 +55,20 @@ def test_damping_falls_measurably_slower_and_softer_than_power_off() -> None:
     assert impact_damp < impact_off
 
 
+def test_sliding_along_the_floor_is_not_an_impact() -> None:
+    """The peak impact speed counts strikes (approach speed at contact onset), not a body dragged along."""
+    sim = HumanoidSim(UNGUARDED)
+    sim.set_actuation_mode(Mode.DAMPING)
+    sim.run_for(5.0)   # collapsed, lying still
+    struck = sim.ground_truth().peak_impact_speed
+    assert 0.3 < struck < 2.0 and sim.peak_impact is not None and sim.peak_impact.time < 5.0
+    sim.inject_fault("push", 0.0, 1.5, {"force": [400, 0, 0], "body": "pelvis"})
+    speeds: list[float] = []
+    sim.run_for(2.0, lambda s: speeds.append(float(np.linalg.norm(s.data.qvel[0:3]))))
+    assert max(speeds) > 2.0   # dragged along the floor faster than it struck it
+    assert sim.ground_truth().peak_impact_speed == pytest.approx(struck, abs=0.1)
+
+
 def test_damping_torque_opposes_joint_velocity() -> None:
     sim = HumanoidSim(UNGUARDED)
     sim.set_actuation_mode(Mode.DAMPING)

@@ -28,7 +28,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ftrobot_guard.cli.demo_checklist import Checklist, wait_for
+from ftrobot_guard.cli.demo_checklist import Checklist, StepFailed, wait_for
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
 
 CONTROLLER_NODE = "demo_controller"
@@ -65,7 +65,6 @@ class GuardDemo:
         node.create_subscription(SimGroundTruth, "sim/ground_truth", seen.truth.append, COMMANDS)
         node.create_subscription(JointTrajectory, "hw/joint_command",
                                  lambda _m: seen.forwarded.append(time.monotonic()), COMMANDS)
-        node.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._commands = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
         self._estop = node.create_publisher(Bool, "estop", COMMANDS)
@@ -124,8 +123,19 @@ class GuardDemo:
     def truth(self) -> SimGroundTruth | None:
         return self.seen.truth[-1] if self.seen.truth else None
 
-    def joint_positions(self, names: tuple[str, ...]) -> list[float] | None:
-        msg = self.seen.joints
+    def joint_positions(self, names: tuple[str, ...], deadline_s: float = 5.0) -> list[float] | None:
+        """The measured positions of ``names`` from one fresh joint_states message (subscribed only for it:
+        a 500 Hz subscription would cost this process a good part of a core)."""
+        self.seen.joints = None
+        subscription = self.node.create_subscription(JointState, "joint_states", self._on_joints,
+                                                     qos_profile_sensor_data)
+        try:
+            wait_for(lambda: self.seen.joints is not None, deadline_s, "a joint_states message")
+        except StepFailed:
+            return None
+        finally:
+            self.node.destroy_subscription(subscription)
+        msg: JointState | None = self.seen.joints
         if msg is None:
             return None
         index = {name: i for i, name in enumerate(msg.name)}
@@ -166,9 +176,8 @@ class GuardDemo:
 
 
 def wait_normal(demo: GuardDemo, checks: Checklist, deadline_s: float, processes: tuple[Any, ...]) -> bool:
-    return checks.wait(lambda: demo.mode() == "NORMAL" and demo.joint_positions(ARM_JOINTS) is not None,
-                       deadline_s, "the guard verified the signed envelope and took the robot from BOOT to NORMAL",
-                       processes)
+    return checks.wait(lambda: demo.mode() == "NORMAL", deadline_s,
+                       "the guard verified the signed envelope and took the robot from BOOT to NORMAL", processes)
 
 
 def _count(values: dict[str, str], key: str) -> int:
@@ -180,7 +189,9 @@ def _count(values: dict[str, str], key: str) -> int:
 
 def arms_step(demo: GuardDemo, checks: Checklist) -> None:
     origin = demo.joint_positions(ARM_JOINTS)
-    assert origin is not None
+    if origin is None:
+        checks.check(False, "arms swung: no joint_states to start from")
+        return
     before = demo.gate_counts(time.monotonic() - 2.0)
     sent = demo.move_arms(ARM_MOTION_S, origin)
     after = demo.gate_counts(time.monotonic())
@@ -195,11 +206,15 @@ def arms_step(demo: GuardDemo, checks: Checklist) -> None:
 
 def outside_envelope_step(demo: GuardDemo, checks: Checklist) -> None:
     origin = demo.joint_positions(("left_elbow_joint",))
-    assert origin is not None
-    # 2.08 rad: inside the elbow's hard range (2.094) but beyond its soft limit (2.044): clamped
+    if origin is None:
+        checks.check(False, "an elbow target beyond the soft limit: no joint_states to start from")
+        return
+    # 2.08 rad: inside the elbow's hard range (2.094) but beyond its soft limit (2.044). The controller
+    # moves there at 1 rad/s and stays half a second: the gate clamps every command at the soft limit.
     target = 2.08
-    for _ in range(int(COMMAND_RATE_HZ * 1.0)):
-        demo.send(("left_elbow_joint",), [target])
+    steps = max(1, int(abs(target - origin[0]) / 1.0 * COMMAND_RATE_HZ))
+    for step in range(steps + int(COMMAND_RATE_HZ * 0.5)):
+        demo.send(("left_elbow_joint",), [origin[0] + (target - origin[0]) * min(1.0, (step + 1) / steps)])
         time.sleep(1.0 / COMMAND_RATE_HZ)
     checks.wait(lambda: bool(demo.raised("command_clamped")), 5.0,
                 "an elbow target beyond the soft limit is clamped, and the clamp is recorded (anomaly command_clamped)")
@@ -220,9 +235,9 @@ def outside_envelope_step(demo: GuardDemo, checks: Checklist) -> None:
         print(f"    {refusal.description}")
     gate = demo.gate_counts(sent_at)
     print(f"    the gate so far: {', '.join(f'{k} {v}' for k, v in gate.items() if k.startswith('joint_command'))}")
-    # back to where the arm was, slowly (the gate would shorten a jump anyway)
-    for step in range(50):
-        demo.send(("left_elbow_joint",), [target + (origin[0] - target) * (step + 1) / 50])
+    # back to where the arm was, at 1 rad/s (the gate would shorten a jump anyway)
+    for step in range(steps):
+        demo.send(("left_elbow_joint",), [target + (origin[0] - target) * (step + 1) / steps])
         time.sleep(1.0 / COMMAND_RATE_HZ)
 
 

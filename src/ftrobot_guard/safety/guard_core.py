@@ -94,13 +94,12 @@ class GuardConfig:
     actuation_retry: float = 0.25        # s before an unconfirmed or refused actuation request is repeated
     boot_settle: float = 0.5             # s the inputs must have been fresh before the self-check passes
     gate_report_interval: float = 1.0    # s: a lasting refusal or clamp with a new reason is reported again after this
-    late_tick: float = 0.02              # s between ticks beyond which the input watchdogs wait one tick (see tick())
     gate: GateConfig = field(default_factory=GateConfig)
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
     lowering: LoweringConfig = field(default_factory=LoweringConfig)
 
     def __post_init__(self) -> None:
-        for name in ("actuation_retry", "boot_settle", "gate_report_interval", "late_tick"):
+        for name in ("actuation_retry", "boot_settle", "gate_report_interval"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 60.0):
                 raise ValueError(f"{name} must be in (0, 60] s, got {value!r}")
@@ -160,8 +159,6 @@ class GuardCore:
         self._gate_events: dict[tuple[str, str], AnomalyReport] = {}
         self._gate_raised_at: dict[tuple[str, str], float] = {}
         self._now = now
-        self._last_tick = now
-        self._deferred = False
         if self._envelope_problem:
             self._sink.log("error", f"staying in BOOT: {self._envelope_problem}")
             self._supervisor.boot_check(False, self._envelope_problem, now)
@@ -412,18 +409,11 @@ class GuardCore:
 
     def tick(self, now: float, wall_time: float) -> None:
         """Control-rate work: detector watchdogs, escalation, boot check, the POWER_DOWN sequence, retries."""
-        # A tick long after the previous one means this process was not scheduled: the inputs that arrived
-        # meanwhile wait behind this timer in the executor. Their age is judged at the next tick -- never two
-        # ticks in a row, so a guard that is always late still runs its watchdogs every other tick.
-        late = now - self._last_tick > self._config.late_tick and not self._deferred
-        self._deferred = late
-        self._last_tick = now
         self._now = now
         if self._detectors is not None:
             self._detectors.tracking_paused(not self.output.forward_commands)
             self._detectors.posture_change_expected(self._sequencer is not None)
-            if not late:
-                self._reports(self._detectors.check(now, wall_time), now)
+            self._reports(self._detectors.check(now, wall_time), now)
         self._apply(self._supervisor.tick(now), now)
         self._boot_check(now)
         self._run_sequencer(now)
@@ -484,6 +474,7 @@ class GuardCore:
                     self._sequencer_step = self._sequencer.abort_to_damping(now, f"cannot re-anchor: {problem}")
                     return
                 self._lowering_anchored = True
+                return  # the first lowering target goes out at the next tick (a step needs time to elapse)
             decision = self._gate.guard_command(now, step.positions)
             if decision.forwarded:
                 self._sink.forward_joint_command(decision)
@@ -537,10 +528,11 @@ class GuardCore:
             self._apply(self._supervisor.anomaly(event, now), now)
 
     def _apply(self, output: SupervisorOutput, now: float) -> None:
-        """Publish a changed state and ask the hardware for its mode at once (the sequencer starts at the next tick)."""
+        """Ask the hardware for its mode at once, then publish a changed state (the sequencer starts at the
+        next tick). The request goes on the wire before anything else is said about the change."""
+        self._send_actuation(now)
         if output.changed:
             self._publish_state(output)
-        self._send_actuation(now)
 
     def _publish_state(self, output: SupervisorOutput) -> None:
         self._sink.publish_state(output)

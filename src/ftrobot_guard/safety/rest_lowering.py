@@ -3,43 +3,51 @@
 Cutting motor power on a standing humanoid makes it fall (the simulated G1 strikes the floor at 3.9 m/s;
 DAMPING at once, 1.2 m/s). :class:`PowerDownSequencer` is driven by the guard at its control rate while
 the supervisor's action is LOWER. It streams joint targets (the hardware in NORMAL, every target through
-the command gate) that fold the robot down to a seated rest posture, then asks for DAMPING, then for
-POWER_OFF. Pure: numpy, no ROS, no simulator.
+the command gate) that bring the robot down to lying on its back, then asks for DAMPING until the body
+has settled, then for POWER_OFF. Pure: numpy, no ROS, no simulator.
 
-The lowering, for the Unitree G1 (the defaults of :class:`LoweringConfig`):
+The lowering, for the Unitree G1 (the defaults of :class:`LoweringConfig`, about 48 s):
 
-1. **Path through balanced key postures.** Standing with the centre of mass over the middle of the feet
-   (``ready``), a squat through five postures to a deep squat (knees 2.75 rad), then ``sit``: the
-   ankles straighten until the pelvis rests on the floor *while the centre of mass is still over the
-   heels*, the torso folded forward over the thighs and the arms reaching forward. Every key posture was
-   derived statically on the model (``bench/power_down_trials.py --derive``): with the feet flat, the
-   hip angle is solved for a centre of mass 3.5 cm ahead of the ankles, the middle of the G1's 17 cm
-   foot. The folded seat is also the rest posture: collapsing it under DAMPING or without power moves
-   nothing far, so nothing strikes the floor fast.
+1. **A path through key postures**, each chosen so that the robot is statically safe in it. On the feet
+   (``stand``: arms down first, raised arms put the centre of mass towards the toes; ``ready``; five
+   squat postures; ``squat_deep``, knees 2.75 rad): with the feet flat, the hip pitch is solved on the
+   model for the centre of mass 3.5 cm ahead of the ankles, the middle of the G1's 17 cm foot
+   (``bench/power_down_trials.py --derive``). ``sit``: the ankles straighten; the centre of mass passes
+   behind the heels only when the pelvis is within about 6 mm of the floor, so the robot sits down
+   rather than falls back. ``scoot_1``, ``scoot_2``, ``long_sit``: the legs go out along the floor, knee
+   and hip together so that the heels stay on the floor (a leg that lifts tips the seated robot onto its
+   back). ``recline``, ``lie``: the hips let the torso down backwards, the arms pointing at the feet, the
+   legs as counterweight. ``rest``: flat on the back, arms along the body. A seat is not a rest posture:
+   limp, a seated G1 creeps under DAMPING and topples after some seconds; lying flat, nothing is held up.
 2. **Minimum-jerk segments in joint space** between key postures (zero velocity and acceleration at each),
-   at most ``max_joint_speed``, inside the envelope's soft position and velocity limits. The first
-   segment starts at the measured posture (clamped into the soft limits), or, when the robot is already
-   crouched, joins the path at the nearest key posture.
-3. **Balance feedback (ankle strategy) from the IMU.** The joint PD of the motor drivers (kp 300 N·m/rad
-   in the simulator) is compliant: a standing G1 under PD alone topples under a steady 15 N push at the
-   chest, its joints deflecting until the centre of pressure reaches the toes. The sequencer compares the
-   pelvis pitch and roll measured by the IMU with those the plan implies (feet flat: pitch =
-   −(ankle + knee + hip pitch)) and offsets the ankle pitch and roll targets in proportion to the error
-   and its rate, which leans the body back into the push. The feedback fades out during ``sit`` (the
-   pelvis lands; the ankles must not push against the floor).
-4. **Pacing by the measured lean.** When the lean error exceeds ``lean_pause`` the path parameter stops
-   advancing (targets hold, the balance feedback keeps working) until it is back below ``lean_resume``;
-   the rate ramps back, so targets stay smooth.
-5. **Encoders anchor, the IMU steers.** Measured joint positions are used only to anchor the start and
-   to notice broken readings; the plan itself is open loop, so encoder noise (0.01 rad) does not enter
-   the commands. (A feedback on noisy encoders, and a faster squat, are what made an earlier fixed
-   tuning fall: see docs/design.md.)
+   no faster than ``max_joint_speed`` and the envelope's soft velocity, inside its soft position limits.
+   The first segment starts at the measured posture (clamped into the soft limits) and lasts at least
+   what ``first_segment_speed`` allows; a robot already crouched joins the path at the nearest posture on
+   the feet instead of being stood up.
+3. **Balance feedback from the IMU while on the feet.** The drivers' joint PD (kp 300 N·m/rad in the
+   simulator) is compliant: under PD alone a standing G1 topples under a steady 15 N push at the chest,
+   its joints giving until the centre of pressure reaches the toes. The sequencer compares the pelvis
+   pitch and roll from the IMU with those the plan implies (feet flat: pitch = −(ankle + knee + hip
+   pitch)) and leans the body back against the error and its rate: pitch through both ankles (ankle
+   strategy); roll through the ankle rolls and a leg-length difference (the lower side's knee extends,
+   the other flexes: in a squat a lateral lean is one leg giving way). The feedback fades out during
+   ``sit``.
+4. **Pacing by the measured lean.** While on the feet, a lean error beyond ``lean_pause`` stops the path
+   (targets hold, the balance feedback keeps working) until it is back below ``lean_resume``; the pace
+   ramps, so targets stay smooth.
+5. **Encoders anchor, the IMU steers.** Measured joint positions anchor the start, detect broken readings
+   and tell when the body has settled in DAMPING (low-passed: 0.01 rad of encoder noise does not count
+   as motion); the targets themselves are open loop in the joints, so encoder noise never enters them.
 
-Fallbacks, to DAMPING at once and POWER_OFF after ``fallback_settle`` s (the body settled): inputs not
-fresh, a non-finite or wrongly sized measured posture, an unknown tilt, battery below ``min_battery``,
-a lean error beyond ``lean_fall`` (falling), the time budget exceeded, or :meth:`abort_to_damping` (the
-supervisor's DAMP). After a complete lowering: ``rest_hold`` s more of streaming, DAMPING for
-``damping_time`` s, then POWER_OFF.
+Fallbacks, DAMPING at once and POWER_OFF after ``fallback_settle`` s: inputs not fresh, a non-finite or
+wrongly sized measured posture, a non-finite IMU attitude (or tilt without one), battery below
+``min_battery``, a lean error beyond ``lean_fall`` while on the feet (falling), the time budget exceeded,
+:meth:`abort_to_damping` (the supervisor's DAMP). After a complete lowering: ``rest_hold`` s more of
+streaming, then DAMPING for at least ``damping_time`` s until no joint moved more than ``settle_change``
+within ``settle_window`` (at most ``damping_max`` s; stale inputs never count as settled), then POWER_OFF.
+
+A fall already under way is answered by :meth:`fall_response`: forwards or backwards a protective tuck
+streamed for ``tuck.duration`` s, then DAMPING; sideways DAMPING at once.
 """
 
 from __future__ import annotations
@@ -119,12 +127,13 @@ G1_POSTURES = (
     _g1_posture("squat_4",     2.5, -0.550, 2.00, -1.952,  0.22, -1.50),
     _g1_posture("squat_5",     2.5, -0.550, 2.40, -2.286,  0.26, -1.50),
     _g1_posture("squat_deep",  2.5, -0.550, 2.75, -2.344,  0.30, -1.50),
-    # The ankles straighten: the pelvis lands (0.01 m into the floor in the plan) while the centre of
-    # mass is still over the heels; the balance feedback fades out.
+    # The ankles straighten: the centre of mass passes behind the heels only with the pelvis within ~6 mm
+    # of the floor (derived), so the robot sits down; the balance feedback fades out.
     _g1_posture("sit",         4.0, -0.100, 2.75, -2.340,  0.45, -1.50, balance=0.0),
-    # Legs out along the floor: knee and hip together keep the heels on the floor (derived: the feet's
-    # lowest point level with the pelvis's, pelvis pitched back 0.31 rad as it sits), so the feet slide
-    # forward instead of lifting (a lifted leg tips the seated robot onto its back).
+    # Legs out along the floor: knee and hip together keep the heels on the floor (solved on the model:
+    # hip -2.18/-1.86/-1.44 puts the feet's lowest point level with the pelvis's, pitched back 0.31 rad as
+    # it sits; 0.02-0.03 rad more flexion presses the heels lightly), so the feet slide forward instead of
+    # lifting (a lifted leg tips the seated robot onto its back).
     _g1_posture("scoot_1",     4.0,  0.450, 2.00, -2.200,  0.35, -1.50, balance=0.0),
     _g1_posture("scoot_2",     4.0,  0.450, 1.20, -1.880,  0.35, -1.50, balance=0.0),
     _g1_posture("long_sit",    4.0,  0.450, 0.30, -1.470,  0.30, -1.50, balance=0.0),
