@@ -488,10 +488,11 @@ def test_late_and_future_stamps() -> None:
     d = AnomalyDetectors(ENVELOPE, now=0.0)
     quiet = [d.imu(t, t - 0.01, UPRIGHT, (0, 0, 0), GRAVITY) for t in (0.002, 0.004, 0.006)]
     assert quiet == [[], [], []]
-    assert d.imu(0.008, 0.008 - 0.08, UPRIGHT, (0, 0, 0), GRAVITY) == []     # one late message is tolerated
-    late = d.imu(0.010, 0.010 - 0.08, UPRIGHT, (0, 0, 0), GRAVITY)
+    lag = 1.6 * ENVELOPE.input_max_age["imu"]
+    assert d.imu(0.008, 0.008 - lag, UPRIGHT, (0, 0, 0), GRAVITY) == []     # one late message is tolerated
+    late = d.imu(0.010, 0.010 - lag, UPRIGHT, (0, 0, 0), GRAVITY)
     assert [(r.kind, r.subject, r.severity) for r in late] == [("input_late", "imu", Severity.CRITICAL)]
-    assert late[0].value == pytest.approx(0.08)
+    assert late[0].value == pytest.approx(lag)
     future = [r for t in (0.012, 0.014) for r in d.odom(t, t + 1.0, 0, 0, 0, 0, 0, 0)]
     assert [(r.kind, r.subject) for r in future] == [("stamp_future", "odom")]
     invalid = d.battery(0.02, math.inf, 0.9)

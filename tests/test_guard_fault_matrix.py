@@ -51,7 +51,7 @@ CASES = [
     Case("sensor_dropout", {"topic": "battery"}, 0.0, "input_stale", SafetyMode.SAFE_STOP),
     Case("sensor_dropout", {"topic": "hw/joint_command"}, 0.0, "tracking_error", SafetyMode.SAFE_STOP),
     Case("sensor_dropout", {"topic": "guard/alive"}, 0.0, "tracking_error", SafetyMode.SAFE_STOP, watch=1.0),
-    Case("message_delay", {"topic": "joint_states", "delay": 0.1}, 0.0, "input_stale", SafetyMode.POWER_DOWN),
+    Case("message_delay", {"topic": "joint_states", "delay": 0.2}, 0.0, "input_stale", SafetyMode.POWER_DOWN),
     Case("overheat", {"joint": "left_knee_joint", "rate": 30.0}, 0.0, "actuator_temperature", SafetyMode.SAFE_STOP),
     Case("battery_drain", {"power": 100000.0}, 0.0, "battery_minimum", SafetyMode.POWER_DOWN, battery=0.36),
     Case("rogue_publisher", {}, 0.0, "rogue_hw_publisher", SafetyMode.SAFE_STOP),
