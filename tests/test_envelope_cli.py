@@ -153,7 +153,7 @@ def test_show_prints_every_limit_and_the_signature_claims(capsys: pytest.Capture
     assert "envelope for unitree_g1_29dof (29 joints" in out
     assert out.count("_joint ") == 29 and "left_knee_joint" in out
     for fragment in ("base: planar speed 0.6 m/s", "keep in service_hall", "keep out stairwell", "tilt 0.3/0.5 rad",
-                     "warn 85 degC", "minimum 0.25", "imu 0.05 s", "09:00-18:00", "(Asia/Shanghai)",
+                     "warn 85 degC", "minimum 0.25", "imu 0.1 s", "09:00-18:00", "(Asia/Shanghai)",
                      "direct_robot_employee", "hand speed 0.25 m/s", "SAFE_STOP escalates after 30 s",
                      "signature: none"):
         assert fragment in out, fragment
