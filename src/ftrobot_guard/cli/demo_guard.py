@@ -29,6 +29,7 @@ from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ftrobot_guard.cli.demo_checklist import Checklist, StepFailed, wait_for
+from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
 
 CONTROLLER_NODE = "demo_controller"
@@ -66,6 +67,9 @@ class GuardDemo:
         node.create_subscription(JointTrajectory, "hw/joint_command",
                                  lambda _m: seen.forwarded.append(time.monotonic()), COMMANDS)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self._joints = BatchedIntake(f"{CONTROLLER_NODE}_intake", self._context, namespace)
+        self._joints.subscribe(JointState, "joint_states", with_depth(qos_profile_sensor_data, 1),
+                               lambda msg, _info: self._on_joints(msg))
         self._commands = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
         self._estop = node.create_publisher(Bool, "estop", COMMANDS)
         self._faults = node.create_client(InjectFault, "sim/inject_fault")
@@ -98,6 +102,7 @@ class GuardDemo:
         self._stop.set()
         self._thread.join(timeout=5.0)
         self._executor.shutdown(timeout_sec=2.0)
+        self._joints.destroy()
         self.node.destroy_node()
         rclpy.shutdown(context=self._context)
 
@@ -124,17 +129,17 @@ class GuardDemo:
         return self.seen.truth[-1] if self.seen.truth else None
 
     def joint_positions(self, names: tuple[str, ...], deadline_s: float = 5.0) -> list[float] | None:
-        """The measured positions of ``names`` from one fresh joint_states message (subscribed only for it:
-        a 500 Hz subscription would cost this process a good part of a core)."""
+        """The measured positions of ``names`` from the newest joint_states message. The subscription is made
+        once, at start, and taken in a batch only when asked (ros/batched_intake.py): a 500 Hz callback would
+        cost this process a good part of a core, and a subscription made mid-run stalled the simulator's
+        streams to the guard for a quarter of a second (measured)."""
         self.seen.joints = None
-        subscription = self.node.create_subscription(JointState, "joint_states", self._on_joints,
-                                                     qos_profile_sensor_data)
+        self._joints.drain()
         try:
-            wait_for(lambda: self.seen.joints is not None, deadline_s, "a joint_states message")
+            wait_for(lambda: self._joints.drain() >= 0 and self.seen.joints is not None, deadline_s,
+                     "a joint_states message")
         except StepFailed:
             return None
-        finally:
-            self.node.destroy_subscription(subscription)
         msg: JointState | None = self.seen.joints
         if msg is None:
             return None
