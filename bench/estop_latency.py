@@ -3,50 +3,51 @@ p99 ≤ 2 ms over ≥ 10,000 trials; a safety-relay chain takes ~15 ms).
 
 Two processes on real DDS (loopback only):
 
-* **the guard**: the real :class:`~ftrobot_guard.nodes.guard_node.GuardNode` in a bench-owned child process
-  (``python bench/estop_latency.py --guard-child CONFIG``), built as ``ftrobot up guard`` builds it: its own
-  context initialised with the guard's params file, a single-threaded :class:`~ftrobot_guard.ros.node_spinner.
-  NodeSpinner`, a development department's signed envelope, nothing else in the process;
+* **the guard**: ``ftrobot up guard --params FILE --namespace NS`` in a child process, exactly as on a robot (the
+  very :class:`~ftrobot_guard.nodes.guard_node.GuardNode` the product runs, in its own process with a
+  single-threaded executor), with a development department's credentials as on a robot
+  (bench/bench_guard.py's :func:`~bench_guard.make_bench_files`: robot key and certificate, the committed envelope
+  signed for the robot, ``state_directory``, ``guardian_certificates_dir`` holding an operator and a department
+  officer, the operator on duty);
 * **this process**: a light fake hardware driver (:class:`FakeHardware`: 29 G1 joints at a posture inside the
   envelope's soft ranges, ``joint_states`` and an upright ``imu`` at 500 Hz, ``odom`` 100 Hz,
   ``actuator_temperatures`` 10 Hz, ``battery`` 1 Hz, and the ``hw/set_actuation_mode`` service, which answers
-  every request with success and the mode asked for) and an operator node that presses the e-stop and
-  issues the guardian's RESET. The MuJoCo simulator is deliberately not used: it would load the CPU and the
-  figure would measure the simulator.
+  every request with success and the mode asked for) and an operator (:class:`Operator`, a
+  :class:`~bench_guard.GuardianConsole`) that presses the e-stop and issues the guardians' signed commands. The
+  MuJoCo simulator is deliberately not used: it would load the CPU and the figure would measure the simulator.
 
 A trial: the operator records ``t0 = time.perf_counter_ns()`` and publishes ``estop`` (std_msgs/Bool true);
 the hardware's service callback records the arrival of the first request for a mode other than NORMAL
 after ``t0`` (it is HOLD: ESTOP category 1 holds at once, then lowers); latency = arrival − ``t0``. Both
 times are read in this process on the same clock. The figure therefore includes everything a real driver
-would see: DDS to the guard, the guard's executor (a 500 Hz control timer and 1,000 sensor messages/s
-compete with the e-stop), the supervisor, the SafetyState publication and log line that precede the
-request, the service request over DDS, and this process's executor dispatching it.
+would see: DDS to the guard, the guard's executor (its control timer and 1,000 sensor messages/s compete with the
+e-stop), the supervisor, the request over DDS (the guard sends it before it says anything else about the stop:
+the SafetyState, the incident and the log line follow it), and this process's executor dispatching it.
 
-Between trials the guard must return to NORMAL. A latched ESTOP is left only by an authenticated guardian
-RESET. There is no ROS path for guardian commands yet (issue 9), so **the transport of the RESET is
-bench-only**: the child adds a subscription ``bench/reset`` (ftrobot_msgs/GuardianCommand, signed by a
-guardian whose certificate the bench's development department issued) to the guard node, and its callback
-does what issue 9's guardian path will do: a real :class:`~ftrobot_guard.safety.reset_authorization.
-GuardianResetVerifier` (certificate chain, role, Ed25519 signature, freshness, nonce) authenticates the
-command, and the result goes to the real entry point ``GuardCore.reset(now, authorization, cause_cleared)``.
-The RESET itself is therefore the real authenticated one; only the topic it arrives on is the bench's.
-The child also publishes the bench-only ``bench/forwarding`` (latched count of the times forwarding
-resumed: after the guard re-anchored) and ``bench/reset_result`` (accepted, or the refusal), so the next
-trial starts only when the guard is NORMAL and forwarding again, after a random settle of 10–30 ms
-(decorrelated from the guard's 500 Hz timer).
+Between trials the guard must return to NORMAL. A latched ESTOP is left only by an authenticated guardian RESET,
+through the guard's real guardian path: the operator publishes a ``ftrobot_msgs/GuardianCommand`` RESET signed by
+the guardian on duty (a fresh nonce, issued now) on ``guardian/command`` and reads the guard's verdict on
+``guardian/result``. Each ESTOP opens an incident that the guard re-publishes every 5 s until the department
+acknowledges it, so before the RESET the department officer acknowledges it through ``incidents/acknowledge``
+(a signed ACKNOWLEDGE); over thousands of trials unacknowledged incidents would pile up. The next trial starts
+when the guard is NORMAL and the hardware was last asked for NORMAL (the guard re-anchors, and forwards again, as
+soon as the hardware confirms NORMAL; the e-stops it took before that are counted from its log and printed), after
+a random settle of 10–30 ms (decorrelated from the guard's timer).
+bench/guardian_commands.py runs the same recovery (bench/bench_guard.py).
 
-A trial starts only while the guard is NORMAL and forwarding; a stop nobody asked for (a detector's) is
-recorded as a problem, RESET until its cause has cleared, and the trial is run again.
+A trial starts only while the guard is NORMAL; a stop nobody asked for (a detector's) is recorded as a problem,
+acknowledged and RESET until its cause has cleared, and the trial is run again.
 
 Then **the floor**: the guard is stopped and a minimal rclpy node (``--relay-child``: same process setup,
 ``joint_states`` and ``imu`` subscriptions that only keep the message, a 500 Hz timer publishing a Header, and
 on ``estop`` a HOLD request at once) takes its place for ``--floor-trials`` trials: what DDS, rclpy's Python
 executor and this machine cost with no guard logic at all.
 
-Prints the count, p50/p90/p99/p99.9/max (µs) through the guard and for the floor, where the guard's time goes
-(e-stop → the guard's own "safety mode ESTOP" log line → request at the hardware, from the log's wall-clock
+Prints the count, p50/p90/p99/p99.9/max (µs) through the guard and for the floor, when the guard's own "safety
+mode ESTOP" log line follows (written after the request was sent, the SafetyState published and the incident
+written: its delay after the e-stop and after the request's arrival at the hardware, from the log's wall-clock
 stamps), the machine's load average before and after, the wall time, and any problem seen (a request that never
-came, a stop nobody asked for, a refused RESET) with the guard's log lines around it.
+came, a stop nobody asked for, a refused RESET or acknowledgement) with the guard's log lines around it.
 
     python bench/estop_latency.py [--trials 10000] [--floor-trials 2000] [--json out.json] [--keep DIR]
 """
@@ -54,7 +55,6 @@ came, a stop nobody asked for, a refused RESET) with the guard's log lines aroun
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
@@ -68,16 +68,26 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 import rclpy
-import yaml
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from ftrobot_msgs.msg import Anomaly, GuardianCommand, JointTemperatures, SafetyState
+from bench_guard import (
+    ENVELOPE,
+    START_TIMEOUT_S,
+    BenchFiles,
+    GuardianConsole,
+    guard_warnings,
+    log_tail,
+    make_bench_files,
+    recover,
+    ros_environment,
+    start_guard,
+    wait_started,
+)
+from ftrobot_msgs.msg import Anomaly, JointTemperatures, SafetyState
 from ftrobot_msgs.srv import SetActuationMode
 from nav_msgs.msg import Odometry
 from rclpy.context import Context
@@ -85,71 +95,22 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import BatteryState, Imu, JointState
-from std_msgs.msg import Bool, Header, String, UInt32
+from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory
 
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
-from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, LATCHED, SENSOR_DATA
-from ftrobot_guard.safety.dev_envelope import write_signed_envelope
+from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, SENSOR_DATA
 from ftrobot_guard.safety.envelope import load_envelope
-from ftrobot_guard.safety.reset_authorization import ACTION_RESET, GUARDIAN_COMMAND_DOMAIN
-from ftrobot_guard.trust.certificates import issue_guardian_certificate, save_certificate_pem
-from ftrobot_guard.trust.dev_credentials import make_department
-from ftrobot_guard.trust.identity import make_identity_number
-from ftrobot_guard.trust.signed_fields import message_fields, sign_fields
 
-REPO = Path(__file__).resolve().parents[1]
-ENVELOPE = REPO / "config" / "envelope" / "g1.yaml"
-GUARDIAN_ID = "G-440304-0001"
-GUARDIAN_ROLE = "operator"
-START_TIMEOUT_S = 60.0
 GIL_SWITCH_INTERVAL_S = 0.0005   # as the simulator node: a woken executor thread waits at most this for the GIL
 SENSOR_RATE_HZ = 500.0
 # Sensor topics and their periods in 500 Hz ticks (joint_states and imu every tick).
 ODOM_EVERY, TEMPERATURE_EVERY, BATTERY_EVERY = 5, 50, 500
 STANDING_HEIGHT_M = 0.79
+TRIAL_TIMEOUT_S = 2.0
 
 
 # ---------------------------------------------------------------------------------------------- setup
-
-
-def ros_environment(domain: int) -> dict[str, str]:
-    """The environment of a child process: this bench's domain, loopback discovery, the working copy first."""
-    env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-@dataclass(frozen=True)
-class BenchFiles:
-    guard_params: Path
-    identity_number: str
-    department_ca: Path
-    guardian_certificate: Path
-    guardian_key: ed25519.Ed25519PrivateKey
-
-
-def make_bench_files(directory: Path, input_publishers: Sequence[str] = ()) -> BenchFiles:
-    """A development department, a robot identity, the committed envelope signed for it, the guard's params
-    file and a guardian (role operator) certified by the same department."""
-    directory.mkdir(parents=True, exist_ok=True)
-    department = make_department(directory / "department")
-    identity = str(make_identity_number("440304", 2026, 123))
-    envelope = write_signed_envelope(directory / "g1.yaml", ENVELOPE.read_text(encoding="utf-8"), department.key,
-                                     [identity])
-    params = directory / "guard.yaml"
-    params.write_text(yaml.safe_dump({"/**/guard": {"ros__parameters": {
-        "identity_number": identity, "envelope_file": str(envelope),
-        "department_ca_files": [str(department.ca_certificate)],
-        "input_publishers": list(input_publishers)}}}), encoding="utf-8")
-    guardian_key = ed25519.Ed25519PrivateKey.generate()
-    start = department.cert.not_valid_before_utc
-    certificate = issue_guardian_certificate(department.cert, department.key, guardian_key.public_key(), GUARDIAN_ID,
-                                             "Bench Guardian", GUARDIAN_ROLE, "Futian Department", start,
-                                             start + dt.timedelta(days=2))
-    guardian_pem = save_certificate_pem(directory / "guardian.pem", certificate)
-    return BenchFiles(params, identity, department.ca_certificate, guardian_pem, guardian_key)
 
 
 def standing_posture() -> tuple[list[str], list[float]]:
@@ -360,84 +321,13 @@ class FakeHardware:
                 next_ns = time.monotonic_ns()
 
 
-# ---------------------------------------------------------------------------------------------- guard child
-
-
-def guard_child(config_path: Path) -> int:
-    """The guard process: GuardNode as `ftrobot up guard` runs it, plus the bench-only RESET transport."""
-    from ftrobot_guard.nodes.guard_node import GuardNode
-    from ftrobot_guard.ros.node_parameters import NodeConfigurationError
-    from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
-    from ftrobot_guard.ros.ros_arguments import init_context
-    from ftrobot_guard.safety.reset_authorization import GuardianResetVerifier, ResetRefused
-    from ftrobot_guard.safety.supervisor import SupervisorOutput
-    from ftrobot_guard.trust.certificates import CertificateVerifier, certificate_der, load_certificate
-
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-
-    class BenchGuardNode(GuardNode):
-        """GuardNode plus the bench-only RESET transport (see the module docstring). Nothing of the guard's
-        own behaviour is changed: publish_state only also says when forwarding resumed."""
-
-        def __init__(self, **node_kwargs: Any) -> None:
-            super().__init__(**node_kwargs)
-            self._bench_forwarding_count = 0
-            self._bench_forwarding_pub = self.create_publisher(UInt32, "bench/forwarding", LATCHED)
-            self._bench_result_pub = self.create_publisher(String, "bench/reset_result", EVENTS)
-            self._bench_verifier = GuardianResetVerifier(
-                CertificateVerifier([load_certificate(config["department_ca"])]),
-                {config["guardian_id"]: certificate_der(load_certificate(config["guardian_certificate"]))},
-                robot_id=config["identity_number"], allowed_roles=frozenset({GUARDIAN_ROLE}))
-            self.create_subscription(GuardianCommand, "bench/reset", self._on_bench_reset, GUARDIAN_COMMANDS)
-
-        def publish_state(self, output: SupervisorOutput) -> None:
-            super().publish_state(output)
-            if output.forward_commands and hasattr(self, "_bench_forwarding_pub"):
-                self._bench_forwarding_count += 1
-                self._bench_forwarding_pub.publish(UInt32(data=self._bench_forwarding_count))
-
-        def _on_bench_reset(self, msg: GuardianCommand) -> None:
-            now = float(self.get_clock().now().nanoseconds) * 1e-9
-            try:
-                authorization = self._bench_verifier.authenticate(message_fields(msg), bytes(msg.signature), now,
-                                                                  dt.datetime.now(dt.UTC))
-            except ResetRefused as exc:
-                self._bench_result_pub.publish(String(data=f"refused by the verifier: {exc}"))
-                return
-            output = self.core.reset(now, authorization, cause_cleared=True)
-            verdict = "accepted" if output.accepted else "refused"
-            self._bench_result_pub.publish(String(data=f"{verdict}: {output.note}"))
-
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_signal)
-    context = Context()
-    nodes: list[Node] = []
-    spinner: NodeSpinner | None = None
-    try:
-        init_context(context, ["ftrobot", "--ros-args", "--params-file", config["guard_params"]])
-        nodes.append(BenchGuardNode(context=context, namespace=config["namespace"]))
-        spinner = NodeSpinner(context, nodes, threads=1)
-        print("guard child: ready", flush=True)
-        spinner.spin_until(stop)
-    except NodeConfigurationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if spinner is not None:
-            spinner.shutdown()
-        stop_nodes(nodes, context)
-    return 0
+# ---------------------------------------------------------------------------------------------- the floor
 
 
 def relay_child(namespace: str) -> int:
     """The floor: a minimal rclpy node with the guard's executor shape and no guard logic.
 
-    Same process setup as the guard child (own context, single-threaded NodeSpinner); subscribes
+    Same process setup as ``ftrobot up guard`` (own context, single-threaded NodeSpinner); subscribes
     ``joint_states`` and ``imu`` (sensor QoS, callbacks that only keep the message), runs a timer at the
     guard's control rate that publishes a Header (as ``guard/alive``), and on ``estop`` true calls
     ``hw/set_actuation_mode`` HOLD at once. The difference between the guard's figure and this one is what
@@ -480,77 +370,30 @@ def relay_child(namespace: str) -> int:
 # ---------------------------------------------------------------------------------------------- operator
 
 
-class Operator:
-    """Presses the e-stop, issues the guardian's signed RESET, and watches the guard's state."""
+class Operator(GuardianConsole):
+    """Presses the e-stop, signs the guardians' commands (bench_guard.GuardianConsole), and watches the guard's
+    state for stops nobody asked for and its anomalies."""
 
     def __init__(self, context: Context, namespace: str, files: BenchFiles) -> None:
-        self.node = Node("bench_operator", context=context, namespace=namespace)
-        self._files = files
-        self.estop = self.node.create_publisher(Bool, "estop", COMMANDS)
-        self._reset = self.node.create_publisher(GuardianCommand, "bench/reset", GUARDIAN_COMMANDS)
-        self.state: SafetyState | None = None
+        super().__init__(context, namespace, files, name="bench_operator")
         self.unexpected: list[str] = []         # states nobody asked for (outside a trial's ESTOP)
         self.expect_estop = False
-        self.forwarding = 0
-        self.forwarding_event = threading.Event()
-        self.results: list[str] = []
-        self.result_event = threading.Event()
         self.anomalies: dict[str, int] = {}
-        self.node.create_subscription(SafetyState, "safety_state", self._on_state, LATCHED)
-        self.node.create_subscription(UInt32, "bench/forwarding", self._on_forwarding, LATCHED)
-        self.node.create_subscription(String, "bench/reset_result", self._on_result, EVENTS)
         self.node.create_subscription(Anomaly, "anomalies", self._on_anomaly, EVENTS)
 
     def _on_state(self, msg: SafetyState) -> None:
         previous = self.state
-        self.state = msg
+        super()._on_state(msg)
         if msg.mode_name in ("NORMAL", "BOOT") or (msg.mode_name == "ESTOP" and self.expect_estop):
             return
         if previous is None or (previous.mode_name, previous.transition_count) != (msg.mode_name,
                                                                                    msg.transition_count):
             self.unexpected.append(f"{msg.mode_name} from {msg.source}: {msg.cause}")
 
-    def _on_forwarding(self, msg: UInt32) -> None:
-        self.forwarding = int(msg.data)
-        self.forwarding_event.set()
-
-    def _on_result(self, msg: String) -> None:
-        self.results.append(msg.data)
-        self.result_event.set()
-
     def _on_anomaly(self, msg: Anomaly) -> None:
         if msg.active and msg.detector != "gate":
             key = f"{msg.kind} ({msg.subject})"
             self.anomalies[key] = self.anomalies.get(key, 0) + 1
-
-    def mode(self) -> str:
-        return self.state.mode_name if self.state is not None else "none"
-
-    def send_reset(self) -> None:
-        msg = GuardianCommand(guardian_id=GUARDIAN_ID, robot_id=self._files.identity_number, action=ACTION_RESET,
-                              argument="", reason="bench: e-stop trial over, cause cleared")
-        msg.issued_at.sec, msg.issued_at.nanosec = divmod(time.time_ns(), 1_000_000_000)
-        msg.nonce = list(os.urandom(16))
-        msg.signature = list(sign_fields(self._files.guardian_key, GUARDIAN_COMMAND_DOMAIN, message_fields(msg)))
-        self._reset.publish(msg)
-
-    def wait_forwarding(self, beyond: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.forwarding <= beyond:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self.forwarding_event.wait(min(remaining, 0.05))
-            self.forwarding_event.clear()
-        return True
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join("    " + line for line in text[-lines:])
 
 
 def summary(latencies_us: Sequence[float]) -> dict[str, float]:
@@ -569,34 +412,26 @@ def _progress(label: str, done: int, latencies: Sequence[float], started: float)
           f"p99 {percentile(values, 0.99):6.0f} µs, max {values[-1] if values else math.nan:6.0f} µs", flush=True)
 
 
-RECOVERY_TIMEOUT_S = 120.0
-
-
-def recover(operator: Operator, log_path: Path) -> tuple[int, str]:
-    """RESET until the guard forwards again (a RESET is refused while a stopping anomaly is still active).
-    Returns (RESETs sent, the answer to the first one when it did not resume forwarding: a refusal, or an
-    acceptance after which re-anchoring waited for fresh inputs); RuntimeError after ``RECOVERY_TIMEOUT_S``."""
-    baseline = operator.forwarding
-    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
-    sent, first_refusal = 0, ""
-    while time.monotonic() < deadline:
-        count = len(operator.results)
-        operator.send_reset()
-        sent += 1
-        if operator.wait_forwarding(baseline, 1.0 if sent == 1 else 0.3):
-            return sent, first_refusal
-        if not first_refusal:
-            first_refusal = operator.results[count] if len(operator.results) > count else "no answer"
-    raise RuntimeError(f"the guard did not return to forwarding within {RECOVERY_TIMEOUT_S:g} s of RESETs "
-                       f"(mode {operator.mode()}; the first answered: {first_refusal}):\n{_tail(log_path)}")
+def after_trial(operator: Operator, hardware: FakeHardware, log_path: Path, problems: list[str],
+                label: str) -> int:
+    """Acknowledge the open incidents and RESET (signed, on ``guardian/command``) until the guard is NORMAL and the
+    hardware was asked for NORMAL. Returns the RESETs that had to be repeated; problems go to ``problems``."""
+    outcome = recover(operator, hardware, log_path)
+    problems.extend(f"{label}: {problem}" for problem in outcome.problems)
+    if outcome.resets > 1:
+        problems.append(f"{label}: {outcome.resets} RESETs to return to NORMAL; the first answered: "
+                        f"{outcome.first_answer}")
+    return outcome.resets - 1
 
 
 def guard_trials(trials: int, hardware: FakeHardware, operator: Operator, guard: subprocess.Popen[bytes],
                  log_path: Path) -> dict[str, Any]:
-    """The figure: e-stop → stop request through the real guard, RESET between trials.
+    """The figure: e-stop → stop request through the real guard; between trials the officer acknowledges the
+    incident and the operator RESETs (both signed, through the guard's guardian path).
 
-    A trial starts only while the guard is NORMAL and forwarding. A stop nobody asked for (a detector's, seen
-    before the e-stop) is recorded, RESET (retried until its cause has cleared) and the trial is run again."""
+    A trial starts only while the guard is NORMAL and the hardware was asked for NORMAL. A stop nobody asked for
+    (a detector's, seen before the e-stop) is recorded, acknowledged and RESET (retried until its cause has
+    cleared), and the trial is run again."""
     latencies: list[float] = []
     walls: list[tuple[int, int]] = []   # (e-stop published, request arrived), wall-clock ns
     modes: dict[str, int] = {}
@@ -606,20 +441,18 @@ def guard_trials(trials: int, hardware: FakeHardware, operator: Operator, guard:
     while len(latencies) + missed < trials:
         trial = len(latencies) + missed
         if guard.poll() is not None:
-            raise RuntimeError(f"the guard process ended ({guard.returncode}):\n{_tail(log_path)}")
+            raise RuntimeError(f"the guard process ended ({guard.returncode}):\n{log_tail(log_path)}")
         time.sleep(random.uniform(0.010, 0.030))
-        if operator.mode() != "NORMAL":
+        if operator.mode() != "NORMAL" or hardware.mode != ActuationMode.NORMAL:
             stopped = f"{operator.mode()} ({operator.state.cause if operator.state else ''})"
-            sent, refusal = recover(operator, log_path)
-            repeated_resets += sent - 1
-            problems.append(f"before trial {trial}: a stop nobody asked for: {stopped}; {sent} RESETs to recover"
-                            + (f"; the first answered: {refusal}" if refusal else ""))
+            problems.append(f"before trial {trial}: a stop nobody asked for: {stopped}")
+            repeated_resets += after_trial(operator, hardware, log_path, problems, f"before trial {trial}")
             continue
         operator.expect_estop = True
         t0 = hardware.arm()
         wall = time.time_ns()
         operator.estop.publish(Bool(data=True))
-        if hardware.hit_event.wait(2.0) and hardware.hit is not None:
+        if hardware.hit_event.wait(TRIAL_TIMEOUT_S) and hardware.hit is not None:
             arrived, mode = hardware.hit
             latencies.append((arrived - t0) / 1000.0)
             walls.append((wall, wall + arrived - t0))
@@ -627,25 +460,27 @@ def guard_trials(trials: int, hardware: FakeHardware, operator: Operator, guard:
         else:
             hardware.armed_after = None
             missed += 1
-            problems.append(f"trial {trial}: no stop request at the hardware within 2 s of the e-stop "
-                            f"(mode {operator.mode()})\n{_tail(log_path)}")
-        sent, refusal = recover(operator, log_path)
-        if sent > 1:
-            repeated_resets += sent - 1
-            problems.append(f"trial {trial}: {sent} RESETs to resume forwarding; the first answered: {refusal}")
+            problems.append(f"trial {trial}: no stop request at the hardware within {TRIAL_TIMEOUT_S:g} s of the "
+                            f"e-stop (mode {operator.mode()})\n{log_tail(log_path)}")
+        if not operator.wait_for(lambda: operator.mode() == "ESTOP" and bool(operator.open_incidents),
+                                 TRIAL_TIMEOUT_S):
+            problems.append(f"trial {trial}: mode {operator.mode()}, {len(operator.open_incidents)} open "
+                            f"incident(s) {TRIAL_TIMEOUT_S:g} s after the e-stop")
+        repeated_resets += after_trial(operator, hardware, log_path, problems, f"trial {trial}")
         operator.expect_estop = False
         done = len(latencies) + missed
         if done % 1000 == 0 or done == trials:
             _progress("guard", done, latencies, started)
     return {**summary(latencies), "trials": trials, "modes_requested": modes, "problems": problems,
-            "missed": missed, "repeated_resets": repeated_resets, "seconds": time.monotonic() - started,
-            "walls": walls}
+            "missed": missed, "repeated_resets": repeated_resets, "incidents_acknowledged": operator.acknowledged,
+            "seconds": time.monotonic() - started, "walls": walls}
 
 
 def split_at_guard_log(walls: Sequence[tuple[int, int]], log_text: str) -> dict[str, Any] | None:
-    """Where the time goes: e-stop published → the guard's "safety mode ESTOP" log line (written in the e-stop
-    callback after the SafetyState publication, before the request is sent) → request at the hardware. Wall
-    clock (the log's timestamps); each trial takes the first ESTOP line between its e-stop and its request."""
+    """When the guard's "safety mode ESTOP" log line follows (wall clock, the log's timestamps): the line is
+    written in the e-stop callback after the request was sent, the SafetyState published and the incident written
+    to disk. Each trial takes the first ESTOP line after its e-stop and before the next trial's; returns its delay
+    after the e-stop and after the request's arrival at the hardware (negative: the line came first)."""
     stamps = []
     for line in log_text.splitlines():
         if "safety mode ESTOP" in line:
@@ -654,18 +489,39 @@ def split_at_guard_log(walls: Sequence[tuple[int, int]], log_text: str) -> dict[
             except (IndexError, ValueError):
                 continue
     stamps.sort()
-    to_log: list[float] = []
-    after_log: list[float] = []
+    after_estop: list[float] = []
+    after_arrival: list[float] = []
     index = 0
-    for sent, arrived in walls:
+    for trial, (sent, arrived) in enumerate(walls):
+        following = walls[trial + 1][0] if trial + 1 < len(walls) else None
         while index < len(stamps) and stamps[index] < sent:
             index += 1
-        if index < len(stamps) and stamps[index] <= arrived:
-            to_log.append((stamps[index] - sent) / 1000.0)
-            after_log.append((arrived - stamps[index]) / 1000.0)
-    if not to_log:
+        if index < len(stamps) and (following is None or stamps[index] < following):
+            after_estop.append((stamps[index] - sent) / 1000.0)
+            after_arrival.append((stamps[index] - arrived) / 1000.0)
+    if not after_estop:
         return None
-    return {"to_guard_log": summary(to_log), "guard_log_to_hardware": summary(after_log)}
+    return {"estop_to_guard_log": summary(after_estop), "arrival_to_guard_log": summary(after_arrival)}
+
+
+def estops_before_reanchoring(log_text: str) -> tuple[int, int]:
+    """(e-stops, of which the guard took while not yet forwarding): from the guard's log, each "safety mode ESTOP"
+    line after the guard's RESET line but before its "commands re-anchored ... forwarding" line. The bench waits
+    for NORMAL and the hardware's NORMAL request only; this says whether re-anchoring had also happened."""
+    estops = early = 0
+    forwarding = False
+    for line in log_text.splitlines():
+        if "safety mode " not in line:
+            continue
+        if "safety mode ESTOP" in line:
+            estops += 1
+            early += 0 if forwarding else 1
+            forwarding = False
+        elif "re-anchored" in line:
+            forwarding = True
+        elif "safety mode NORMAL" not in line:
+            forwarding = False
+    return estops, early
 
 
 def floor_trials(trials: int, hardware: FakeHardware, operator: Operator, relay: subprocess.Popen[bytes],
@@ -678,7 +534,7 @@ def floor_trials(trials: int, hardware: FakeHardware, operator: Operator, relay:
         if hardware.hit_event.wait(0.5):
             break
         if time.monotonic() > deadline or relay.poll() is not None:
-            raise RuntimeError(f"the relay never sent a request:\n{_tail(log_path)}")
+            raise RuntimeError(f"the relay never sent a request:\n{log_tail(log_path)}")
     latencies: list[float] = []
     missed = 0
     started = time.monotonic()
@@ -707,11 +563,6 @@ def run(trials: int, floor: int, domain: int, keep: Path | None) -> dict[str, An
         directory = keep or Path(tmp)
         files = make_bench_files(directory)
         namespace = f"/estop_{uuid.uuid4().hex[:6]}"
-        config = directory / "child.json"
-        config.write_text(json.dumps({
-            "guard_params": str(files.guard_params), "namespace": namespace, "identity_number": files.identity_number,
-            "department_ca": str(files.department_ca), "guardian_id": GUARDIAN_ID,
-            "guardian_certificate": str(files.guardian_certificate)}), encoding="utf-8")
         context = Context()
         rclpy.init(context=context, domain_id=domain)
         hardware = FakeHardware(context, namespace, names, positions)
@@ -721,14 +572,10 @@ def run(trials: int, floor: int, domain: int, keep: Path | None) -> dict[str, An
         guard_log, relay_log = directory / "guard.log", directory / "relay.log"
         children: list[subprocess.Popen[bytes]] = []
         try:
-            with open(guard_log, "wb") as log:
-                children.append(subprocess.Popen([sys.executable, me, "--guard-child", str(config)], stdout=log,
-                                                 stderr=subprocess.STDOUT, env=ros_environment(domain)))
-            if not operator.wait_forwarding(0, START_TIMEOUT_S):
-                raise RuntimeError(f"the guard never reached NORMAL and forwarding (mode {operator.mode()}):\n"
-                                   f"{_tail(guard_log)}")
-            print(f"guard NORMAL and forwarding after {time.monotonic() - started:.1f} s; {trials} trials "
-                  f"(load {load_before})", flush=True)
+            children.append(start_guard(files, namespace, domain, guard_log))
+            wait_started(operator, hardware, children[0], guard_log)
+            print(f"guard NORMAL after {time.monotonic() - started:.1f} s; {trials} trials (load {load_before})",
+                  flush=True)
             result["guard"] = guard_trials(trials, hardware, operator, children[0], guard_log)
             result["load_after_guard"] = load_average()
             stop_process(children[0])
@@ -751,12 +598,11 @@ def run(trials: int, floor: int, domain: int, keep: Path | None) -> dict[str, An
             rclpy.shutdown(context=context)
         log_text = guard_log.read_text(encoding="utf-8", errors="replace")
     result["split"] = split_at_guard_log(result["guard"].pop("walls"), log_text)
+    result["estops_logged"], result["estops_before_reanchoring"] = estops_before_reanchoring(log_text)
     result.update(
         total_seconds=time.monotonic() - started, unexpected_states=operator.unexpected,
         anomalies_raised=operator.anomalies, sensor_overruns=hardware.sensor_overruns,
-        guard_warnings=sorted({line.split("]: ", 1)[-1][:160] for line in log_text.splitlines()
-                               if ("WARN" in line or "ERROR" in line) and "safety mode ESTOP" not in line
-                               and "POWER_DOWN" not in line and "starting in BOOT" not in line})[:20])
+        guard_warnings=guard_warnings(log_text))
     return result
 
 
@@ -775,11 +621,8 @@ def main() -> int:
     parser.add_argument("--domain", type=int, default=120 + os.getpid() % 80)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", type=Path, help="keep the bench's files and the logs in this (new) directory")
-    parser.add_argument("--guard-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--relay-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.guard_child is not None:
-        return guard_child(args.guard_child)
     if args.relay_child is not None:
         return relay_child(args.relay_child)
     if args.trials < 1 or args.floor_trials < 0:
@@ -791,15 +634,18 @@ def main() -> int:
     _print_figure("through the guard", guard)
     split = result["split"]
     if split is not None:
-        to_log, after_log = split["to_guard_log"], split["guard_log_to_hardware"]
-        print(f"    of which e-stop -> the guard's ESTOP log line: p50 {to_log['p50_us']:.0f} µs, p99 "
-              f"{to_log['p99_us']:.0f} µs; log line -> request at the hardware: p50 {after_log['p50_us']:.0f} µs, "
-              f"p99 {after_log['p99_us']:.0f} µs (wall clock, log timestamps)")
+        to_log, after_arrival = split["estop_to_guard_log"], split["arrival_to_guard_log"]
+        print(f"    the guard's ESTOP log line (written after the request, the SafetyState and the incident): "
+              f"p50 {to_log['p50_us']:.0f} µs, p99 {to_log['p99_us']:.0f} µs after the e-stop; p50 "
+              f"{after_arrival['p50_us']:+.0f} µs, p99 {after_arrival['p99_us']:+.0f} µs after the request's arrival "
+              f"at the hardware (wall clock, log timestamps; {to_log['count']} trials)")
+    print(f"    e-stops the guard took before it had re-anchored after the last RESET (not yet forwarding): "
+          f"{result['estops_before_reanchoring']} of {result['estops_logged']} (from its log)")
     if "floor" in result:
         _print_figure("floor (minimal rclpy relay, same executor shape)", result["floor"])
     print(f"  load before {result['load_before']}; after the guard trials {result['load_after_guard']}")
     print(f"  {result['total_seconds']:.0f} s in all; e-stops without a request: {guard['missed']}; RESETs that had "
-          f"to be repeated: {guard['repeated_resets']}; sensor schedule restarts (this process not scheduled for "
+          f"to be repeated: {guard['repeated_resets']}; incidents acknowledged: {guard['incidents_acknowledged']}; sensor schedule restarts (this process not scheduled for "
           f"> 50 ms: a real gap in the guard's inputs): {result['sensor_overruns']}")
     for label, items in (("problems", guard["problems"]), ("unexpected states", result["unexpected_states"]),
                          ("guard warnings", result["guard_warnings"])):

@@ -4,7 +4,9 @@ median added, ≤ 25 % of one core at 1 kHz).
 Two processes on real DDS (loopback only):
 
 * **the guard**: ``python -m ftrobot_guard.cli.main up guard --params guard.yaml --namespace NS`` exactly as on a
-  robot (a development department's signed envelope; ``input_publishers`` allows this bench's controller);
+  robot, with a development department's credentials as on a robot (bench/bench_guard.py's
+  :func:`~bench_guard.make_bench_files`: robot key and certificate, the signed envelope, ``state_directory``, a
+  guardian registry with the operator on duty; ``input_publishers`` allows this bench's controller);
 * **this process**: the light fake hardware of bench/estop_latency.py (:class:`FakeHardware`: 29 G1 joints at a
   static posture inside the soft ranges, ``joint_states`` and an upright ``imu`` at 500 Hz, ``odom``,
   ``actuator_temperatures``, ``battery``, ``hw/set_actuation_mode`` answering success), which here also records
@@ -31,7 +33,8 @@ refused counts from ``/diagnostics``.
 
     python bench/gate_latency.py [--seconds 20] [--json out.json]
 
-Shares bench/estop_latency.py's fake hardware and files (imported from the same directory).
+Shares bench/estop_latency.py's fake hardware and bench/bench_guard.py's guard files and process (imported from
+the same directory).
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,15 +51,13 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+from bench_guard import START_TIMEOUT_S, make_bench_files, start_guard
 from diagnostic_msgs.msg import DiagnosticArray
 from estop_latency import (
-    START_TIMEOUT_S,
     FakeHardware,
     Spinner,
     load_average,
-    make_bench_files,
     percentile,
-    ros_environment,
     standing_posture,
     stop_process,
 )
@@ -266,10 +266,7 @@ def run(seconds: float, domain: int, keep: Path | None) -> dict[str, Any]:
         hardware.start(context)
         observer_spin = Spinner(context, observer.node, "bench_observer")
         log_path = directory / "guard.log"
-        with open(log_path, "wb") as log:
-            guard = subprocess.Popen([sys.executable, "-m", "ftrobot_guard.cli.main", "up", "guard", "--params",
-                                      str(files.guard_params), "--namespace", namespace], stdout=log,
-                                     stderr=subprocess.STDOUT, env=ros_environment(domain))
+        guard = start_guard(files, namespace, domain, log_path)
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             while not (observer.mode() == "NORMAL" and observer.forwarding) and time.monotonic() < deadline:

@@ -1,7 +1,9 @@
 """A guard process killed with SIGKILL during arm motion: how long until the simulated G1 is in DAMPING?
 
 Each trial starts the simulator (real time, ground truth at 500 Hz) and `ftrobot up guard` (its own
-process, a development envelope signed by a development department), moves the left arm through the
+process, with a development department's credentials as on a robot: bench/bench_guard.py's
+``make_bench_files``: robot key and certificate, the signed envelope, ``state_directory``, a guardian registry
+with the operator on duty), moves the left arm through the
 guard at 100 Hz until it is forwarding, kills the guard with SIGKILL, and times the first ground-truth
 sample in DAMPING against the kill (both on the wall clock: the simulator stamps its messages with it
 in real-time mode). Prints each trial and the summary; target: every trial within 100 ms.
@@ -29,31 +31,15 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-ENVELOPE = REPO / "config" / "envelope" / "g1.yaml"
 START_TIMEOUT_S = 60.0
 
 
-def _env(domain: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def _files(directory: Path) -> tuple[Path, Path]:
-    from ftrobot_guard.safety.dev_envelope import write_signed_envelope
-    from ftrobot_guard.trust.dev_credentials import make_department
-    from ftrobot_guard.trust.identity import make_identity_number
+    """The guard's params file (bench_guard.make_bench_files: robot credentials, signed envelope, state directory,
+    guardian registry; this bench's controller allowed on guard/in/joint_command) and the simulator's overrides."""
+    from bench_guard import make_bench_files
 
-    department = make_department(directory / "department")
-    identity = str(make_identity_number("440304", 2026, 123))
-    envelope = write_signed_envelope(directory / "g1.yaml", ENVELOPE.read_text(encoding="utf-8"), department.key,
-                                     [identity])
-    guard = directory / "guard.yaml"
-    guard.write_text(yaml.safe_dump({"/**/guard": {"ros__parameters": {
-        "identity_number": identity, "envelope_file": str(envelope),
-        "department_ca_files": [str(department.ca_certificate)],
-        "input_publishers": ["guard/in/joint_command=/*/bench_controller"]}}}), encoding="utf-8")
+    guard = make_bench_files(directory, ["guard/in/joint_command=/*/bench_controller"]).params
     sim = directory / "sim.yaml"
     sim.write_text(yaml.safe_dump({"/**/humanoid_sim": {"ros__parameters": {"ground_truth_rate_hz": 500.0}}}),
                    encoding="utf-8")
@@ -62,6 +48,7 @@ def _files(directory: Path) -> tuple[Path, Path]:
 
 def trial(directory: Path, domain: int) -> dict[str, Any]:
     import rclpy
+    from bench_guard import ros_environment
     from ftrobot_msgs.msg import SafetyState, SimGroundTruth
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -73,7 +60,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     guard_params, sim_params = _files(directory)
     namespace = f"/kill_{uuid.uuid4().hex[:6]}"
-    env = _env(domain)
+    env = ros_environment(domain)
     main = [sys.executable, "-m", "ftrobot_guard.cli.main", "up"]
     with open(directory / "sim.log", "wb") as sim_log, open(directory / "guard.log", "wb") as guard_log:
         sim = subprocess.Popen([*main, "sim", "--headless", "--namespace", namespace, "--params",

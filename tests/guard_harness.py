@@ -27,7 +27,14 @@ from trajectory_msgs.msg import JointTrajectory
 from ftrobot_guard.nodes.guard_node import GuardNode
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
 from ftrobot_guard.safety.dev_envelope import write_signed_envelope
-from ftrobot_guard.trust.dev_credentials import DepartmentFiles, make_department
+from ftrobot_guard.trust.dev_credentials import (
+    DepartmentFiles,
+    GuardianFiles,
+    RobotFiles,
+    make_department,
+    make_guardian,
+    make_robot,
+)
 from ftrobot_guard.trust.identity import make_identity_number
 from ros_fixtures import session_domain_id, wait_until
 
@@ -36,7 +43,13 @@ COMMITTED_ENVELOPE = REPO / "config" / "envelope" / "g1.yaml"
 SIM_START_S = 60.0
 # The site envelope of the simulated robot on this 2-core machine, as in the demo (cli/demo.py): the
 # simulator's streams stall for 0.1-0.25 s now and then while the whole stack shares two cores.
-SIM_INPUT_AGES = {"joint_states": 0.25, "imu": 0.25, "odom": 0.3}
+SIM_INPUT_AGES = {"joint_states": 0.25, "imu": 0.25, "odom": 0.3, "actuator_temperatures": 1.0}
+
+
+GUARDIAN_ID = "G-440304-0007"     # operator, on duty at start
+OFFICER_ID = "D-440304-0001"      # department officer (ACKNOWLEDGE)
+MAINTAINER_ID = "M-440304-0003"   # maintainer (may not HANDOVER)
+SECOND_GUARDIAN_ID = "G-440304-0008"  # operator, takes over by a handover
 
 
 @dataclass(frozen=True)
@@ -44,11 +57,24 @@ class GuardFiles:
     department: DepartmentFiles
     identity_number: str
     envelope: Path
+    robot: RobotFiles
+    state_directory: Path
+    guardian_directory: Path
+    guardians: dict[str, GuardianFiles]
 
 
 def make_guard_files(directory: Path, sign: bool = True) -> GuardFiles:
     department = make_department(directory / "department")
-    identity = str(make_identity_number("440304", 2026, 123))
+    identity_number = make_identity_number("440304", 2026, 123)
+    identity = str(identity_number)
+    robot = make_robot(directory / "robot", department, identity_number, "Futian-Guide-01")
+    registry = directory / "robot" / "guardians"
+    guardians = {
+        guardian_id: make_guardian(directory / "guardian_keys", registry, department, guardian_id, name, role)
+        for guardian_id, name, role in ((GUARDIAN_ID, "Li Wei", "operator"), (OFFICER_ID, "Chen Jing", "officer"),
+                                        (MAINTAINER_ID, "Wang Fang", "maintainer"),
+                                        (SECOND_GUARDIAN_ID, "Zhao Min", "operator"))
+    }
     envelope = directory / "envelope" / "g1.yaml"
     if sign:
         write_signed_envelope(envelope, COMMITTED_ENVELOPE.read_text(encoding="utf-8"), department.key, [identity],
@@ -56,7 +82,7 @@ def make_guard_files(directory: Path, sign: bool = True) -> GuardFiles:
     else:
         envelope.parent.mkdir(parents=True, exist_ok=True)
         envelope.write_text(COMMITTED_ENVELOPE.read_text(encoding="utf-8"), encoding="utf-8")
-    return GuardFiles(department, identity, envelope)
+    return GuardFiles(department, identity, envelope, robot, directory / "state", registry, guardians)
 
 
 def guard_parameters(files: GuardFiles, **extra: Any) -> dict[str, Any]:
@@ -64,6 +90,12 @@ def guard_parameters(files: GuardFiles, **extra: Any) -> dict[str, Any]:
         "identity_number": files.identity_number,
         "envelope_file": str(files.envelope),
         "department_ca_files": [str(files.department.ca_certificate)],
+        "private_key_file": str(files.robot.private_key),
+        "certificate_file": str(files.robot.certificate),
+        "state_directory": str(files.state_directory),
+        "guardian_certificates_dir": str(files.guardian_directory),
+        "guardian_on_duty": GUARDIAN_ID,
+        "guardian_contacts": [f"{GUARDIAN_ID}=+86 755 0000 0007 (duty phone)"],
         "input_publishers": [f"guard/in/{topic}=/*/test_controller" for topic in ("joint_command", "cmd_vel",
                                                                                    "task_request")],
     }
@@ -174,6 +206,7 @@ class GuardStack:
     sim: subprocess.Popen[bytes] | None
     contexts: list[Context]
     spins: list[_Spin]
+    files: GuardFiles
 
     def wait_mode(self, mode: str, timeout: float = 30.0) -> None:
         wait_until(lambda: self.observer.mode() == mode, timeout, f"safety mode {mode} (now {self.observer.mode()})")
@@ -198,9 +231,12 @@ class GuardStack:
 def guard_stack(tmp_path: Path) -> Iterator[Callable[..., GuardStack]]:
     made: list[GuardStack] = []
 
-    def start(with_sim: bool = True, sign: bool = True, **extra: Any) -> GuardStack:
-        files = make_guard_files(tmp_path / f"files{len(made)}", sign=sign)
-        namespace = f"/guardtest_{uuid.uuid4().hex[:8]}"
+    def start(with_sim: bool = True, sign: bool = True, files: GuardFiles | None = None, namespace: str = "",
+              **extra: Any) -> GuardStack:
+        """A guard (and the simulator); ``files`` and ``namespace`` of an earlier stack restart that robot."""
+        if files is None:
+            files = make_guard_files(tmp_path / f"files{len(made)}", sign=sign)
+        namespace = namespace or f"/guardtest_{uuid.uuid4().hex[:8]}"
         sim = start_sim_process(namespace, tmp_path / f"sim{len(made)}.log") if with_sim else None
         guard_context, observer_context = Context(), Context()
         rclpy.init(context=guard_context, domain_id=session_domain_id())
@@ -215,7 +251,7 @@ def guard_stack(tmp_path: Path) -> Iterator[Callable[..., GuardStack]]:
         node.create_subscription(SimGroundTruth, "sim/ground_truth", observer.truth.append, COMMANDS)
         node.create_subscription(JointTrajectory, "hw/joint_command", observer.forwarded.append, COMMANDS)
         stack = GuardStack(namespace, guard, observer, sim, [guard_context, observer_context],
-                           [_Spin(guard_context, guard), _Spin(observer_context, node)])
+                           [_Spin(guard_context, guard), _Spin(observer_context, node)], files)
         made.append(stack)
         return stack
 

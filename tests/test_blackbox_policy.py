@@ -83,6 +83,18 @@ def test_decimation_events_guardian_and_freeze() -> None:
     assert sink[-1].tier == Tier.LONG_TERM  # window over, decimated again
 
 
+def test_a_republished_incident_is_recorded_but_freezes_the_ring_once() -> None:
+    recorder, sink, specs = _recorder(post_s=0.5)
+    for i in range(300):
+        recorder.on_message(specs["js"], b"%d" % i, i * 10 * MS)
+    recorder.on_message(specs["inc"], b"report-1", 3000 * MS)
+    assert recorder.incidents == 1
+    recorder.on_message(specs["inc"], b"report-1", 9001 * MS)   # the same report again
+    assert recorder.incidents == 1 and sink[-1].data == b"report-1" and sink[-1].tier == Tier.EVENT
+    recorder.on_message(specs["inc"], b"report-1 acknowledged", 9002 * MS)
+    assert recorder.incidents == 2
+
+
 def test_ring_bounded_by_bytes() -> None:
     ring = IncidentRing(seconds=100.0, max_bytes=1000)
     spec = TopicSpec("js", "sensor_msgs/msg/JointState", "state")

@@ -96,6 +96,6 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     pictures = sorted(p.name for p in (run_dir / "pictures").glob("*.png"))
     assert len(pictures) == 6 and all((run_dir / "pictures" / p).stat().st_size > 10_000 for p in pictures)
     keys = list((run_dir / "keys").rglob("*.key"))
-    assert len(keys) == 5
+    assert len(keys) == 7   # department, forger, robot, impostor, log key, guardian, officer
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -20,11 +21,19 @@ from ftrobot_guard.department.fleet_monitor import (
     AlertKind,
     FleetMonitor,
     HeartbeatOutcome,
+    IncidentChange,
     Reception,
     Refusal,
     SignatureState,
 )
+from ftrobot_guard.department.fleet_table import render_table
 from ftrobot_guard.department.heartbeat_reading import HeartbeatFormatError, read_heartbeat
+from ftrobot_guard.incidents.incident_report import (
+    IncidentFields,
+    IncidentRefusal,
+    incident_fields_mapping,
+    sign_incident,
+)
 from ftrobot_guard.trust.certificates import (
     CertificateVerifier,
     certificate_der,
@@ -581,3 +590,102 @@ def test_genuine_robots_do_not_count_against_the_unverified_limit() -> None:
         hear(mon, claimer, claimer.message(1000.0, signature=b""), float(serial))
     states = [r.signature_state for r in mon.rows(14.0)]
     assert states.count(SignatureState.VERIFIED) == 3 and states.count(SignatureState.UNVERIFIED) == 2
+
+
+# -- incident reports ------------------------------------------------------------------------------
+
+
+def incident_report(robot: FakeRobot, serial: int = 1, acknowledged: bool = False, measures: str = "hold posture",
+                    key: ed25519.Ed25519PrivateKey | None = None, **changes: Any) -> tuple[dict[str, Any], bytes]:
+    """The mapping (``message_fields`` of the IncidentReport message) and signature the robot would publish."""
+    fields = IncidentFields(
+        incident_id=f"{robot.number}/20260302T081502Z/{serial:08x}", identity_number=robot.number,
+        robot_name=robot.name, department=DEPT, opened_at=NOW, severity=3,
+        what_happened="SAFE_STOP from NORMAL by detector: joint_limit", source="detector", scope="service hall",
+        measures_taken=measures, guardian_on_duty="G-0001", contact="+86 755 0000 0001", mode_before=1,
+        mode_after=3, anomaly_kinds=("joint_limit",), acknowledged=acknowledged,
+        acknowledged_by="G-0002" if acknowledged else "", acknowledged_at=NOW if acknowledged else None,
+        certificate=robot.cert,
+    )
+    mapping = incident_fields_mapping(dataclasses.replace(fields, **changes), NOW)
+    return mapping, sign_incident(key or robot.key, mapping)
+
+
+@pytest.mark.clause("4.5", "6.4c")
+def test_an_incident_raises_one_alert_until_its_acknowledged_report_clears_it() -> None:
+    mon, robot = monitor(), FakeRobot()
+    hear(mon, robot, robot.beat(1000.0, mode="SAFE_STOP", open_incidents=1), 0.0)
+    opened = mon.on_incident(*incident_report(robot), now_s=0.5)
+    assert opened.accepted and opened.change is IncidentChange.OPENED and kinds(opened.alerts) == [AlertKind.INCIDENT]
+    assert f"{robot.number}/20260302T081502Z/00000001" in opened.alerts[0].detail
+    assert "SAFE_STOP from NORMAL" in opened.alerts[0].detail
+    assert opened.incident is not None and opened.incident.fields.measures_taken == "hold posture"
+    r = row(mon, now_s=0.5)
+    assert (r.open_incidents, r.heartbeat_open_incidents) == (1, 1) and AlertKind.INCIDENT in r.active_alerts
+    assert [a.kind for a in mon.active_alerts()].count(AlertKind.INCIDENT) == 1
+    repeated = mon.on_incident(*incident_report(robot), now_s=5.5)
+    assert repeated.change is IncidentChange.REPEATED and repeated.alerts == ()
+    updated = mon.on_incident(*incident_report(robot, measures="hold posture | then POWER_DOWN"), now_s=6.0)
+    assert updated.change is IncidentChange.UPDATED and updated.alerts == ()
+    assert [v.fields.measures_taken for v in mon.open_incidents(robot.number)] == ["hold posture | then POWER_DOWN"]
+    closed = mon.on_incident(*incident_report(robot, acknowledged=True), now_s=7.0)
+    assert closed.change is IncidentChange.CLOSED and kinds(closed.alerts, raised=False) == [AlertKind.INCIDENT]
+    assert "acknowledged by G-0002" in closed.alerts[0].detail
+    assert row(mon, now_s=7.0).open_incidents == 0 and mon.open_incidents() == []
+    assert AlertKind.INCIDENT not in row(mon, now_s=7.0).active_alerts
+    for late in (incident_report(robot, acknowledged=True), incident_report(robot)):  # duplicates, late copies
+        again = mon.on_incident(*late, now_s=8.0)
+        assert again.change is IncidentChange.ALREADY_CLOSED and again.alerts == ()
+    assert mon.open_incidents() == [] and not any(a.kind is AlertKind.INCIDENT for a in mon.active_alerts())
+
+
+@pytest.mark.clause("6.4c")
+def test_each_open_incident_has_its_own_alert_and_the_table_counts_them() -> None:
+    mon, robot = monitor(), FakeRobot()
+    hear(mon, robot, robot.beat(1000.0, open_incidents=3), 0.0)
+    for serial in (1, 2):
+        assert kinds(mon.on_incident(*incident_report(robot, serial), now_s=1.0).alerts) == [AlertKind.INCIDENT]
+    assert [a.kind for a in mon.active_alerts()].count(AlertKind.INCIDENT) == 2
+    r = row(mon, now_s=1.0)
+    assert (r.open_incidents, r.heartbeat_open_incidents) == (2, 3)
+    table = render_table(mon.rows(1.0))
+    assert "INCIDENTS" in table.splitlines()[0] and "2 (robot: 3)" in table
+    closed = mon.on_incident(*incident_report(robot, 1, acknowledged=True), now_s=2.0)
+    assert kinds(closed.alerts, raised=False) == [AlertKind.INCIDENT] and row(mon, now_s=2.0).open_incidents == 1
+    assert AlertKind.INCIDENT in row(mon, now_s=2.0).active_alerts
+    hear(mon, robot, robot.beat(1003.0, open_incidents=1), 3.0)
+    assert "INCIDENTS" in render_table(mon.rows(3.0)) and "(robot:" not in render_table(mon.rows(3.0))
+
+
+@pytest.mark.clause("5.1a", "6.4c")
+def test_forged_or_malformed_incident_reports_open_nothing_and_raise_evidence_alerts() -> None:
+    mon, robot = monitor(), FakeRobot()
+    hear(mon, robot, robot.beat(1000.0), 0.0)
+    forged = mon.on_incident(*incident_report(robot, key=ed25519.Ed25519PrivateKey.generate()), now_s=1.0)
+    assert forged.change is IncidentChange.REFUSED and forged.refusal is IncidentRefusal.BAD_SIGNATURE
+    assert kinds(forged.alerts) == [AlertKind.BAD_SIGNATURE] and "incident report" in forged.reason
+    mapping, signature = incident_report(robot)
+    malformed = mon.on_incident({**mapping, "severity": "high"}, signature, now_s=1.5)
+    assert malformed.refusal is IncidentRefusal.MALFORMED and malformed.alerts == ()  # BAD_SIGNATURE already raised
+    claimed = mon.on_incident(*incident_report(robot, robot_name="Da Fu"), now_s=2.0)
+    assert claimed.refusal is IncidentRefusal.IDENTITY_MISMATCH and kinds(claimed.alerts) == [AlertKind.IDENTITY_MISMATCH]
+    unknown = mon.on_incident(mapping, b"", now_s=2.5)
+    assert unknown.refusal is IncidentRefusal.MISSING_SIGNATURE
+    assert mon.open_incidents() == [] and row(mon, now_s=2.5).open_incidents == 0
+    assert AlertKind.INCIDENT not in row(mon, now_s=2.5).active_alerts
+    expired = mon.on_incident(*incident_report(robot), wall_clock=T0 + dt.timedelta(days=400), now_s=3.0)
+    assert expired.refusal is IncidentRefusal.EXPIRED_CERTIFICATE
+
+
+def test_a_genuine_incident_of_a_robot_not_heard_yet_is_kept_until_acknowledged() -> None:
+    mon, robot = monitor(), FakeRobot()
+    mapping, signature = incident_report(robot)
+    msg = msgs.IncidentReport(signature=signature)
+    for name, value in mapping.items():
+        if name not in ("header", "opened_at", "acknowledged_at"):
+            setattr(msg, name, value)
+    msg.header.stamp.sec = mapping["header"]["stamp"]["sec"]
+    msg.opened_at.sec, msg.opened_at.nanosec = mapping["opened_at"]["sec"], mapping["opened_at"]["nanosec"]
+    assert mon.on_incident(message_fields(msg), bytes(msg.signature), now_s=0.0).change is IncidentChange.OPENED
+    assert mon.check(100.0) == [] and row(mon, now_s=100.0).open_incidents == 1  # not forgotten as unverified
+    assert row(mon, now_s=100.0).robot_name == "Xiao Fu"

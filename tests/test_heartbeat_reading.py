@@ -21,7 +21,13 @@ from ftrobot_guard.department.heartbeat_reading import (
 )
 from ftrobot_guard.trust.certificates import certificate_der, create_department_ca, issue_robot_certificate
 from ftrobot_guard.trust.identity import make_identity_number
-from ftrobot_guard.trust.signed_fields import HEARTBEAT_DOMAIN, message_canonical_bytes, message_fields, sign_fields
+from ftrobot_guard.trust.signed_fields import (
+    HEARTBEAT_DOMAIN,
+    canonical_bytes,
+    message_canonical_bytes,
+    message_fields,
+    sign_fields,
+)
 
 msgs = pytest.importorskip("ftrobot_msgs.msg")
 serialization = pytest.importorskip("rclpy.serialization")
@@ -35,7 +41,7 @@ def _heartbeat(**fields: Any) -> Any:
         "format_version": 1, "identity_number": "440304-RB-2026-000123-8", "robot_name": "Xiao Fu",
         "department": "Futian Data Bureau", "boot_id": "0f" * 16, "sequence": 7, "uptime": 7.25, "safety_mode": 1,
         "safety_mode_name": "NORMAL", "software_digest": "ab" * 32, "config_digest": "cd" * 32,
-        "guardian_on_duty": "G-0001", "log_checkpoint_sequence": 700, "log_segment_id": "5e" * 16,
+        "guardian_on_duty": "G-0001", "open_incidents": 2, "log_checkpoint_sequence": 700, "log_segment_id": "5e" * 16,
         "log_chain_head": "ef" * 32, "log_checkpoint_signature": bytes(range(64)), "certificate": bytes(460),
         "signature": bytes(range(64, 128)), **fields,
     })
@@ -61,6 +67,20 @@ def test_a_serialized_heartbeat_reads_as_its_message() -> None:
     assert view.signed_bytes == message_canonical_bytes(HEARTBEAT_DOMAIN, msg)
     assert (view.stale_topics, view.log_checkpoint_sequence, view.log_checkpoint_stamp_ns) == (
         ("/r1/imu",), 700, 1_799_999_999_123_456_789)
+    assert view.open_incidents == 2
+
+
+@pytest.mark.clause("4.5", "6.4c")
+@pytest.mark.parametrize("count", [0, 1, 255, 256, 70_000, 2**32 - 1])
+def test_open_incidents_is_read_and_signed(count: int) -> None:
+    """The uint32 after guardian_on_duty (4-byte aligned) is read, and covered by the signed bytes."""
+    for guardian in ("", "G", "G-0", "G-00", "G-001"):  # every alignment of the field after the string
+        msg = _heartbeat(open_incidents=count, guardian_on_duty=guardian)
+        view = read_serialized_heartbeat(serialize(msg))
+        assert view.open_incidents == count == read_heartbeat(msg).open_incidents
+        assert view.signed_bytes == canonical_bytes(HEARTBEAT_DOMAIN, message_fields(msg))
+        other = _heartbeat(open_incidents=(count + 1) % 2**32, guardian_on_duty=guardian)
+        assert read_serialized_heartbeat(serialize(other)).signed_bytes != view.signed_bytes
 
 
 texts = st.text(max_size=40)
@@ -70,13 +90,13 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(texts, min_size=10, max_size=10), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), finite,
-    st.integers(0, 255), st.integers(0, 2**16 - 1),
+    st.integers(0, 255), st.integers(0, 2**16 - 1), st.integers(0, 2**32 - 1),
     st.lists(st.tuples(texts, st.booleans(), finite, finite, st.booleans()), max_size=5),
     st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 2**32 - 1)),
     st.binary(max_size=700), st.binary(max_size=80), st.binary(max_size=80),
 )
 def test_any_heartbeat_reads_the_same_serialized_and_as_a_message(
-    strings: list[str], sequence: int, log_sequence: int, uptime: float, mode: int, version: int,
+    strings: list[str], sequence: int, log_sequence: int, uptime: float, mode: int, version: int, open_incidents: int,
     topics: list[tuple[str, bool, float, float, bool]], stamp: tuple[int, int], certificate: bytes,
     log_signature: bytes, signature: bytes,
 ) -> None:
@@ -85,6 +105,7 @@ def test_any_heartbeat_reads_the_same_serialized_and_as_a_message(
         safety_mode_name=strings[4], software_digest=strings[5], config_digest=strings[6],
         guardian_on_duty=strings[7], log_segment_id=strings[8], log_chain_head=strings[9], sequence=sequence,
         log_checkpoint_sequence=log_sequence, uptime=uptime, safety_mode=mode, format_version=version,
+        open_incidents=open_incidents,
         topics=topics, stamp=stamp, certificate=certificate, log_checkpoint_signature=log_signature,
         signature=signature,
     )
@@ -92,7 +113,10 @@ def test_any_heartbeat_reads_the_same_serialized_and_as_a_message(
     data = serialize(msg)
     if any("\x00" in text for text in [*strings, *(t[0] for t in topics)]):
         return  # rclpy's serializer cuts a string at NUL; the reader refuses NUL characters (tested below)
-    assert read_serialized_heartbeat(data) == read_heartbeat(deserialize(data, msgs.Heartbeat))
+    view = read_serialized_heartbeat(data)
+    assert view == read_heartbeat(deserialize(data, msgs.Heartbeat))
+    assert view.open_incidents == open_incidents
+    assert view.signed_bytes == canonical_bytes(HEARTBEAT_DOMAIN, message_fields(deserialize(data, msgs.Heartbeat)))
 
 
 @settings(max_examples=300, deadline=None)

@@ -30,6 +30,7 @@ def test_first_report_carries_identity_digests_and_boot_state() -> None:
     assert (report.safety_mode, report.safety_mode_name) == (0, "BOOT")
     assert (report.software_digest, report.config_digest) == ("ab" * 32, "cd" * 32)
     assert report.guardian_on_duty == "G-440304-0007" and report.checkpoint is None
+    assert report.open_incidents == 0
 
 
 def test_watched_topics_by_resolved_name_stale_until_received_then_fresh() -> None:
@@ -54,6 +55,20 @@ def test_mode_change_is_reported_once_and_an_unknown_number_changes_nothing() ->
         reporter.on_safety_mode(99)
     report = reporter.next_report(101.0)
     assert (report.safety_mode, report.safety_mode_name) == (3, "SAFE_STOP")
+
+
+@pytest.mark.clause("4.5", "6.4c")
+def test_open_incident_count_is_carried_and_a_change_is_reported_once() -> None:
+    reporter = _reporter()
+    assert reporter.on_open_incidents(2)
+    assert not reporter.on_open_incidents(2)
+    assert reporter.next_report(101.0).open_incidents == 2 == reporter.open_incidents
+    assert reporter.on_open_incidents(0)
+    assert reporter.next_report(102.0).open_incidents == 0
+    for wrong in (-1, 2**32, True, 1.0):
+        with pytest.raises(ValueError):
+            reporter.on_open_incidents(wrong)  # type: ignore[arg-type]
+    assert reporter.open_incidents == 0
 
 
 def test_latest_checkpoint_is_carried() -> None:
@@ -95,3 +110,14 @@ def test_sequence_strictly_increases_by_one_and_uptime_never_decreases(steps: li
 def test_refuses_a_non_finite_time() -> None:
     with pytest.raises(ValueError):
         _reporter().next_report(float("nan"))
+
+
+def test_the_guardian_on_duty_follows_the_guard_and_an_empty_name_keeps_it() -> None:
+    reporter = HeartbeatReporter(RobotIdentity("440304-RB-2026-000123-8", "Futian-Guide-01", "Futian"),
+                                 TopicWatch([], 0.5, 0.0), {}, "s" * 64, "", "G-440304-0007", 0.0)
+    assert not reporter.on_guardian_on_duty("")
+    assert reporter.on_guardian_on_duty("G-440304-0008")
+    assert not reporter.on_guardian_on_duty("G-440304-0008")
+    assert reporter.next_report(1.0).guardian_on_duty == "G-440304-0008"
+    with pytest.raises(ValueError):
+        reporter.on_guardian_on_duty(7)  # type: ignore[arg-type]

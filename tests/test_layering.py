@@ -1,7 +1,7 @@
 """The layering rule of the README: pure concept packages never reach rclpy, directly or through imports.
 
 - ``ros/`` and ``nodes/`` may import rclpy; in ``cli/`` only the node starters may.
-- The concept packages (trust, hardware, safety, status, department, blackbox, sim) import neither
+- The concept packages (trust, hardware, safety, guardians, incidents, status, department, blackbox, sim) import neither
   rclpy nor ``ros/``, ``nodes/`` or ``cli/``, at module level or inside a function.
 - Importing any pure module in a fresh interpreter loads no rclpy (checked at run time too, so an
   indirect import through another library is caught).
@@ -19,7 +19,7 @@ import pytest
 import ftrobot_guard
 
 PACKAGE_DIR = Path(ftrobot_guard.__file__).parent
-PURE_PACKAGES = ("trust", "hardware", "safety", "status", "department", "blackbox", "sim")
+PURE_PACKAGES = ("trust", "hardware", "safety", "guardians", "incidents", "status", "department", "blackbox", "sim")
 ROS_PACKAGES = ("ros", "nodes")
 CLI_NODE_STARTERS = ("cli/run_commands.py", "cli/demo.py", "cli/demo_guard.py")
 FORBIDDEN_IN_PURE = ("rclpy", "ftrobot_guard.ros", "ftrobot_guard.nodes", "ftrobot_guard.cli")

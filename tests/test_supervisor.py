@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from ftrobot_msgs.msg import GuardianCommand
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from ftrobot_guard.guardians.command_authentication import (
+    AuthenticatedReset,
+    GuardianCommandVerifier,
+    GuardianVerdict,
+    Refusal,
+)
+from ftrobot_guard.guardians.guardian_commands import GuardianAction
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.safety.modes import SafetyMode
-from ftrobot_guard.safety.reset_authorization import (
-    ACTION_RESET,
-    GUARDIAN_COMMAND_DOMAIN,
-    AuthenticatedReset,
-    GuardianResetVerifier,
-    ResetRefused,
-)
 from ftrobot_guard.safety.response_policy import Response, ResponsePolicy, Severity
 from ftrobot_guard.safety.supervisor import (
     STOP_MODES,
@@ -31,52 +29,42 @@ from ftrobot_guard.safety.supervisor import (
     SupervisorConfig,
     SupervisorOutput,
 )
-from ftrobot_guard.trust.certificates import (
-    CertificateVerifier,
-    certificate_der,
-    create_department_ca,
-    issue_guardian_certificate,
-)
-from ftrobot_guard.trust.signed_fields import message_fields, sign_fields
+from guardian_testkit import OTHER_ROBOT, WALL, Department, verifier_for
 
-ROBOT = "440304-RB-2026-000123-8"
 GUARDIAN = "G-440304-0007"
-WALL = dt.datetime.now(dt.UTC).replace(microsecond=0)
 RANK = {SafetyMode.SAFE_STOP: 1, SafetyMode.POWER_DOWN: 2, SafetyMode.ESTOP: 3}
 
 
 class Guardians:
-    """A department CA, one registered guardian and a real verifier: the only way to an AuthenticatedReset."""
+    """A department CA, one registered guardian and the verifier the guard uses: an AuthenticatedReset comes only
+    from the verdict on an accepted RESET (GuardianCommandVerifier.check(...).authorization)."""
 
     def __init__(self, role: str = "operator") -> None:
-        ca_key = ed25519.Ed25519PrivateKey.generate()  # generated per run, never committed
-        self.ca = create_department_ca("Futian Department", ca_key, 3650, now=WALL - dt.timedelta(days=1))
-        self.key = ed25519.Ed25519PrivateKey.generate()
-        self.certificate = issue_guardian_certificate(
-            self.ca, ca_key, self.key.public_key(), GUARDIAN, "Li Wei", role, "Futian Department",
-            WALL - dt.timedelta(days=1), WALL + dt.timedelta(days=365))
-        self.verifier = GuardianResetVerifier(CertificateVerifier([self.ca]),
-                                              {GUARDIAN: certificate_der(self.certificate)}, ROBOT,
-                                              allowed_roles=frozenset({"operator"}))
+        self.department = Department()  # keys generated per run, never committed
+        self.guardian = self.department.guardian(GUARDIAN, role)
+        self.verifier: GuardianCommandVerifier = verifier_for(self.department, {GUARDIAN: self.guardian.der})
         self._tokens: dict[float, AuthenticatedReset] = {}
 
-    def command(self, action: int = ACTION_RESET, robot: str = ROBOT, guardian: str = GUARDIAN,
-                issued: dt.datetime = WALL, nonce: bytes | None = None,
-                key: ed25519.Ed25519PrivateKey | None = None) -> tuple[dict[str, Any], bytes]:
-        """A signed ftrobot_msgs/GuardianCommand, as the fields the verifier receives."""
-        message = GuardianCommand(guardian_id=guardian, robot_id=robot, action=action, argument="",
-                                  reason="cause cleared: floor dried")
-        message.issued_at.sec, message.issued_at.nanosec = int(issued.timestamp()), 0
-        message.nonce = list(nonce if nonce is not None else os.urandom(16))
-        fields = message_fields(message)
-        return fields, sign_fields(key or self.key, GUARDIAN_COMMAND_DOMAIN, fields)
+    def command(self, action: GuardianAction = GuardianAction.RESET, **change: Any) -> tuple[dict[str, Any], bytes]:
+        """The signed fields and signature of a command from the guardian (``change``: Guardian.command's keywords)."""
+        return self.guardian.command(action, reason="cause cleared: floor dried", **change)
+
+    def check(self, fields: Any, signature: bytes, now: float = 0.0, wall: dt.datetime = WALL) -> GuardianVerdict:
+        return self.verifier.check(fields, signature, now, wall)
 
     def token(self, now: float) -> AuthenticatedReset:
         """A RESET authenticated at supervisor time ``now`` (one per time: tokens carry no nonce of their own)."""
         if now not in self._tokens:
-            fields, signature = self.command()
-            self._tokens[now] = self.verifier.authenticate(fields, signature, now, WALL)
+            verdict = self.check(*self.command(), now)
+            assert verdict.authorization is not None, verdict
+            self._tokens[now] = verdict.authorization
         return self._tokens[now]
+
+
+def refused(verdict: GuardianVerdict, refusal: Refusal, fragment: str) -> None:
+    """Refused for ``refusal``, one line naming ``fragment``, and no AuthenticatedReset."""
+    assert (verdict.accepted, verdict.refusal, verdict.authorization) == (False, refusal, None), verdict
+    assert fragment in verdict.reason and "\n" not in verdict.reason, verdict.reason
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +213,37 @@ def test_reduced_holds_while_a_request_or_a_warning_stands() -> None:
     assert out.mode is SafetyMode.NORMAL and out.forward_commands   # no stop was left: no re-anchoring needed
 
 
+def test_pause_holds_a_running_robot_until_resume_then_re_anchors() -> None:
+    supervisor = running()
+    out = supervisor.pause("guardian:G-1", "crowd at the counter", 1.0)
+    assert out.mode is SafetyMode.PAUSED and out.changed and not out.latched
+    assert not out.forward_commands and out.actuation_request is ActuationMode.HOLD and out.speed_scale == 0.0
+    assert supervisor.tick(500.0).mode is SafetyMode.PAUSED          # a pause does not escalate
+    assert not supervisor.pause("guardian:G-1", "again", 501.0).accepted
+    out = supervisor.resume("guardian:G-1", "crowd gone", 502.0)
+    assert out.mode is SafetyMode.NORMAL and out.reanchor_required and not out.forward_commands
+    assert supervisor.reanchored(502.1).forward_commands
+
+
+def test_pause_keeps_a_standing_reduction_and_a_stop_overrides_it() -> None:
+    supervisor = running()
+    supervisor.anomaly(AnomalyEvent("thermal", "left_knee_joint", Severity.WARNING, True), 1.0)
+    assert supervisor.pause("guardian:G-1", "break", 2.0).mode is SafetyMode.PAUSED
+    assert supervisor.resume("guardian:G-1", "break over", 3.0).mode is SafetyMode.REDUCED
+    supervisor.pause("guardian:G-1", "break", 4.0)
+    assert supervisor.estop("estop", "button", 5.0).mode is SafetyMode.ESTOP
+    out = supervisor.resume("guardian:G-1", "try", 6.0)
+    assert out.mode is SafetyMode.ESTOP and not out.accepted and "RESET" in out.note
+
+
+def test_pause_is_ignored_when_not_running() -> None:
+    supervisor = Supervisor(SupervisorConfig(), 0.0)
+    assert supervisor.pause("guardian:G-1", "x", 1.0).mode is SafetyMode.BOOT
+    supervisor = running()
+    supervisor.stop(SafetyMode.SAFE_STOP, "supervisor", "test", 1.0)
+    assert supervisor.pause("guardian:G-1", "x", 2.0).mode is SafetyMode.SAFE_STOP
+
+
 # -- RESET -----------------------------------------------------------------------------------------
 
 
@@ -268,10 +287,10 @@ def test_an_authenticated_reset_cannot_be_made_or_changed_by_hand(guardians: Gua
     with pytest.raises(TypeError):
         type("Fake", (AuthenticatedReset,), {})
     with pytest.raises(TypeError):
-        type("Lenient", (GuardianResetVerifier,), {})
+        type("Lenient", (GuardianCommandVerifier,), {})
     token = guardians.token(0.0)
     with pytest.raises(AttributeError):
-        token._authenticated_at = 99.0  # type: ignore[misc]
+        token._authenticated_at = 99.0
     import copy
     import pickle
     with pytest.raises(TypeError):
@@ -284,39 +303,44 @@ def test_an_authenticated_reset_cannot_be_made_or_changed_by_hand(guardians: Gua
     assert out.mode is SafetyMode.ESTOP and "not an authenticated RESET" in out.note
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    ({"action": 1}, "is not RESET"),
-    ({"robot": "440304-RB-2026-000124-6"}, "addressed to robot"),
-    ({"guardian": "G-999"}, "not registered"),
-    ({"issued": WALL - dt.timedelta(seconds=30)}, "more than 5 s from now"),
-    ({"nonce": b"short"}, "nonce must be 16 bytes"),
-    ({"key": ed25519.Ed25519PrivateKey.generate()}, "signature does not verify"),
+def test_only_an_accepted_reset_carries_an_authenticated_reset(guardians: Guardians) -> None:
+    estop = guardians.check(*guardians.command(GuardianAction.ESTOP), 3.0)
+    assert estop.accepted and estop.action is GuardianAction.ESTOP and estop.authorization is None
+    reset = guardians.check(*guardians.command(), 3.5)
+    assert reset.accepted and reset.action is GuardianAction.RESET and reset.authorization is not None
+    token = reset.authorization
+    assert (token.guardian_id, token.role, token.authenticated_at) == (GUARDIAN, "operator", 3.5)
+
+
+@pytest.mark.parametrize(("change", "tamper", "refusal", "fragment"), [
+    ({"robot": OTHER_ROBOT}, {}, Refusal.WRONG_ROBOT, "addressed to robot"),
+    ({"guardian_id": "G-999"}, {}, Refusal.UNKNOWN_GUARDIAN, "not registered"),
+    ({"issued": WALL - dt.timedelta(seconds=30)}, {}, Refusal.STALE, "more than 5 s from now"),
+    ({}, {"nonce": b"short"}, Refusal.MALFORMED, "nonce must be 16 bytes"),
+    ({"key": ed25519.Ed25519PrivateKey.generate()}, {}, Refusal.FORGED, "signature does not verify"),
 ])
-def test_guardian_reset_verifier_refusals(guardians: Guardians, change: dict[str, Any], fragment: str) -> None:
+def test_reset_refusals_carry_no_authenticated_reset(guardians: Guardians, change: dict[str, Any],
+                                                      tamper: dict[str, Any], refusal: Refusal,
+                                                      fragment: str) -> None:
     fields, signature = guardians.command(**change)
-    with pytest.raises(ResetRefused) as info:
-        guardians.verifier.authenticate(fields, signature, 0.0, WALL)
-    assert fragment in str(info.value) and "\n" not in str(info.value)
+    fields.update(tamper)   # after signing: what a sender could put on the wire
+    refused(guardians.check(fields, signature), refusal, fragment)
 
 
-def test_guardian_reset_verifier_refuses_replays_wrong_roles_and_tampering(guardians: Guardians) -> None:
+def test_replayed_tampered_unauthorized_and_expired_resets_carry_no_authenticated_reset(guardians: Guardians) -> None:
     fields, signature = guardians.command()
-    assert guardians.verifier.authenticate(fields, signature, 5.0, WALL).guardian_id == GUARDIAN
-    with pytest.raises(ResetRefused, match="replayed"):
-        guardians.verifier.authenticate(fields, signature, 5.1, WALL)
+    token = guardians.check(fields, signature, 5.0).authorization
+    assert token is not None and token.guardian_id == GUARDIAN
+    refused(guardians.check(fields, signature, 5.1), Refusal.REPLAYED, "replayed")
     fields, signature = guardians.command()
     fields["reason"] = "changed after signing"
-    with pytest.raises(ResetRefused, match="signature does not verify"):
-        guardians.verifier.authenticate(fields, signature, 5.2, WALL)
+    refused(guardians.check(fields, signature, 5.2), Refusal.FORGED, "signature does not verify")
     visitor = Guardians(role="visitor_guide")
-    fields, signature = visitor.command()
-    with pytest.raises(ResetRefused, match="may not RESET"):
-        visitor.verifier.authenticate(fields, signature, 0.0, WALL)
+    refused(visitor.check(*visitor.command()), Refusal.ROLE_NOT_ALLOWED, "may not RESET")
     fields, signature = guardians.command()
-    with pytest.raises(ResetRefused, match="certificate refused"):
-        guardians.verifier.authenticate(fields, signature, 0.0, WALL + dt.timedelta(days=400))
-    with pytest.raises(ResetRefused, match="exactly the fields"):
-        guardians.verifier.authenticate({"action": 7}, signature, 0.0, WALL)
+    refused(guardians.check(fields, signature, 0.0, WALL + dt.timedelta(days=400)), Refusal.CERTIFICATE_INVALID,
+            "certificate refused")
+    refused(guardians.check({"action": 7}, signature), Refusal.MALFORMED, "exactly the fields")
 
 
 # -- stateful: no event sequence leaves a latched stop without a valid RESET ------------------------
@@ -388,8 +412,20 @@ class SupervisorMachine(RuleBasedStateMachine):
         self._apply(self.supervisor.reduce("guardian:G-1", "crowd", self.now))
 
     @rule()
+    def pause(self) -> None:
+        before = self.before
+        out = self._apply(self.supervisor.pause("guardian:G-1", "break", self.now))
+        if before.mode.forwards_motion:
+            assert out.mode is SafetyMode.PAUSED and not out.forward_commands
+        else:
+            assert out.mode is before.mode
+
+    @rule()
     def resume(self) -> None:
-        self._apply(self.supervisor.resume("guardian:G-1", "done", self.now))
+        before = self.before
+        out = self._apply(self.supervisor.resume("guardian:G-1", "done", self.now))
+        if before.mode is SafetyMode.PAUSED:
+            assert out.mode in (SafetyMode.NORMAL, SafetyMode.REDUCED) and not out.forward_commands
 
     @rule()
     def reanchored(self) -> None:

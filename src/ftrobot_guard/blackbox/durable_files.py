@@ -1,5 +1,8 @@
-"""Durable file operations of the log directory: a new file written whole and fsynced (file and
-directory) before anyone relies on it, directory fsyncs, and one-line explanations of OS errors."""
+"""Durable file operations: a new file written whole and fsynced (file and directory) before anyone relies
+on it, a small file replaced atomically, directory fsyncs, and one-line explanations of OS errors.
+
+Used by the black box's log directory and by the guard's small state files (replay memory, duty roster,
+incidents)."""
 
 from __future__ import annotations
 
@@ -51,4 +54,24 @@ def write_new_file(path: Path, data: bytes, mode: int, action: str) -> None:
         fsync_directory(path.parent)
     except OSError as exc:
         path.unlink(missing_ok=True)
+        raise LogWriteError(describe_os_error(path, exc, action)) from None
+
+
+def replace_atomically(path: Path, data: bytes, mode: int, action: str) -> None:
+    """Replace ``path`` with ``data`` atomically and durably: a fresh file beside it is written and fsynced,
+    renamed over ``path``, then the directory is fsynced. A crash leaves the old file or the new one, never a
+    mix. Raises LogWriteError (one line naming the file and ``action``); the temporary file is removed."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        write_new_file(tmp, data, mode, action)
+        os.replace(tmp, path)
+        fsync_directory(path.parent)
+    except LogWriteError:
+        raise
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise LogWriteError(describe_os_error(path, exc, action)) from None

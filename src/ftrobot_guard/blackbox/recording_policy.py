@@ -3,9 +3,10 @@
 Tiers:
 - ``event``: every message in full (safety state, anomalies, guardian commands, gate decisions,
   heartbeats, parameter changes);
-- ``incident``: like ``event``, and each message freezes the full-rate ring: the ring's last
+- ``incident``: like ``event``, and each new message freezes the full-rate ring: the ring's last
   ``ring_seconds`` are written to the log and state topics are then logged at full rate for
-  ``post_incident_s``;
+  ``post_incident_s``. A message identical to one seen before on that topic (a re-publication: the
+  guard re-sends an unacknowledged incident report byte for byte) is recorded but freezes nothing;
 - ``state``: robot state; kept at full rate in an in-memory ring (bounded by time and bytes) and
   written to the long-term log decimated to ``long_term_hz`` (0: only around incidents).
 
@@ -15,15 +16,17 @@ with qos one of ``reliable`` (default), ``sensor`` (best effort), ``latched`` (t
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ftrobot_guard.blackbox.record_format import Entry, Tier
 
 TIERS = ("event", "incident", "state")
+REMEMBERED_INCIDENT_MESSAGES = 1024   # digests of incident-tier messages that froze the ring
 QOS_NAMES = ("reliable", "sensor", "latched")
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*/msg/[A-Z][A-Za-z0-9]*\Z")
 _TOPIC = re.compile(r"^/?[A-Za-z_~{][A-Za-z0-9_/{}~]*\Z")
@@ -139,12 +142,13 @@ class TwoTierRecorder:
         self._last_kept: dict[str, int] = {}
         self.incidents = 0
         self.guardian = ""
+        self._frozen_by: OrderedDict[bytes, None] = OrderedDict()
 
     def on_message(self, spec: TopicSpec, data: bytes, time_ns: int) -> None:
         guardian = self.guardian
         if spec.tier != "state":
             self._sink(Entry(time_ns, spec.topic, spec.type_name, data, guardian, Tier.EVENT))
-            if spec.tier == "incident":
+            if spec.tier == "incident" and self._first_time(spec.topic, data):
                 self.freeze(time_ns)
             return
         if time_ns <= self._full_rate_until:
@@ -159,6 +163,15 @@ class TwoTierRecorder:
                 self._sink(Entry(time_ns, spec.topic, spec.type_name, data, guardian, Tier.LONG_TERM))
                 logged = True
         self.ring.push(_RingItem(time_ns, spec, data, guardian, logged))
+
+    def _first_time(self, topic: str, data: bytes) -> bool:
+        digest = hashlib.sha256(topic.encode() + b"\0" + bytes(data)).digest()
+        if digest in self._frozen_by:
+            return False
+        self._frozen_by[digest] = None
+        if len(self._frozen_by) > REMEMBERED_INCIDENT_MESSAGES:
+            self._frozen_by.popitem(last=False)
+        return True
 
     def freeze(self, time_ns: int) -> int:
         """Persist the ring (what the long-term log does not already hold) and log state at full

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from ftrobot_guard.cli.demo_checklist import (
     Checklist,
     StepFailed,
     environment,
+    run_cli,
     say,
     start_ftrobot,
     stop_process,
@@ -44,25 +44,38 @@ from ftrobot_guard.cli.demo_guard import (
     CONTROLLER_NODE,
     GuardDemo,
     arms_step,
-    estop_step,
     outside_envelope_step,
     rogue_step,
     trip_step,
     wait_normal,
 )
+from ftrobot_guard.cli.demo_guardians import (
+    GuardianDesk,
+    acknowledge_step,
+    guardian_estop_step,
+    incident_seen_step,
+    reset_step,
+)
 from ftrobot_guard.department.fleet_monitor import Alert, AlertKind, RobotRow, SignatureState
 from ftrobot_guard.department.fleet_table import render_alert, render_table
-from ftrobot_guard.trust.dev_credentials import DepartmentFiles, RobotFiles, make_department, make_robot
+from ftrobot_guard.trust.dev_credentials import (
+    DepartmentFiles,
+    RobotFiles,
+    make_department,
+    make_guardian,
+    make_robot,
+)
 from ftrobot_guard.trust.identity import make_identity_number
 
 ROBOT_NS = "/futian/robot01"
+GUARDIAN_ID = "G-440304-0007"
+OFFICER_ID = "D-440304-0001"
 IMPOSTOR_NS = "/street/impostor"
 
 # Deadlines (s). Generous: on a cold machine the first start of a process imports rclpy, cryptography and
 # MuJoCo from a cold disk cache and compiles the G1 model; a passing step does not wait for its deadline.
 COLD_START_S = 60.0  # a started process shows its first effect (heartbeat, ground truth, sim inputs)
 REPLY_DEADLINE_S = 10.0  # a running process answers (service reply, signature verdict, mode change)
-CLI_DEADLINE_S = 120.0  # an `ftrobot` auditor command finishes
 SCHEDULING_SLACK_S = 1.0  # timers on a busy 2-core machine, on top of a bound the design states
 DAMPING_WATCH_S = 4.0  # simulated seconds the demo watches the robot in DAMPING
 IMPOSTOR_RETRIES = 2  # impostor heartbeats watched after its refusal, before judging "did not clear"
@@ -70,7 +83,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The demo's site envelope: the simulated G1, the guard, the recorder and the department monitor share two
 # cores here, and the simulator's 500 Hz streams stall for 0.1-0.2 s now and then (measured); the
 # committed envelope's 0.1 s is for a robot whose driver has a computer of its own.
-DEMO_INPUT_AGES = {"joint_states": 0.25, "imu": 0.25, "odom": 0.3}
+DEMO_INPUT_AGES = {"joint_states": 0.25, "imu": 0.25, "odom": 0.3, "actuator_temperatures": 1.0}
 
 
 def _yaml_list(items: list[str]) -> str:
@@ -78,7 +91,7 @@ def _yaml_list(items: list[str]) -> str:
 
 
 def _robot_params(path: Path, robot: RobotFiles, department: DepartmentFiles, with_sim: bool,
-                  envelope: Path | None = None) -> Path:
+                  envelope: Path | None = None, guardians: Path | None = None, state: Path | None = None) -> Path:
     watched = ["joint_states:sensor_msgs/msg/JointState", "imu:sensor_msgs/msg/Imu"] if with_sim else []
     watched_line = f"    watched_topics: {_yaml_list(watched)}\n" if watched else ""
     guard = "" if envelope is None else (
@@ -87,6 +100,13 @@ def _robot_params(path: Path, robot: RobotFiles, department: DepartmentFiles, wi
         f'    envelope_file: "{envelope}"\n'
         f'    department_ca_files: ["{department.ca_certificate}"]\n'
         f'    input_publishers: ["guard/in/joint_command={ROBOT_NS}/{CONTROLLER_NODE}"]\n'
+        f'    private_key_file: "{robot.private_key}"\n'
+        f'    certificate_file: "{robot.certificate}"\n'
+        f'    state_directory: "{state}"\n'
+        f'    guardian_certificates_dir: "{guardians}"\n'
+        f'    guardian_on_duty: "{GUARDIAN_ID}"\n'
+        f'    guardian_contacts: ["{GUARDIAN_ID}=+86 755 8888 0007 (service hall duty phone)"]\n'
+        '    incident_scope: "Futian-Guide-01 and the visitors around it in the (simulated) service hall"\n'
     )
     path.write_text(guard +
         "/**/heartbeat:\n  ros__parameters:\n"
@@ -109,6 +129,9 @@ def _recorder_params(path: Path, robot: RobotFiles, auditor_pub: Path, log_dir: 
     topics = [
         "safety_state|ftrobot_msgs/msg/SafetyState|event|0|latched",
         "anomalies|ftrobot_msgs/msg/Anomaly|event",
+        "incidents|ftrobot_msgs/msg/IncidentReport|incident|0|latched",
+        "guardian/command|ftrobot_msgs/msg/GuardianCommand|event",
+        "guardian/result|ftrobot_msgs/msg/GuardianCommandResult|event",
         "estop|std_msgs/msg/Bool|event",
         "hw/joint_command|trajectory_msgs/msg/JointTrajectory|state|1.0",
         "heartbeat|ftrobot_msgs/msg/Heartbeat|event",
@@ -133,16 +156,7 @@ def _recorder_params(path: Path, robot: RobotFiles, auditor_pub: Path, log_dir: 
 
 def _cli(args: list[str], env: dict[str, str]) -> int:
     """Run an `ftrobot` command as an auditor would, showing its output indented; -1 when it hangs."""
-    print(f"$ ftrobot {' '.join(args)}")
-    try:
-        result = subprocess.run([sys.executable, "-m", "ftrobot_guard.cli.main", *args], env=env, check=False,
-                                capture_output=True, text=True, timeout=CLI_DEADLINE_S)
-    except subprocess.TimeoutExpired:
-        print(f"    (no answer within the {CLI_DEADLINE_S:.0f} s deadline)")
-        return -1
-    for line in (result.stdout + result.stderr).splitlines()[:14]:
-        print(f"    {line}")
-    return result.returncode
+    return run_cli(args, env)[0]
 
 
 def _pictures(directory: Path) -> list[Path]:
@@ -191,6 +205,11 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     print(f"department CA  {department.ca_certificate}")
     print(f"robot          {robot.identity_number} '{robot.robot_name}' key {robot.private_key} (mode 0600)")
     print(f"impostor       same identity number, certificate from a forged CA ({forger.ca_certificate})")
+    guardian_dir = keys / "robot01" / "guardians"
+    guardian = make_guardian(keys / "guardians", guardian_dir, department, GUARDIAN_ID, "Li Wei", "operator")
+    officer = make_guardian(keys / "guardians", guardian_dir, department, OFFICER_ID, "Chen Jing", "officer")
+    print(f"guardian       {guardian.guardian_id} (operator, on duty) key {guardian.private_key}; "
+          f"officer {officer.guardian_id} (department, acknowledges incidents); certificates in {guardian_dir}")
     from ftrobot_guard.trust.keys import generate_private_key, write_private_key, write_public_key
 
     auditor_key = generate_private_key("x25519")
@@ -210,7 +229,8 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
         print(f"envelope       {envelope}: the committed G1 envelope, open all hours, input ages "
               f"{', '.join(f'{k} {v:g} s' for k, v in DEMO_INPUT_AGES.items())} (the simulator shares two cores "
               "with the whole stack), signed by the department (.sig next to it)")
-    robot_params = _robot_params(run_dir / "robot.yaml", robot, department, with_sim, envelope)
+    robot_params = _robot_params(run_dir / "robot.yaml", robot, department, with_sim, envelope, guardian_dir,
+                                 run_dir / "guard_state")
     recorder_params = _recorder_params(run_dir / "recorder.yaml", robot, auditor_pub, log_dir)
     impostor_params = _robot_params(run_dir / "impostor.yaml", impostor, forger, False)
 
@@ -327,11 +347,15 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             arms_step(demo_controller, checks)
             say("2c. Commands outside the envelope: clamped, or refused with a reason")
             outside_envelope_step(demo_controller, checks)
-            say("2d. The e-stop: stop at once, lower to rest, power off (stop category 1)")
-            estop_step(demo_controller, checks, (sim, guard_proc))
-            show("the department sees the robot in ESTOP")
-            say("2e. A fresh start (the robot stood up again; a latched stop is left only by a guardian RESET or "
-                "a restart)")
+            desk = GuardianDesk(guardian, officer, ROBOT_NS, robot.identity_number, env)
+            say("2d. The guardian on duty e-stops the robot from the command line while its arms move "
+                "(signed; stop category 1: stop, lower to rest, power off)")
+            guardian_estop_step(demo_controller, checks, desk, (sim, guard_proc))
+            say("2e. The department is told: a signed incident report; a forged RESUME changes nothing")
+            incident_seen_step(demo_controller, checks, desk, monitor, lambda: [a for _, a in alerts])
+            show("the department sees the robot in ESTOP, with an open incident")
+            say("2f. A fresh start (the robot stood up again; a latched stop is left only by a guardian RESET or "
+                "a restart; the open incident is kept on the robot's disk)")
             for process in (guard_proc, sim):
                 stop_process(process)
             demo_controller.forget()
@@ -339,9 +363,18 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             guard_proc = start_ftrobot(["up", "robot", "--process", "guard", "--params", str(robot_params),
                                         "--namespace", ROBOT_NS], logs / "guard2.log", env)
             wait_normal(demo_controller, checks, COLD_START_S, (sim, guard_proc))
-            say("2f. A rogue node publishes on hw/joint_command, around the guard")
-            rogue_step(demo_controller, checks, (sim, guard_proc))
-            say("2g. The robot trips while stopped: the fall is detected and made as soft as it can be")
+            checks.check((s := demo_controller.state()) is not None and s.open_incidents == 1,
+                         "after the restart the robot still reports its open incident (kept on disk until "
+                         "acknowledged)")
+            say("2g. A rogue node publishes on hw/joint_command, around the guard")
+            rogue_step(demo_controller, checks, (sim, guard_proc), clear=False)
+            say("2h. The guardian's RESET: refused while the cause is present, accepted once it is cleared, "
+                "never replayed")
+            reset_step(demo_controller, checks, desk, (sim, guard_proc))
+            say("2i. The department acknowledges the incidents")
+            acknowledge_step(checks, desk, monitor, lambda: [a for _, a in alerts])
+            show("the incidents acknowledged")
+            say("2j. The robot trips: the fall is detected and made as soft as it can be")
             trip_step(demo_controller, checks, (sim, guard_proc))
 
         say("3. The robot's heartbeat stops (its process is stopped)")

@@ -109,3 +109,22 @@ class Checklist:
     def failed(self, exc: StepFailed) -> None:
         """A step the rest of the scenario needs did not happen: say which, and how long it was given."""
         self.check(False, f"gave up: {exc}")
+
+
+CLI_DEADLINE_S = 120.0  # an `ftrobot` command finishes
+
+
+def run_cli(args: list[str], env: dict[str, str], shown_lines: int = 14) -> tuple[int, str]:
+    """Run an `ftrobot` command as a guardian or auditor would, showing its output indented: (exit code, output);
+    exit code -1 when it hangs past :data:`CLI_DEADLINE_S`."""
+    print(f"$ ftrobot {' '.join(args)}", flush=True)
+    try:
+        result = subprocess.run([sys.executable, "-m", "ftrobot_guard.cli.main", *args], env=env, check=False,
+                                capture_output=True, text=True, timeout=CLI_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        print(f"    (no answer within the {CLI_DEADLINE_S:.0f} s deadline)")
+        return -1, ""
+    output = result.stdout + result.stderr
+    for line in output.splitlines()[:shown_lines]:
+        print(f"    {line}")
+    return result.returncode, output

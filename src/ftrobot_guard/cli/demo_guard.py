@@ -2,9 +2,9 @@
 
 A node of the demo, ``demo_controller`` (on the guard's input allowlist), plays the robot's own
 controller: it moves the arms through ``guard/in/joint_command``, sends a command outside the envelope,
-presses the ``estop``, and asks the simulator for faults (a rogue publisher on ``hw/joint_command``, a
-trip). It watches ``safety_state``, ``anomalies``, ``hw/joint_command`` and the simulator's ground truth;
-every ``ok`` is a condition on those.
+sends guardian commands (cli/demo_guardians.py), and asks the simulator for faults (a rogue publisher on
+``hw/joint_command``, a trip). It watches ``safety_state``, ``anomalies``, ``hw/joint_command``,
+``guardian/result`` and the simulator's ground truth; every ``ok`` is a condition on those.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from ftrobot_msgs.msg import Anomaly, SafetyState, SimGroundTruth
+from ftrobot_msgs.msg import Anomaly, GuardianCommand, GuardianCommandResult, SafetyState, SimGroundTruth
 from ftrobot_msgs.srv import InjectFault
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ftrobot_guard.cli.demo_checklist import Checklist, StepFailed, wait_for
 from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
-from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
+from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, LATCHED
 
 CONTROLLER_NODE = "demo_controller"
 ARM_JOINTS = ("left_shoulder_pitch_joint", "left_elbow_joint", "right_shoulder_pitch_joint", "right_elbow_joint")
@@ -50,6 +49,7 @@ class _Seen:
     joints: JointState | None = None
     gate: dict[str, str] = field(default_factory=dict)     # the guard's latest /diagnostics gate values
     gate_at: float = 0.0                                   # time.monotonic() when they arrived
+    results: list[GuardianCommandResult] = field(default_factory=list)   # guardian/result
 
 
 class GuardDemo:
@@ -67,11 +67,12 @@ class GuardDemo:
         node.create_subscription(JointTrajectory, "hw/joint_command",
                                  lambda _m: seen.forwarded.append(time.monotonic()), COMMANDS)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        node.create_subscription(GuardianCommandResult, "guardian/result", seen.results.append, EVENTS)
+        self._guardian = node.create_publisher(GuardianCommand, "guardian/command", GUARDIAN_COMMANDS)
         self._joints = BatchedIntake(f"{CONTROLLER_NODE}_intake", self._context, namespace)
         self._joints.subscribe(JointState, "joint_states", with_depth(qos_profile_sensor_data, 1),
                                lambda msg, _info: self._on_joints(msg))
         self._commands = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
-        self._estop = node.create_publisher(Bool, "estop", COMMANDS)
         self._faults = node.create_client(InjectFault, "sim/inject_fault")
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(node)
@@ -125,6 +126,11 @@ class GuardDemo:
     def raised(self, kind: str) -> list[Anomaly]:
         return [a for a in list(self.seen.anomalies) if a.active and a.kind == kind]
 
+    def raised_now(self, kind: str) -> bool:
+        """True while the latest anomaly of ``kind`` is a raise (not yet cleared)."""
+        latest = [a for a in list(self.seen.anomalies) if a.kind == kind]
+        return bool(latest) and latest[-1].active
+
     def truth(self) -> SimGroundTruth | None:
         return self.seen.truth[-1] if self.seen.truth else None
 
@@ -167,8 +173,19 @@ class GuardDemo:
             time.sleep(1.0 / COMMAND_RATE_HZ)
         return sent
 
-    def press_estop(self) -> None:
-        self._estop.publish(Bool(data=True))
+    def guardian_command(self, msg: GuardianCommand, deadline_s: float = 10.0) -> GuardianCommandResult:
+        """Publish a (signed, forged or replayed) guardian command and wait for the guard's result for its nonce."""
+        seen = len(self.seen.results)
+        self._guardian.publish(msg)
+        nonce = bytes(msg.nonce)
+
+        def result() -> GuardianCommandResult | None:
+            return next((r for r in list(self.seen.results)[seen:] if bytes(r.nonce) == nonce), None)
+
+        wait_for(lambda: result() is not None, deadline_s, "the guard's result on guardian/result")
+        found = result()
+        assert found is not None
+        return found
 
     def inject(self, kind: str, parameters: str, duration: float = 0.0) -> tuple[bool, str]:
         if not self._faults.wait_for_service(timeout_sec=10.0):
@@ -246,16 +263,11 @@ def outside_envelope_step(demo: GuardDemo, checks: Checklist) -> None:
         time.sleep(1.0 / COMMAND_RATE_HZ)
 
 
-def estop_step(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...]) -> None:
-    pressed = time.monotonic()
-    demo.press_estop()
-    checks.wait(lambda: demo.mode() == "ESTOP", 5.0, "estop (std_msgs/Bool true) obeyed: safety mode ESTOP, latched",
-                processes)
-    stopped = time.monotonic()
+def lowering_checks(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...], stopped: float) -> None:
+    """After an ESTOP (stop category 1) seen at ``stopped``: the hardware holds, the guard lowers the robot."""
     time.sleep(0.3)
     after = [t for t in demo.seen.forwarded if t > stopped + 0.05]
     truth = demo.truth()
-    print(f"    ESTOP seen {1000 * (stopped - pressed):.0f} ms after the press (including this demo's polling)")
     checks.check(truth is not None and truth.actuation_mode_name in ("HOLD", "NORMAL"),
                  "stop category 1: the hardware holds, then the guard lowers the robot to rest with its own commands",
                  f"hardware {truth.actuation_mode_name if truth else 'unknown'}, {len(after)} lowering commands so far")
@@ -268,7 +280,7 @@ def estop_step(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...]) -
               f"{truth.peak_impact_speed:.2f} m/s (a bare power cut from standing: ~3 m/s)")
 
 
-def rogue_step(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...]) -> None:
+def rogue_step(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...], clear: bool = True) -> None:
     accepted, message = demo.inject("rogue_publisher", "{}")
     checks.check(accepted, f"fault injected: a rogue node publishes on hw/joint_command ({message})")
     checks.wait(lambda: bool(demo.raised("rogue_hw_publisher")), 5.0,
@@ -279,7 +291,8 @@ def rogue_step(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...]) -
     checks.wait(lambda: demo.mode() == "SAFE_STOP" and (t := demo.truth()) is not None
                 and t.actuation_mode_name == "HOLD", 5.0,
                 "the robot is stopped (SAFE_STOP) and holds its posture: the rogue commands move nothing", processes)
-    demo.inject("clear", "{}")
+    if clear:
+        demo.inject("clear", "{}")
 
 
 def trip_step(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...]) -> None:

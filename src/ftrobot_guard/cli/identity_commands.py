@@ -15,7 +15,7 @@ from typing import Any, cast
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ftrobot_guard.cli.command_groups import command_group, days_argument
+from ftrobot_guard.cli.command_groups import CliError, command_group, days_argument
 from ftrobot_guard.trust.certificates import (
     CertificateError,
     CertificateFailure,
@@ -153,6 +153,14 @@ def _dept_init(args: argparse.Namespace) -> int:
     print(f"  valid until: {cert.not_valid_after_utc.isoformat()}")
     print(f"  fingerprint: {certificate_fingerprint(cert)}")
     return 0
+
+
+def load_department_ca(directory_text: str) -> tuple[x509.Certificate, ed25519.Ed25519PrivateKey]:
+    """The department CA certificate and key in a directory made by `ftrobot dept init`; CliError otherwise."""
+    try:
+        return _load_ca(directory_text)
+    except (_CommandError, KeyFileError, CertificateError, OSError) as exc:
+        raise CliError(f"--ca-dir {directory_text}: {exc}") from None
 
 
 def _load_ca(directory_text: str) -> tuple[x509.Certificate, ed25519.Ed25519PrivateKey]:

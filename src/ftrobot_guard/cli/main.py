@@ -7,10 +7,18 @@ import sys
 from collections.abc import Sequence
 
 from ftrobot_guard import __version__
-from ftrobot_guard.cli import department_commands, envelope_commands, identity_commands, log_commands, run_commands
+from ftrobot_guard.cli import (
+    department_commands,
+    envelope_commands,
+    guardian_commands,
+    identity_commands,
+    log_commands,
+    run_commands,
+)
 from ftrobot_guard.cli.command_groups import CliError
 
-_COMMAND_MODULES = (identity_commands, department_commands, envelope_commands, log_commands, run_commands)
+_COMMAND_MODULES = (identity_commands, department_commands, envelope_commands, guardian_commands, log_commands,
+                    run_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,7 +41,19 @@ the robot's row, refreshes its liveness or clears SILENT. Freshness, per identit
   the gid, a second publisher that takes over after the first stops with higher publication
   numbers is not seen; interleaved publishers always are.
 
-Alerts are raised once and cleared once, per robot and kind. Evidence alerts (bad/missing
+Incident reports (:mod:`ftrobot_guard.incidents.incident_report`): the node hands each received
+``ftrobot_msgs/IncidentReport`` as ``message_fields(msg)`` with ``msg.signature`` to
+:meth:`FleetMonitor.on_incident`, which authenticates it (:func:`verify_incident`: certificate chain
+and validity, signature, identity) and returns an :class:`IncidentOutcome`. A refused report raises
+the evidence alert of its refusal (BAD_SIGNATURE for a malformed one) on the claimed robot. The
+monitor keeps each robot's open incidents by incident id: a new one raises one INCIDENT alert (its
+detail names the incident id); its re-publications (also with updated measures) change nothing but
+the kept content; the report with ``acknowledged`` true closes it and clears that alert. Closed ids
+are remembered (the latest :data:`REMEMBERED_CLOSED_INCIDENTS` per robot), so a late or duplicated
+report never reopens an incident. Rows show the open incidents the department holds and the count the
+robot's latest heartbeat reports.
+
+Alerts are raised once and cleared once, per robot and kind (INCIDENT: per open incident). Evidence alerts (bad/missing
 signature, certificate problems, identity mismatch, duplicate, replay) clear when no new evidence
 has arrived for ``hold_s``; SILENT clears on the next genuine heartbeat; UNHEALTHY and SAFETY_MODE
 follow the genuine heartbeats' content and are raised again (once) when their detail changes,
@@ -50,11 +62,12 @@ e.g. SAFE_STOP -> ESTOP.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -67,6 +80,7 @@ from ftrobot_guard.department.heartbeat_reading import (
     read_heartbeat,
     read_serialized_heartbeat,
 )
+from ftrobot_guard.incidents.incident_report import IncidentRefusal, IncidentRefused, VerifiedIncident, verify_incident
 from ftrobot_guard.safety.modes import SafetyMode
 from ftrobot_guard.trust.certificates import (
     CertificateError,
@@ -80,6 +94,8 @@ from ftrobot_guard.trust.signed_fields import SIGNATURE_LENGTH
 NORMAL_MODE_NAME = SafetyMode.NORMAL.name
 MAX_IDENTITY_KEY_LENGTH = 64
 MAX_SESSIONS_PER_ROBOT = 8
+MAX_OPEN_INCIDENTS_PER_ROBOT = 1024
+REMEMBERED_CLOSED_INCIDENTS = 1024
 
 
 class AlertKind(enum.IntEnum):
@@ -95,6 +111,7 @@ class AlertKind(enum.IntEnum):
     REPLAY = 8
     UNHEALTHY = 9
     SAFETY_MODE = 10
+    INCIDENT = 11
 
 
 EVIDENCE_KINDS = frozenset(
@@ -157,6 +174,32 @@ class HeartbeatOutcome:
         return self.refusal is None
 
 
+class IncidentChange(enum.Enum):
+    """What an incident report changed at the department."""
+
+    OPENED = "opened"  # a new open incident: an INCIDENT alert is raised
+    UPDATED = "updated"  # an open incident re-published with changed content (e.g. escalated measures)
+    REPEATED = "repeated"  # an open incident re-published unchanged
+    CLOSED = "closed"  # the acknowledged report of an open incident: its alert is cleared
+    ALREADY_CLOSED = "already closed"  # a report of an incident closed before (or never seen open)
+    REFUSED = "refused"  # not authenticated; see ``refusal``
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentOutcome:
+    """What :meth:`FleetMonitor.on_incident` made of one incident report."""
+
+    change: IncidentChange
+    refusal: IncidentRefusal | None  # None: authenticated
+    reason: str  # why it was refused; "" when authenticated
+    alerts: tuple[Alert, ...]  # raised or cleared by this report
+    incident: VerifiedIncident | None = None  # what was authenticated
+
+    @property
+    def accepted(self) -> bool:
+        return self.refusal is None
+
+
 class Reception(NamedTuple):
     """How a heartbeat arrived, as far as the middleware tells (each item optional)."""
 
@@ -185,6 +228,20 @@ class RobotRow(NamedTuple):
     topic: str  # where its latest accepted heartbeat arrived
     publisher_gid: str  # hex gid of that heartbeat's DDS publisher; "" when the distribution does not say
     certificate_not_after: dt.datetime | None
+    open_incidents: int = 0  # incidents reported and not yet closed by an acknowledged report
+    heartbeat_open_incidents: int = 0  # the count the robot's latest accepted heartbeat reports
+
+
+@dataclass
+class _OpenIncident:
+    incident: VerifiedIncident
+    alert: Alert
+
+
+class _Claim(NamedTuple):
+    identity_number: object
+    robot_name: object
+    department: object
 
 
 @dataclass
@@ -225,6 +282,8 @@ class _Robot:
     certified_number: str = ""
     valid_from: dt.datetime | None = None
     valid_until: dt.datetime | None = None
+    incidents: OrderedDict[str, _OpenIncident] = field(default_factory=OrderedDict)
+    closed_incidents: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
 def _utc_now() -> dt.datetime:
@@ -333,7 +392,7 @@ class FleetMonitor:
         return robot
 
     def _evict_unverified(self, out: list[Alert]) -> None:
-        unverified = [r for r in self._robots.values() if not r.verified]
+        unverified = [r for r in self._robots.values() if not r.verified and not r.incidents]
         excess = len(unverified) - self._max_unverified
         if excess <= 0:
             return
@@ -534,6 +593,69 @@ class FleetMonitor:
         self._accepted += 1
         return HeartbeatOutcome(None, "", tuple(out), view)
 
+    # -- incident reports ---------------------------------------------------------------------
+
+    def on_incident(
+        self, mapping: Mapping[str, Any], signature: bytes, wall_clock: dt.datetime | None = None,
+        now_s: float | None = None,
+    ) -> IncidentOutcome:
+        """Judge one incident report (``message_fields(msg)``, ``msg.signature``) received at ``now_s``.
+
+        ``wall_clock`` (default: the monitor's clock) is the UTC time its certificate must be valid
+        at; ``now_s`` (default: the time of the latest heartbeat or check) the monotonic receive time.
+        """
+        if now_s is None:
+            now_s = self._last_now_s
+        self._last_now_s = now_s
+        out: list[Alert] = []
+        claim = _Claim(*(mapping.get(name) for name in _Claim._fields)) if isinstance(mapping, Mapping) else (
+            _Claim(None, None, None))
+        robot = self._robot_for(claim, now_s, out)
+        try:
+            verified = verify_incident(mapping, signature, self._verifier, wall_clock or self._clock())
+        except IncidentRefused as exc:
+            kind = AlertKind.BAD_SIGNATURE if exc.reason is IncidentRefusal.MALFORMED else AlertKind[exc.reason.name]
+            reason = f"incident report refused: {exc}"
+            self._raise(robot, kind, reason, now_s, out)
+            return IncidentOutcome(IncidentChange.REFUSED, exc.reason, reason, tuple(out))
+        fields = verified.fields
+        incident_id = fields.incident_id
+        held = robot.incidents.get(incident_id)
+        if fields.acknowledged or incident_id in robot.closed_incidents:
+            robot.closed_incidents[incident_id] = None
+            robot.closed_incidents.move_to_end(incident_id)
+            while len(robot.closed_incidents) > REMEMBERED_CLOSED_INCIDENTS:
+                robot.closed_incidents.popitem(last=False)
+            if held is None:
+                return IncidentOutcome(IncidentChange.ALREADY_CLOSED, None, "", tuple(out), verified)
+            del robot.incidents[incident_id]
+            by = f" by {_short(fields.acknowledged_by)}" if fields.acknowledged_by else ""
+            out.append(Alert(AlertKind.INCIDENT, robot.identity_number, robot.robot_name,
+                             f"incident {_short(incident_id, 120)} acknowledged{by}", raised=False))
+            return IncidentOutcome(IncidentChange.CLOSED, None, "", tuple(out), verified)
+        if held is not None:
+            change = IncidentChange.REPEATED if held.incident.fields == fields else IncidentChange.UPDATED
+            held.incident = verified
+            return IncidentOutcome(change, None, "", tuple(out), verified)
+        if not robot.robot_name:
+            robot.robot_name = verified.identity.robot_name
+        alert = Alert(AlertKind.INCIDENT, robot.identity_number, robot.robot_name,
+                      f"incident {_short(incident_id, 120)}: {_short(fields.what_happened, 200)}", raised=True)
+        robot.incidents[incident_id] = _OpenIncident(verified, alert)
+        out.append(alert)
+        while len(robot.incidents) > MAX_OPEN_INCIDENTS_PER_ROBOT:
+            forgotten_id, forgotten = robot.incidents.popitem(last=False)
+            out.append(dataclasses.replace(forgotten.alert, raised=False,
+                                           detail=f"incident {_short(forgotten_id, 120)} forgotten: too many open"))
+        return IncidentOutcome(IncidentChange.OPENED, None, "", tuple(out), verified)
+
+    def open_incidents(self, identity_number: str | None = None) -> list[VerifiedIncident]:
+        """The open incidents (of one robot, or of all), oldest first."""
+        robots = [self._robots[identity_number]] if identity_number in self._robots else (
+            [] if identity_number is not None else list(self._robots.values()))
+        found = [held.incident for robot in robots for held in robot.incidents.values()]
+        return sorted(found, key=lambda v: (v.fields.opened_at, v.fields.incident_id))
+
     # -- counts -------------------------------------------------------------------------------
 
     @property
@@ -566,7 +688,8 @@ class FleetMonitor:
                 for kind, active in list(robot.alerts.items()):
                     if kind in EVIDENCE_KINDS and now_s - active.last_evidence_s > self._hold_s:
                         self._clear(robot, kind, f"no further {kind.name} evidence for {self._hold_s:.1f} s", out)
-            if not robot.verified and not robot.alerts and now_s - robot.last_claim_s > self._hold_s:
+            if (not robot.verified and not robot.alerts and not robot.incidents
+                    and now_s - robot.last_claim_s > self._hold_s):
                 del self._robots[robot.identity_number]
                 self._unverified -= 1
         return out
@@ -575,7 +698,14 @@ class FleetMonitor:
 
     def active_alerts(self) -> list[Alert]:
         """Every alert currently raised (e.g. to republish to a late-joining display)."""
-        return [a.alert for r in self._robots.values() for a in sorted(r.alerts.values(), key=lambda a: a.alert.kind)]
+        return [
+            alert
+            for r in self._robots.values()
+            for alert in [
+                *(a.alert for a in sorted(r.alerts.values(), key=lambda a: a.alert.kind)),
+                *(held.alert for held in r.incidents.values()),
+            ]
+        ]
 
     def rows(self, now_s: float | None = None) -> list[RobotRow]:
         """One row per identity number heard of, sorted by identity number.
@@ -602,7 +732,7 @@ class FleetMonitor:
                     safety_mode=latest.safety_mode_name if latest else "",
                     last_seen_age_s=None if robot.last_genuine_s is None else max(0.0, now_s - robot.last_genuine_s),
                     signature_state=state,
-                    active_alerts=tuple(sorted(robot.alerts)),
+                    active_alerts=tuple(sorted({*robot.alerts, *((AlertKind.INCIDENT,) if robot.incidents else ())})),
                     boot_id=latest.boot_id if latest else "",
                     sequence=latest.sequence if latest else 0,
                     uptime_s=latest.uptime_s if latest else 0.0,
@@ -610,6 +740,8 @@ class FleetMonitor:
                     topic=robot.latest_reception.topic,
                     publisher_gid=robot.latest_reception.publisher_gid.hex(),
                     certificate_not_after=robot.certificate_not_after,
+                    open_incidents=len(robot.incidents),
+                    heartbeat_open_incidents=latest.open_incidents if latest else 0,
                 )
             )
         return result

@@ -1,10 +1,10 @@
 """Reading a received heartbeat: its typed content and the canonical bytes its signature must cover.
 
 A :class:`HeartbeatView` holds what the fleet monitor judges (identity, boot session, sequence,
-stamp, mode, stale inputs, certificate, the black-box checkpoint) and ``signed_bytes``, the
-canonical encoding (:mod:`ftrobot_guard.trust.signed_fields`, domain ``HEARTBEAT_DOMAIN``) of every
-field but ``signature``. Both come from one source in one reading, so what is verified is what is
-judged. Two readers:
+stamp, mode, stale inputs, open incidents, certificate, the black-box checkpoint) and
+``signed_bytes``, the canonical encoding (:mod:`ftrobot_guard.trust.signed_fields`, domain
+``HEARTBEAT_DOMAIN``) of every field but ``signature``. Both come from one source in one reading,
+so what is verified is what is judged. Two readers:
 
 * :func:`read_heartbeat` reads a Heartbeat message object (any object with Heartbeat.msg's fields,
   e.g. ``ftrobot_msgs/Heartbeat`` as rclpy delivers it);
@@ -58,6 +58,7 @@ class HeartbeatView(NamedTuple):
     safety_mode_name: str
     stale_topics: tuple[str, ...]  # watched inputs the robot reports unhealthy
     guardian_on_duty: str
+    open_incidents: int  # incident reports the robot has not had acknowledged yet
     log_checkpoint_sequence: int  # the black box's latest signed checkpoint (0: none)
     log_segment_id: str
     log_chain_head: str
@@ -72,7 +73,8 @@ class HeartbeatView(NamedTuple):
 
 _READ_FIELDS = ("identity_number", "robot_name", "department", "boot_id", "sequence", "uptime", "safety_mode_name",
                 "watched_topics", "guardian_on_duty", "certificate", "signature", "header", "log_checkpoint_sequence",
-                "log_segment_id", "log_chain_head", "log_checkpoint_stamp", "log_checkpoint_signature")
+                "log_segment_id", "log_chain_head", "log_checkpoint_stamp", "log_checkpoint_signature",
+                "open_incidents")
 _TEXT_FIELDS = ("identity_number", "robot_name", "department", "boot_id", "safety_mode_name", "guardian_on_duty",
                 "log_segment_id", "log_chain_head")
 
@@ -115,13 +117,14 @@ def read_heartbeat(message: Any) -> HeartbeatView:
     try:
         signed_bytes = message_canonical_bytes(HEARTBEAT_DOMAIN, message)
         (number, name, department, boot_id, sequence, uptime, mode_name, topics, guardian, certificate, signature,
-         header, log_sequence, segment, chain_head, log_stamp, log_signature) = message_field_getter(
+         header, log_sequence, segment, chain_head, log_stamp, log_signature, open_incidents) = message_field_getter(
             type(message), _READ_FIELDS)(message)
         texts = (number, name, department, boot_id, mode_name, guardian, segment, chain_head)
         if any(type(text) is not str for text in texts):
             wrong = [field for field, text in zip(_TEXT_FIELDS, texts, strict=True) if type(text) is not str]
             raise HeartbeatFormatError(f"heartbeat field {wrong[0]!r} is not a string")
-        for field, value in (("sequence", sequence), ("log_checkpoint_sequence", log_sequence)):
+        for field, value in (("sequence", sequence), ("log_checkpoint_sequence", log_sequence),
+                             ("open_incidents", open_incidents)):
             if type(value) is not int or value < 0:
                 raise HeartbeatFormatError(f"heartbeat field {field!r} is not a non-negative integer")
         if type(uptime) is not float:  # the encoding already refused NaN and infinities
@@ -129,7 +132,7 @@ def read_heartbeat(message: Any) -> HeartbeatView:
         (stamp,) = message_field_getter(type(header), ("stamp",))(header)
         return HeartbeatView(
             number, name, department, boot_id, sequence, _stamp_ns(stamp, "header.stamp"), uptime, mode_name,
-            _stale_topics(topics), guardian, log_sequence, segment, chain_head,
+            _stale_topics(topics), guardian, open_incidents, log_sequence, segment, chain_head,
             _stamp_ns(log_stamp, "log_checkpoint_stamp"), _octets(log_signature, "log_checkpoint_signature"),
             _octets(certificate, "certificate"), _octets(signature, "signature"), signed_bytes,
         )
@@ -148,7 +151,8 @@ SERIALIZED_LAYOUT: dict[str, dict[str, str]] = {
         "robot_name": "string", "department": "string", "boot_id": "string", "sequence": "uint64",
         "uptime": "double", "safety_mode": "uint8", "safety_mode_name": "string",
         "watched_topics": "sequence<ftrobot_msgs/TopicHealth>", "software_digest": "string",
-        "config_digest": "string", "guardian_on_duty": "string", "log_checkpoint_sequence": "uint64",
+        "config_digest": "string", "guardian_on_duty": "string", "open_incidents": "uint32",
+        "log_checkpoint_sequence": "uint64",
         "log_segment_id": "string", "log_chain_head": "string", "log_checkpoint_stamp": "builtin_interfaces/Time",
         "log_checkpoint_signature": "sequence<uint8>", "certificate": "sequence<uint8>",
         "signature": "sequence<uint8>",
@@ -190,8 +194,8 @@ _TOPIC_HEAD = b"d" + _BE_U32(5) + _TOPIC_KEYS[0]
 _HEARTBEAT_KEYS = _keys(
     "boot_id", "certificate", "config_digest", "department", "format_version", "guardian_on_duty", "header",
     "identity_number", "log_chain_head", "log_checkpoint_sequence", "log_checkpoint_signature",
-    "log_checkpoint_stamp", "log_segment_id", "robot_name", "safety_mode", "safety_mode_name", "sequence",
-    "software_digest", "uptime", "watched_topics",
+    "log_checkpoint_stamp", "log_segment_id", "open_incidents", "robot_name", "safety_mode", "safety_mode_name",
+    "sequence", "software_digest", "uptime", "watched_topics",
 )
 
 
@@ -309,6 +313,9 @@ def _read_serialized(data: bytes) -> HeartbeatView:
     software_digest, _, at = _string(data, at, "software_digest")
     config_digest, _, at = _string(data, at, "config_digest")
     guardian_on_duty, guardian, at = _string(data, at, "guardian_on_duty")
+    at += -(at - _PAYLOAD) & 3
+    (open_incidents,) = _U32(data, at)
+    at += 4
     at += -(at - _PAYLOAD) & 7
     (log_sequence,) = _U64(data, at)
     log_segment_id, segment, at = _string(data, at + 8, "log_segment_id")
@@ -326,16 +333,17 @@ def _read_serialized(data: bytes) -> HeartbeatView:
         keys[4], version, keys[5], guardian_on_duty, keys[6], header, keys[7], identity_number,
         keys[8], log_chain_head, keys[9], _integer(log_sequence), keys[10], log_signature,
         keys[11], _STAMP_HEAD, _integer(log_nanosec), _STAMP_SEC, _integer(log_sec), keys[12], log_segment_id,
-        keys[13], robot_name, keys[14], _SMALL_INTEGERS[safety_mode], keys[15], safety_mode_name,
-        keys[16], _integer(sequence), keys[17], software_digest, keys[18], _float(uptime, "uptime"),
-        keys[19], *topics,
+        keys[13], _SMALL_INTEGERS[open_incidents] if open_incidents < 256 else _integer(open_incidents),
+        keys[14], robot_name, keys[15], _SMALL_INTEGERS[safety_mode], keys[16], safety_mode_name,
+        keys[17], _integer(sequence), keys[18], software_digest, keys[19], _float(uptime, "uptime"),
+        keys[20], *topics,
     ))
     return HeartbeatView(
         number, name, department_text, boot, sequence, sec * 1_000_000_000 + nanosec, uptime, mode_name,
-        tuple(stale), guardian, log_sequence, segment, chain_head, log_sec * 1_000_000_000 + log_nanosec,
-        log_signature_raw, certificate_raw, signature, signed_bytes,
+        tuple(stale), guardian, open_incidents, log_sequence, segment, chain_head,
+        log_sec * 1_000_000_000 + log_nanosec, log_signature_raw, certificate_raw, signature, signed_bytes,
     )
 
 
-# The canonical encoding's start: the domain prefix, then a mapping of the 20 signed fields.
+# The canonical encoding's start: the domain prefix, then a mapping of the 21 signed fields.
 _DOCUMENT_HEAD = canonical_bytes(HEARTBEAT_DOMAIN, {})[:-4] + _BE_U32(len(_HEARTBEAT_KEYS))

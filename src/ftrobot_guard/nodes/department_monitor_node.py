@@ -17,6 +17,11 @@ publisher's gid: the evidence for "one boot session from two publishers". Per he
 does no logging and no formatting; counts go to ``/diagnostics`` once a second. The checkpoints a batch
 witnessed are written at its end with one fsync (:meth:`WitnessedHeadStore.flush`), before the node shows
 them; an unwritable file keeps them queued and is logged and shown on ``/diagnostics`` (ERROR).
+
+Incident reports (``ftrobot_msgs/IncidentReport`` on each robot's ``incidents``, found by type like the
+heartbeats) are verified like heartbeats (:meth:`FleetMonitor.on_incident`): an open incident raises an
+INCIDENT alert on ``department/alerts`` and shows in the table until the robot reports it acknowledged
+(an officer acknowledges with ``ftrobot dept ack INCIDENT_ID``). Few and small, they are taken one by one.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from ftrobot_msgs.msg import DepartmentAlert, Heartbeat, TopicHealth
+from ftrobot_msgs.msg import DepartmentAlert, Heartbeat, IncidentReport, TopicHealth
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
@@ -45,10 +50,12 @@ from ftrobot_guard.ros.node_parameters import (
     declare_string,
     declare_string_list,
 )
-from ftrobot_guard.ros.qos_profiles import EVENTS, HEARTBEAT_MONITOR
+from ftrobot_guard.ros.qos_profiles import EVENTS, HEARTBEAT_MONITOR, INCIDENTS
 from ftrobot_guard.trust.certificates import CertificateError, load_certificates
+from ftrobot_guard.trust.signed_fields import message_fields
 
 HEARTBEAT_TYPE = "ftrobot_msgs/msg/Heartbeat"
+INCIDENT_TYPE = "ftrobot_msgs/msg/IncidentReport"
 DEFAULT_INTAKE_RATE_HZ = 10.0
 MAX_QUEUED_S = 1.0  # a receive time further back than this (or ahead) is a wall-clock step, not queueing
 
@@ -127,12 +134,17 @@ class DepartmentMonitorNode(Node):
         self._heads_error_logged = ""
         self.create_timer(1.0 / intake_rate, self._drain, clock=self._steady)
         self._subscribed: set[str] = set()
+        self._incident_topics: set[str] = set()
+        self.incidents_received = 0
         self._alert_listeners: list[Callable[[Alert], None]] = []
         self.heartbeats_received = 0
         self._last_witnessed: dict[str, tuple[str, int, str]] = {}
         self._robot_statuses: dict[str, tuple[DiagnosticStatus, list[KeyValue]]] = {}
         for topic in self._topics:
             self._subscribe(topic)
+            incidents = topic.rsplit("/", 1)[0] + "/incidents"
+            self._incident_topics.add(incidents)
+            self.create_subscription(IncidentReport, incidents, self._on_incident, INCIDENTS)
         if not self._topics:
             self._discover()
             self.create_timer(discovery, self._discover, clock=self._steady)
@@ -147,6 +159,23 @@ class DepartmentMonitorNode(Node):
         for name, types in self.get_topic_names_and_types():
             if HEARTBEAT_TYPE in types and name not in self._subscribed:
                 self._subscribe(name)
+            if INCIDENT_TYPE in types and name not in self._incident_topics:
+                self._incident_topics.add(name)
+                self.create_subscription(IncidentReport, name, self._on_incident, INCIDENTS)
+                self.get_logger().info(f"watching incident reports on {name}")
+
+    def _on_incident(self, msg: IncidentReport) -> None:
+        self.incidents_received += 1
+        outcome = self._monitor.on_incident(message_fields(msg), bytes(msg.signature), now_s=time.monotonic())
+        if not outcome.accepted:
+            self.get_logger().warning(f"incident report {msg.incident_id[:100]!r} refused: {outcome.reason}",
+                                      throttle_duration_sec=5.0)
+        if outcome.alerts:
+            self._emit(outcome.alerts)
+
+    def open_incidents(self) -> list[Any]:
+        """The verified open incidents of every robot (the table and ``ftrobot dept monitor`` show them)."""
+        return list(self._monitor.open_incidents())
 
     def _subscribe(self, topic: str) -> None:
         heard_on: list[str] = []  # the resolved name, known once subscribed
@@ -264,6 +293,8 @@ class DepartmentMonitorNode(Node):
             own.level = DiagnosticStatus.OK
             own.message = f"watching {len(self._subscribed)} heartbeat topic(s)"
         own.values = [KeyValue(key="heartbeats_received", value=str(self.heartbeats_received)),
+                      KeyValue(key="incident_reports_received", value=str(self.incidents_received)),
+                      KeyValue(key="open_incidents", value=str(len(self._monitor.open_incidents()))),
                       KeyValue(key="heartbeats_accepted", value=str(self._monitor.accepted_count)),
                       KeyValue(key="heartbeats_failed", value=str(self.heartbeats_failed)),
                       KeyValue(key="witnessed_heads_unwritten", value=str(self._heads.pending)),

@@ -17,26 +17,48 @@ guard/in/joint_command         trajectory_msgs/JointTrajectory     reliable (one
 guard/in/cmd_vel               geometry_msgs/Twist                 reliable
 guard/in/task_request          ftrobot_msgs/TaskRequest            reliable
 estop                          std_msgs/Bool (true = stop)         reliable
+guardian/command               ftrobot_msgs/GuardianCommand        reliable, keep-all
 =============================  ==================================  =========================================
 
 Out: ``hw/joint_command``, ``hw/cmd_vel`` (reliable), ``guard/out/task_request`` (reliable),
 ``guard/alive`` (std_msgs/Header at the control rate, best effort), ``safety_state`` (latched, on every
 change and at 1 Hz), ``anomalies`` (ftrobot_msgs/Anomaly, reliable, every raise and clear), ``/diagnostics``
-(gate, supervisor, each detector). Client: ``hw/set_actuation_mode``.
+(gate, supervisor, each detector), ``guardian/result`` (ftrobot_msgs/GuardianCommandResult, reliable: what
+became of each guardian command). Client: ``hw/set_actuation_mode``.
+
+Every automatic SAFE_STOP or POWER_DOWN and every e-stop opens an incident
+(:class:`~ftrobot_guard.incidents.incident_ledger.IncidentLedger`): a signed ``ftrobot_msgs/IncidentReport`` on
+``incidents`` (reliable, transient-local), re-published until the department acknowledges it through the
+``incidents/acknowledge`` service (``ftrobot_msgs/AcknowledgeIncident``, a signed guardian ACKNOWLEDGE).
+
+Guardian commands go to :class:`~ftrobot_guard.safety.guardian_desk.GuardianDesk`: a stop is obeyed before it
+is authenticated; everything else acts only when authenticated (registered certificate, not revoked, role
+allowed, fresh, nonce never seen, also across a restart: the replay memory, the duty roster and open incidents
+live in ``state_directory``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from ftrobot_msgs.msg import Anomaly, JointTemperatures, SafetyState, TaskRequest
-from ftrobot_msgs.srv import SetActuationMode
+from ftrobot_msgs.msg import (
+    Anomaly,
+    GuardianCommand,
+    GuardianCommandResult,
+    IncidentReport,
+    JointTemperatures,
+    SafetyState,
+    TaskRequest,
+)
+from ftrobot_msgs.srv import AcknowledgeIncident, SetActuationMode
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
@@ -48,7 +70,16 @@ from sensor_msgs.msg import BatteryState, Imu, JointState
 from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from ftrobot_guard.guardians.command_authentication import GuardianCommandVerifier
+from ftrobot_guard.guardians.duty_roster import DutyRoster, DutyRosterError
+from ftrobot_guard.guardians.guardian_commands import GuardianAction
+from ftrobot_guard.guardians.guardian_parameters import GuardianParameterError, parse_contacts, parse_role_entries
+from ftrobot_guard.guardians.guardian_registry import GuardianRegistry
+from ftrobot_guard.guardians.replay_memory import ReplayMemory, ReplayMemoryError
+from ftrobot_guard.guardians.revocation_list import RevocationList, RevocationListFile
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
+from ftrobot_guard.incidents.incident_ledger import AckOutcome, Incident, IncidentLedger
+from ftrobot_guard.incidents.incident_report import incident_fields_mapping, sign_incident
 from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
 from ftrobot_guard.ros.node_parameters import (
     NodeConfigurationError,
@@ -56,20 +87,25 @@ from ftrobot_guard.ros.node_parameters import (
     declare_string,
     declare_string_list,
 )
-from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED, SENSOR_DATA
+from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, INCIDENTS, LATCHED, SENSOR_DATA
 from ftrobot_guard.safety.anomaly_detectors import AnomalyReport
 from ftrobot_guard.safety.command_gate import BaseGateDecision, GateConfig, JointGateDecision
 from ftrobot_guard.safety.envelope import Envelope
 from ftrobot_guard.safety.envelope_signature import EnvelopeSignatureError, load_signed_envelope
 from ftrobot_guard.safety.guard_core import GuardConfig, GuardCore
+from ftrobot_guard.safety.guardian_desk import GuardianDesk, GuardianOutcome
 from ftrobot_guard.safety.intrusion_check import AllowlistError, IntrusionCheck, Publisher, parse_allowlist
-from ftrobot_guard.safety.supervisor import SupervisorOutput
-from ftrobot_guard.trust.certificates import CertificateError, load_certificates
+from ftrobot_guard.safety.modes import SafetyMode
+from ftrobot_guard.safety.supervisor import StopAction, SupervisorOutput
+from ftrobot_guard.trust.certificates import CertificateError, CertificateVerifier, load_certificates
 from ftrobot_guard.trust.identity import IdentityNumberError, parse_identity_number
+from ftrobot_guard.trust.robot_credentials import RobotIdentityError, load_robot_credentials
+from ftrobot_guard.trust.signed_fields import message_fields
 
 _NS = 1_000_000_000
 # Topics only the guard may publish on (hardware side and its own outputs), and the guard's inputs.
-GUARDED_OUTPUTS = ("hw/joint_command", "hw/cmd_vel", "guard/alive", "safety_state", "guard/out/task_request")
+GUARDED_OUTPUTS = ("hw/joint_command", "hw/cmd_vel", "guard/alive", "safety_state", "guard/out/task_request",
+                   "guardian/result", "incidents")
 GUARD_INPUTS = ("guard/in/joint_command", "guard/in/cmd_vel", "guard/in/task_request")
 
 
@@ -118,6 +154,32 @@ class GuardNode(Node):
                                     0.0, 1.0, "s")
         allowed = declare_string_list(self, "input_publishers", [],
                                       "Nodes allowed to publish the guard's inputs: 'guard/in/<topic>=<node pattern>'")
+        state_directory = declare_string(self, "state_directory", "/var/lib/ftrobot/guard",
+                                         "Where the guard keeps what must survive a restart: guardian nonces seen, "
+                                         "the duty roster, open incidents")
+        guardians_dir = declare_string(self, "guardian_certificates_dir", "",
+                                       "Directory of the registered guardians' certificates (re-read on change)")
+        revocation_file = declare_string(self, "guardian_revocation_file", "",
+                                         "Department-signed guardian revocation list (re-read on change; '' = none)")
+        roles = declare_string_list(self, "guardian_roles", [],
+                                    "Who may do what: 'role=ACTION,ACTION' ([] = the default policy)")
+        contacts = declare_string_list(self, "guardian_contacts", [],
+                                       "How to reach each guardian: 'GUARDIAN_ID=contact' (named in incidents)")
+        first_on_duty = declare_string(self, "guardian_on_duty", "", "Guardian on duty until a signed handover",
+                                       True)
+        max_skew = declare_double(self, "guardian_max_skew", 5.0,
+                                  "A guardian command issued further from now than this is stale or future-dated",
+                                  0.5, 300.0, "s")
+        key_file = declare_string(self, "private_key_file", "", "Robot Ed25519 private key (signs incident reports)",
+                                  True)
+        cert_file = declare_string(self, "certificate_file", "", "Department-issued identity certificate", True)
+        scope = declare_string(self, "incident_scope", "this robot employee and the people around it at its site",
+                               "The scope named in incident reports")
+        republish = declare_double(self, "incident_republish_period", 5.0,
+                                   "An unacknowledged incident is published again after this", 0.5, 3600.0, "s")
+        refresh_period = declare_double(self, "guardian_refresh_period", 2.0,
+                                        "Period of re-reading guardian certificates and the revocation list",
+                                        0.1, 3600.0, "s")
         if not ca_files:
             raise NodeConfigurationError(
                 f"{self.get_name()}: parameter department_ca_files is required and was not set")
@@ -133,6 +195,31 @@ class GuardNode(Node):
             self._trust = load_certificates(ca_files)
         except CertificateError as exc:
             raise NodeConfigurationError(f"{self.get_name()}: parameter department_ca_files: {exc}") from None
+        try:
+            self._credentials = load_robot_credentials(self._identity, key_file, cert_file, ca_files,
+                                                       dt.datetime.now(dt.UTC))
+        except RobotIdentityError as exc:
+            raise NodeConfigurationError(f"{self.get_name()}: {exc}") from None
+        try:
+            role_policy = parse_role_entries(roles)
+            self._contacts = parse_contacts(contacts)
+        except GuardianParameterError as exc:
+            raise NodeConfigurationError(f"{self.get_name()}: {exc}") from None
+        self._state_directory = Path(state_directory)
+        try:
+            self._state_directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not os.access(self._state_directory, os.W_OK):
+                raise PermissionError(f"{self._state_directory} is not writable")
+            self._replay_memory = ReplayMemory(self._state_directory / "guardian_nonces", 4.0 * max_skew)
+            self._roster = DutyRoster(self._state_directory / "duty_roster.json", first_on_duty)
+            robot = self._credentials.identity
+            self._ledger = IncidentLedger(self._state_directory / "incidents", self._identity, robot.robot_name,
+                                          robot.department, scope, lambda guardian: self._contacts.get(guardian, ""),
+                                          republish)
+        except (OSError, ReplayMemoryError, DutyRosterError, ValueError) as exc:
+            raise NodeConfigurationError(f"{self.get_name()}: parameter state_directory: {exc}") from None
+        self._registry = GuardianRegistry(guardians_dir) if guardians_dir else None
+        self._revocations = RevocationListFile(revocation_file, self._trust) if revocation_file else None
         self._envelope_file = envelope_file
         self._signature_file = signature_file or None
         envelope, problem = self._load_envelope()
@@ -154,11 +241,24 @@ class GuardNode(Node):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=quiet)
         self._hardware = self.create_client(SetActuationMode, "hw/set_actuation_mode")
         self._state_msg = SafetyState()
+        self._last_action = ""
+        self._incident_msgs: dict[str, tuple[Incident, IncidentReport]] = {}
+        self._incident_pub = self.create_publisher(IncidentReport, "incidents", INCIDENTS, event_callbacks=quiet)
         self._unnamed: dict[bytes, float] = {}   # gid of a publisher without a node name -> when first seen
         namespace = self.get_namespace().rstrip("/")
         self._guarded = {f"{namespace}/{topic}": topic for topic in (*GUARDED_OUTPUTS, *GUARD_INPUTS)}
         intrusion = IntrusionCheck([self.get_fully_qualified_name()], allowlist, namespace=self.get_namespace())
         self._core = GuardCore(self, envelope, problem, self._now(), GuardConfig(gate=gate_config), intrusion)
+        verifier = GuardianCommandVerifier(
+            CertificateVerifier(self._trust), self._registry if self._registry is not None else {}, self._identity,
+            role_policy, self._revocations if self._revocations is not None else RevocationList.empty(),
+            self._replay_memory, max_skew)
+        self._desk = GuardianDesk(self._core, verifier, self._roster)
+        self._verifier = verifier
+        self._guardian_problems: dict[str, str] = {}
+        self._refresh_guardians()
+        self._result_pub = self.create_publisher(GuardianCommandResult, "guardian/result", EVENTS,
+                                                 event_callbacks=quiet)
 
         # Sensor inputs are taken in one batch at each control tick (ros/batched_intake.py), never one executor
         # dispatch per message: at ~0.45 ms of rclpy overhead per callback, 500 Hz joint_states and imu alone
@@ -178,6 +278,8 @@ class GuardNode(Node):
             self._intake.subscribe(msg_type, topic, sensor_qos, self._keeper(topic), raw=True)
         self.create_subscription(Bool, "estop", self._on_estop, COMMANDS,
                                  event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
+        self.create_subscription(GuardianCommand, "guardian/command", self._on_guardian_command, GUARDIAN_COMMANDS,
+                                 event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
         self.create_subscription(JointTrajectory, "guard/in/joint_command", self._on_joint_command, COMMANDS,
                                  event_callbacks=self._on_new_publisher())
         self.create_subscription(Twist, "guard/in/cmd_vel", self._on_cmd_vel, COMMANDS,
@@ -189,9 +291,14 @@ class GuardNode(Node):
         self.create_timer(1.0 / self._diagnostics_rate, self._publish_diagnostics)
         self.create_timer(intrusion_period, self._check_publishers)
         self.create_timer(self._recheck_period, self._recheck_envelope)
+        self.create_timer(refresh_period, self._refresh_guardians)
+        self.create_service(AcknowledgeIncident, "incidents/acknowledge", self._on_acknowledge)
+        self.create_timer(0.5, self._publish_due_incidents)
         self.get_logger().info(
             f"guard of {self._identity}: envelope {'verified' if envelope is not None else 'REFUSED'} "
-            f"({envelope_file}), control rate {self._control_rate:g} Hz"
+            f"({envelope_file}), control rate {self._control_rate:g} Hz, guardian on duty "
+            f"{self._roster.on_duty or '(none)'}, "
+            f"{len(self._registry.guardian_ids) if self._registry is not None else 0} guardian(s) registered"
         )
 
     # ------------------------------------------------------------------ helpers
@@ -244,6 +351,126 @@ class GuardNode(Node):
 
     def _on_estop(self, msg: Bool) -> None:
         self._core.estop(self._now(), bool(msg.data))
+
+    def _on_guardian_command(self, msg: GuardianCommand) -> None:
+        outcome = self._desk.handle(self._now(), dt.datetime.now(dt.UTC), message_fields(msg), bytes(msg.signature))
+        self._publish_result(outcome)
+
+    def _publish_result(self, outcome: GuardianOutcome) -> None:
+        result = GuardianCommandResult()
+        result.header.stamp = _stamp(self._now())
+        result.guardian_id = outcome.guardian_id
+        result.action = outcome.action
+        result.nonce = outcome.nonce
+        result.accepted = outcome.accepted
+        result.obeyed = outcome.obeyed
+        result.refusal = outcome.refusal
+        result.detail = outcome.detail
+        result.mode = int(outcome.mode)
+        result.mode_name = outcome.mode.name
+        self._result_pub.publish(result)
+        text = (f"guardian command {outcome.action} from {outcome.guardian_id}: "
+                f"{'accepted' if outcome.accepted else 'refused ' + outcome.refusal}"
+                f"{', obeyed' if outcome.obeyed else ''}: {outcome.detail}")
+        if outcome.accepted:
+            self.get_logger().info(text)
+        else:
+            self.get_logger().warning(text)
+        if outcome.duty_changed:
+            self._state_msg.guardian_on_duty = self._roster.on_duty
+            self._repeat_state()
+
+    # ------------------------------------------------------------------ incidents
+
+    def _on_acknowledge(self, request: AcknowledgeIncident.Request,
+                        response: AcknowledgeIncident.Response) -> AcknowledgeIncident.Response:
+        command = request.command
+        now, wall = self._now(), dt.datetime.now(dt.UTC)
+        verdict = self._verifier.check(message_fields(command), bytes(command.signature), now, wall)
+        mode = self._core.output.mode
+        if not verdict.accepted:
+            refusal = verdict.refusal.name if verdict.refusal is not None else "REFUSED"
+            outcome = GuardianOutcome(verdict.guardian_id, int(command.action), bytes(command.nonce), False, False,
+                                      refusal, verdict.reason, mode)
+        elif verdict.action != GuardianAction.ACKNOWLEDGE:
+            outcome = GuardianOutcome(verdict.guardian_id, int(command.action), bytes(command.nonce), True, False,
+                                      "WRONG_CHANNEL", "incidents/acknowledge takes ACKNOWLEDGE only", mode)
+        else:
+            incident_id = command.argument
+            acknowledged = self._ledger.acknowledge(incident_id, verdict.guardian_id, wall)
+            done = acknowledged in (AckOutcome.ACCEPTED, AckOutcome.ALREADY_ACKNOWLEDGED)
+            outcome = GuardianOutcome(verdict.guardian_id, int(command.action), bytes(command.nonce), True, done,
+                                      "" if done else "UNKNOWN_INCIDENT",
+                                      f"incident {incident_id[:120]}: {acknowledged.value}", mode)
+            if acknowledged is AckOutcome.ACCEPTED:
+                self._publish_due_incidents()
+                self._state_msg.open_incidents = self._ledger.open_count
+                self._repeat_state()
+        self._publish_result(outcome)
+        response.accepted = outcome.obeyed
+        response.message = outcome.detail if outcome.obeyed else f"{outcome.refusal}: {outcome.detail}"
+        return response
+
+    def _publish_due_incidents(self) -> None:
+        for incident in self._ledger.due(time.monotonic()):
+            cached = self._incident_msgs.get(incident.incident_id)
+            if cached is None or cached[0] != incident:   # a re-publication is the same signed report, byte for byte
+                cached = self._incident_msgs[incident.incident_id] = (incident, self._incident_message(incident))
+            self._incident_pub.publish(cached[1])
+            if incident.acknowledged:
+                self._incident_msgs.pop(incident.incident_id, None)
+        for problem in self._ledger.take_problems():
+            self.get_logger().error(f"incidents: {problem}")
+
+    def _incident_message(self, incident: Incident) -> IncidentReport:
+        mapping = incident_fields_mapping(incident.report_fields(self._credentials.certificate_der),
+                                          dt.datetime.now(dt.UTC))
+        msg = IncidentReport()
+        for name, value in mapping.items():
+            if name == "header":
+                msg.header.stamp = TimeMsg(**value["stamp"])
+                msg.header.frame_id = value["frame_id"]
+            elif name in ("opened_at", "acknowledged_at"):
+                setattr(msg, name, TimeMsg(**value))
+            else:
+                setattr(msg, name, value)
+        msg.signature = sign_incident(self._credentials.private_key, message_fields(msg))
+        return msg
+
+    def _open_incident(self, output: SupervisorOutput) -> None:
+        """A stop opens (or adds to) an incident, kept on disk before anything else is said about it."""
+        before = SafetyMode(self._state_msg.mode)
+        if output.mode == before and output.action.name == self._last_action:
+            return
+        self._last_action = output.action.name
+        severity = {SafetyMode.ESTOP: 3, SafetyMode.POWER_DOWN: 3, SafetyMode.SAFE_STOP: 2}.get(output.mode, 1)
+        measures = {StopAction.HOLD: "stopped, posture held with power kept",
+                    StopAction.LOWER: "stopped, lowering to rest, then damping and motor power off",
+                    StopAction.DAMP: "stopped, joints damped at once, then motor power off",
+                    StopAction.NONE: "none"}[output.action]
+        try:
+            incident = self._ledger.on_transition(
+                dt.datetime.now(dt.UTC), int(before), int(output.mode), output.source, output.cause,
+                output.active_anomalies, f"{measures} (hardware {output.actuation_request.name})",
+                self._roster.on_duty, severity)
+        except ValueError as exc:
+            self.get_logger().error(f"incident not opened: {exc}")
+            return
+        if incident is not None:
+            self.get_logger().warning(f"incident {incident.incident_id}: {incident.what_happened}")
+
+    def _refresh_guardians(self) -> None:
+        """Re-read the guardian certificates and the revocation list when they changed; say each new problem once."""
+        for name, source in (("guardian certificates", self._registry), ("revocation list", self._revocations)):
+            if source is None:
+                continue
+            problem = source.refresh()
+            if problem != self._guardian_problems.get(name, ""):
+                self._guardian_problems[name] = problem
+                if problem:
+                    self.get_logger().error(f"{name}: {problem}")
+                else:
+                    self.get_logger().info(f"{name}: up to date")
 
     def _on_joint_command(self, msg: JointTrajectory) -> None:
         now = self._now()
@@ -368,6 +595,7 @@ class GuardNode(Node):
             self.get_logger().warning(f"anomaly {report.kind} ({report.subject}): {report.description}")
 
     def publish_state(self, output: SupervisorOutput) -> None:
+        self._open_incident(output)
         msg = SafetyState()
         msg.header.stamp = _stamp(self._now())
         msg.mode = int(output.mode)
@@ -379,8 +607,11 @@ class GuardNode(Node):
         msg.latched = output.latched
         msg.active_anomalies = list(output.active_anomalies)
         msg.transition_count = int(output.transition_count)
+        msg.guardian_on_duty = self._roster.on_duty
+        msg.open_incidents = self._ledger.open_count
         self._state_msg = msg
         self._state_pub.publish(msg)
+        self._publish_due_incidents()
 
     def log(self, level: str, text: str) -> None:
         logger = self.get_logger()

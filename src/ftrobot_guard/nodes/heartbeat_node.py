@@ -64,7 +64,8 @@ class HeartbeatNode(Node):
         max_age = declare_double(
             self, "watched_max_age", 0.5, "A watched topic older than this is stale", 0.001, 3600.0, "s"
         )
-        guardian = declare_string(self, "guardian_on_duty", "", "Guardian id responsible now", True)
+        guardian = declare_string(self, "guardian_on_duty", "",
+                                  "Guardian id responsible until the guard's safety_state names one", True)
         if not ca_files:
             raise NodeConfigurationError(
                 f"{self.get_name()}: parameter department_ca_files is required and was not set"
@@ -142,9 +143,12 @@ class HeartbeatNode(Node):
         self._reporter.mark_received(topic, self._drain_now_s - max(0.0, lag_s))
 
     def _on_safety_state(self, msg: SafetyState) -> None:
+        """Mode, guardian on duty and open incidents come from the guard; any change is reported at once."""
         try:
             changed = self._reporter.on_safety_mode(msg.mode)
-        except UnknownSafetyModeError as exc:
+            changed = self._reporter.on_open_incidents(int(msg.open_incidents)) or changed
+            changed = self._reporter.on_guardian_on_duty(msg.guardian_on_duty) or changed
+        except (UnknownSafetyModeError, ValueError) as exc:
             self.get_logger().error(f"safety_state ignored: {exc}")
             return
         if changed:
@@ -187,6 +191,7 @@ class HeartbeatNode(Node):
             KeyValue(key="sequence", value=str(msg.sequence)),
             KeyValue(key="safety_mode", value=msg.safety_mode_name),
             KeyValue(key="guardian_on_duty", value=msg.guardian_on_duty),
+            KeyValue(key="open_incidents", value=str(msg.open_incidents)),
             KeyValue(key="software_digest", value=msg.software_digest),
             KeyValue(key="config_digest", value=msg.config_digest),
         ] + [
@@ -227,6 +232,7 @@ def heartbeat_message(report: HeartbeatReport, stamp: TimeMsg) -> Heartbeat:
     msg.software_digest = report.software_digest
     msg.config_digest = report.config_digest
     msg.guardian_on_duty = report.guardian_on_duty
+    msg.open_incidents = report.open_incidents
     if report.checkpoint is not None:
         checkpoint = report.checkpoint
         msg.log_checkpoint_sequence = checkpoint.sequence

@@ -68,9 +68,9 @@ class RecorderNode(Node):
         cert_file = declare_string(self, "certificate_file", "", "Robot identity certificate embedded in headers")
         topic_texts = declare_string_list(self, "topics", [], "Recorded topics: 'topic|pkg/msg/Type|tier[|hz[|qos]]'")
         self._guardian_default = declare_string(self, "guardian_on_duty", "", "Guardian on duty until one is heard")
-        guardian_topic = declare_string(self, "guardian_topic", "heartbeat",
+        guardian_topic = declare_string(self, "guardian_topic", "safety_state",
                                         "Topic whose 'guardian_on_duty' field names the guardian on duty ('' = off)")
-        guardian_type = declare_string(self, "guardian_topic_type", "ftrobot_msgs/msg/Heartbeat",
+        guardian_type = declare_string(self, "guardian_topic_type", "ftrobot_msgs/msg/SafetyState",
                                        "Message type of guardian_topic")
         policy = WriterPolicy(
             fsync_interval_ms=declare_int(self, "fsync_interval_ms", 100, "Bound on unsynced records", 1, 60_000),

@@ -10,7 +10,6 @@
 * :mod:`.envelope_checks` — clamp-or-refuse checks of joint commands, base velocity, geofence, service
   hours and tasks for the command gate.
 * :mod:`.response_policy` — anomaly severities and the supervisor's responses and timing rules.
-* :mod:`.reset_authorization` — the authenticated guardian RESET (the only key to a latched stop).
 * :mod:`.supervisor` — the latched state machine of the safety modes.
 * :mod:`.command_gate` — the command gate: forwards, clamps or refuses the controllers' commands.
 * :mod:`.anomaly_detectors` — the detectors of abnormal behaviour (numpy); :mod:`.intrusion_check` who

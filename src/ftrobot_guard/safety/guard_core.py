@@ -39,6 +39,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ftrobot_guard.guardians.command_authentication import AuthenticatedReset
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.safety.anomaly_detectors import AnomalyDetectors, AnomalyReport, DetectorConfig
 from ftrobot_guard.safety.command_gate import (
@@ -52,7 +53,6 @@ from ftrobot_guard.safety.command_gate import (
 from ftrobot_guard.safety.envelope import Envelope
 from ftrobot_guard.safety.intrusion_check import IntrusionCheck, Publisher
 from ftrobot_guard.safety.modes import SafetyMode
-from ftrobot_guard.safety.reset_authorization import AuthenticatedReset
 from ftrobot_guard.safety.response_policy import Severity
 from ftrobot_guard.safety.rest_lowering import Lean, LoweringConfig, LoweringStep, PowerDownSequencer
 from ftrobot_guard.safety.supervisor import (
@@ -276,13 +276,19 @@ class GuardCore:
         self._apply(output, now)
         return output
 
+    def pause(self, now: float, source: str, cause: str) -> SupervisorOutput:
+        self._now = now
+        output = self._supervisor.pause(source, cause, now)
+        self._apply(output, now)
+        return output
+
     def resume(self, now: float, source: str, cause: str) -> SupervisorOutput:
         output = self._supervisor.resume(source, cause, now)
         self._apply(output, now)
         return output
 
     def reset(self, now: float, authorization: AuthenticatedReset, cause_cleared: bool) -> SupervisorOutput:
-        """The guardians' RESET (issue 9 wires the authenticated guardian command here)."""
+        """The guardians' RESET: ``authorization`` from the guardian command verifier."""
         output = self._supervisor.reset(authorization, cause_cleared, now)
         self._apply(output, now)
         return output

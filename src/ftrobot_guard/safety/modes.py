@@ -13,9 +13,13 @@ REDUCED     2       —             no        commands forwarded with speed and 
 SAFE_STOP   3       2             yes       hold posture with power kept; escalates if unresolved
 POWER_DOWN  4       1             yes       lower to rest, damp, then motor power off
 ESTOP       5       0 or 1        yes       guardian or e-stop device; latched
+PAUSED      6       2             no        a guardian's PAUSE: hold posture with power kept; left
+                                            by a guardian's authenticated RESUME
 =========== ======= ============= ========= ====================================================
 
-Leaving a latched mode needs an authenticated guardian RESET once the cause is cleared.
+Leaving a latched mode needs an authenticated guardian RESET once the cause is cleared. PAUSED is a
+guardian's deliberate hold (a break, a crowd): it does not escalate and is left by RESUME; any stop
+from PAUSED is a stop as from NORMAL.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class SafetyMode(enum.IntEnum):
     SAFE_STOP = 3
     POWER_DOWN = 4
     ESTOP = 5
+    PAUSED = 6
 
     @property
     def latched(self) -> bool:
@@ -54,7 +59,7 @@ class UnknownSafetyModeError(ValueError):
 
 
 LATCHED_MODES = frozenset({SafetyMode.SAFE_STOP, SafetyMode.POWER_DOWN, SafetyMode.ESTOP})
-_STOP_CATEGORY = {SafetyMode.SAFE_STOP: 2, SafetyMode.POWER_DOWN: 1, SafetyMode.ESTOP: 1}
+_STOP_CATEGORY = {SafetyMode.SAFE_STOP: 2, SafetyMode.POWER_DOWN: 1, SafetyMode.ESTOP: 1, SafetyMode.PAUSED: 2}
 
 
 def mode_from_number(number: int) -> SafetyMode:

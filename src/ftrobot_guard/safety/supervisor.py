@@ -16,17 +16,20 @@ Rules:
   seconds without a RESET is lowered: SAFE_STOP becomes POWER_DOWN; ESTOP stays ESTOP with action
   LOWER. Checked at every call, so a :class:`Tick` is only needed when nothing else happens.
 * **Latched**: SAFE_STOP, POWER_DOWN and ESTOP are left only by :class:`ResetRequest`, which carries an
-  :class:`~ftrobot_guard.safety.reset_authorization.AuthenticatedReset` (only a verifier can make one),
+  :class:`~ftrobot_guard.guardians.command_authentication.AuthenticatedReset` (only a verifier can make one),
   authenticated after the stop began and at most ``reset_max_age`` s ago, with the guardian's word that
   the cause is cleared and no stopping anomaly still active. Otherwise only a restart (BOOT) leaves.
 * **Re-anchoring**: on entering NORMAL or REDUCED from BOOT or a stop, ``reanchor_required`` is set and
   ``forward_commands`` stays false until the gate has re-anchored its command stream to the measured
   posture and says so (:class:`Reanchored`): no jump to a stale target.
+* **Pause**: a guardian's PAUSE (:class:`PauseRequest`) holds a running robot in PAUSED (power kept, no
+  escalation, not latched); RESUME (:class:`ResumeRequest`) leaves it, re-anchored, to NORMAL or REDUCED.
+  The caller lets only an authenticated guardian RESUME through. Any stop from PAUSED is a stop.
 * BOOT is left by a passing self-check (:class:`BootCheck`), to NORMAL (REDUCED if a reduction stands).
   REDUCED is not latched: it holds while a REDUCE request or a REDUCE-response anomaly stands.
 
 Actuation (hardware contract, :mod:`ftrobot_guard.hardware.actuation_modes`): NORMAL/REDUCED → NORMAL;
-BOOT, SAFE_STOP, ESTOP category 2 → HOLD; POWER_DOWN and ESTOP category 1 → HOLD now, then the lowering
+BOOT, PAUSED, SAFE_STOP, ESTOP category 2 → HOLD; POWER_DOWN and ESTOP category 1 → HOLD now, then the lowering
 sequence (action LOWER: lower to rest through the gate, DAMPING, POWER_OFF — run by the POWER_DOWN
 sequencer); action DAMP (fall under way, inputs or battery lost) → DAMPING now, then POWER_OFF.
 """
@@ -37,10 +40,10 @@ import enum
 import math
 from dataclasses import dataclass, field, replace
 
+from ftrobot_guard.guardians.command_authentication import AuthenticatedReset
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.safety.envelope import Envelope
 from ftrobot_guard.safety.modes import SafetyMode
-from ftrobot_guard.safety.reset_authorization import AuthenticatedReset
 from ftrobot_guard.safety.response_policy import Response, ResponsePolicy, Severity
 
 STOP_MODES = (SafetyMode.SAFE_STOP, SafetyMode.POWER_DOWN, SafetyMode.ESTOP)
@@ -119,8 +122,16 @@ class ReduceRequest:
 
 
 @dataclass(frozen=True)
+class PauseRequest:
+    """A guardian's PAUSE: hold a running robot (NORMAL, REDUCED) until RESUME."""
+
+    source: str
+    cause: str
+
+
+@dataclass(frozen=True)
 class ResumeRequest:
-    """Withdraw a standing REDUCE request."""
+    """Leave PAUSED and withdraw a standing REDUCE request."""
 
     source: str
     cause: str
@@ -142,7 +153,8 @@ class Tick:
     """Time passed (escalation)."""
 
 
-Event = StopRequest | AnomalyEvent | BootCheck | ReduceRequest | ResumeRequest | ResetRequest | Reanchored | Tick
+Event = (StopRequest | AnomalyEvent | BootCheck | ReduceRequest | PauseRequest | ResumeRequest | ResetRequest
+         | Reanchored | Tick)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +253,7 @@ def _enter(state: SupervisorState, mode: SafetyMode, source: str, cause: str, ac
     if action == StopAction.HOLD and mode in STOP_MODES:
         already_holding = state.action == StopAction.HOLD and state.mode in STOP_MODES
         hold_since = state.hold_since if already_holding else state.now
-    stopped_or_booting = mode in STOP_MODES or mode == SafetyMode.BOOT
+    stopped_or_booting = mode in STOP_MODES or mode in (SafetyMode.BOOT, SafetyMode.PAUSED)
     return replace(
         state, mode=mode, source=_clip(source), cause=_clip(cause), since=state.now,
         transition_count=state.transition_count + 1, action=action, hold_since=hold_since,
@@ -395,11 +407,26 @@ def transition(config: SupervisorConfig, state: SupervisorState, event: Event,
         state = replace(state, reduce_request=(_clip(event.source), _clip(event.cause)))
         state = _settle_running(state, event.source, event.cause)
         note = f"reduce requested by {event.source}: {event.cause}"
+    elif isinstance(event, PauseRequest):
+        if state.mode.forwards_motion:
+            state = _enter(state, SafetyMode.PAUSED, event.source, event.cause, StopAction.HOLD)
+            note = f"PAUSED by {event.source}: {event.cause}"
+        else:
+            accepted, note = False, f"pause by {event.source} ignored: already {state.mode.name}"
     elif isinstance(event, ResumeRequest):
-        accepted = state.reduce_request is not None
-        state = _settle_running(replace(state, reduce_request=None), event.source, f"resumed: {event.cause}")
+        paused = state.mode == SafetyMode.PAUSED
+        accepted = state.reduce_request is not None or paused
+        state = replace(state, reduce_request=None)
+        if paused:
+            state = _enter(state, _running_mode(state), event.source, f"resumed: {event.cause}", StopAction.NONE)
+        state = _settle_running(state, event.source, f"resumed: {event.cause}")
         still = _reduced_by(state)
         note = f"resume by {event.source}" + (f" (still reduced: {still})" if still else "")
+        if not accepted:
+            note = f"resume by {event.source} ignored: {state.mode.name}, nothing to resume"
+            if state.mode in STOP_MODES:
+                note += " (a latched stop is left by a guardian RESET)"
+
     elif isinstance(event, ResetRequest):
         state, accepted, note = _reset(config, state, event)
     elif isinstance(event, Reanchored):
@@ -454,11 +481,14 @@ class Supervisor:
     def reduce(self, source: str, cause: str, now: float) -> SupervisorOutput:
         return self.handle(ReduceRequest(source, cause), now)
 
+    def pause(self, source: str, cause: str, now: float) -> SupervisorOutput:
+        return self.handle(PauseRequest(source, cause), now)
+
     def resume(self, source: str, cause: str, now: float) -> SupervisorOutput:
         return self.handle(ResumeRequest(source, cause), now)
 
     def reset(self, authorization: AuthenticatedReset, cause_cleared: bool, now: float) -> SupervisorOutput:
-        """The guardians' RESET entry point: ``authorization`` comes from GuardianResetVerifier.authenticate()."""
+        """The guardians' RESET entry point: ``authorization`` is an accepted RESET's, from GuardianCommandVerifier."""
         return self.handle(ResetRequest(authorization, cause_cleared), now)
 
     def reanchored(self, now: float) -> SupervisorOutput:

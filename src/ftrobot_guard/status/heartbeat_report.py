@@ -2,7 +2,8 @@
 
 A :class:`HeartbeatReporter` holds what a report is made of — the robot's identity, the boot
 session, the safety mode last heard, the liveness of watched inputs, the software and configuration
-digests, the guardian on duty and the black box's latest signed checkpoint — and makes the next
+digests, the guardian on duty, the number of incident reports not yet acknowledged by the department
+and the black box's latest signed checkpoint — and makes the next
 :class:`HeartbeatReport` (sequence numbers strictly increasing within one boot). The heartbeat node
 only copies a report into ``ftrobot_msgs/Heartbeat``, adds the certificate and signs it. No rclpy.
 """
@@ -59,6 +60,7 @@ class HeartbeatReport:
     config_digest: str
     guardian_on_duty: str
     checkpoint: LogCheckpointView | None
+    open_incidents: int = 0  # incident reports not yet acknowledged by the department
 
     @property
     def stale_topics(self) -> list[str]:
@@ -93,6 +95,7 @@ class HeartbeatReporter:
         self._sequence = 0
         self._mode = SafetyMode.BOOT
         self._checkpoint: LogCheckpointView | None = None
+        self._open_incidents = 0
 
     @property
     def boot_id(self) -> str:
@@ -111,6 +114,32 @@ class HeartbeatReporter:
         changed = mode != self._mode
         self._mode = mode
         return changed
+
+    def on_open_incidents(self, count: int) -> bool:
+        """Take the number of incidents not yet acknowledged (uint32); True when it changed."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 0xFFFFFFFF:
+            raise ValueError(f"open incident count must be an integer 0..2**32-1, got {count!r}")
+        changed = count != self._open_incidents
+        self._open_incidents = count
+        return changed
+
+    @property
+    def open_incidents(self) -> int:
+        return self._open_incidents
+
+    def on_guardian_on_duty(self, guardian_id: str) -> bool:
+        """Take the guardian on duty named on ``safety_state`` (the guard's signed handovers); True when it
+        changed. An empty name keeps the one known (the configured guardian until the guard names one)."""
+        if not isinstance(guardian_id, str):
+            raise ValueError(f"guardian on duty must be a string, got {guardian_id!r}")
+        if not guardian_id or guardian_id == self._guardian:
+            return False
+        self._guardian = guardian_id
+        return True
+
+    @property
+    def guardian_on_duty(self) -> str:
+        return self._guardian
 
     def on_checkpoint(self, checkpoint: LogCheckpointView) -> None:
         self._checkpoint = checkpoint
@@ -138,6 +167,7 @@ class HeartbeatReporter:
             config_digest=self._config_digest,
             guardian_on_duty=self._guardian,
             checkpoint=self._checkpoint,
+            open_incidents=self._open_incidents,
         )
 
     def _topic_report(self, view: TopicHealthView) -> WatchedTopicReport:
