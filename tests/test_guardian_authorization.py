@@ -237,8 +237,8 @@ def test_a_forged_command_does_not_use_up_the_nonce() -> None:
 def test_a_replay_is_refused_after_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "guardian_nonces"
     fields, signature = OPERATOR.command()
-    assert verifier(memory=ReplayMemory(path, 10.0)).check(fields, signature, 0.0, WALL).accepted
-    restarted = verifier(memory=ReplayMemory(path, 10.0))
+    assert verifier(memory=ReplayMemory(path, 10.0, clock=lambda: WALL)).check(fields, signature, 0.0, WALL).accepted
+    restarted = verifier(memory=ReplayMemory(path, 10.0, clock=lambda: WALL + dt.timedelta(seconds=2)))
     refused(restarted.check(fields, signature, 0.0, WALL + dt.timedelta(seconds=2)), Refusal.REPLAYED)
     fresh = OPERATOR.command(issued=WALL + dt.timedelta(seconds=2))
     assert restarted.check(*fresh, 0.0, WALL + dt.timedelta(seconds=2)).accepted

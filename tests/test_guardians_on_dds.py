@@ -25,7 +25,7 @@ from ftrobot_msgs.srv import AcknowledgeIncident
 from ftrobot_guard.guardians.guardian_commands import GuardianAction, command_fields, sign_command
 from ftrobot_guard.guardians.revocation_list import RevocationEntry, issue_revocation_list
 from ftrobot_guard.incidents.incident_report import verify_incident
-from ftrobot_guard.ros.qos_profiles import EVENTS, GUARDIAN_COMMANDS, INCIDENTS
+from ftrobot_guard.ros.qos_profiles import GUARDIAN_COMMANDS, GUARDIAN_RESULTS, INCIDENTS
 from ftrobot_guard.trust.certificates import CertificateVerifier, issue_guardian_certificate, save_certificate_pem
 from ftrobot_guard.trust.keys import load_private_key
 from ftrobot_guard.trust.signed_fields import message_fields
@@ -43,7 +43,7 @@ class Guardians:
         node = stack.observer.node
         self.results: list[GuardianCommandResult] = []
         self.incidents: list[IncidentReport] = []
-        node.create_subscription(GuardianCommandResult, "guardian/result", self.results.append, EVENTS)
+        node.create_subscription(GuardianCommandResult, "guardian/result", self.results.append, GUARDIAN_RESULTS)
         node.create_subscription(IncidentReport, "incidents", self.incidents.append, INCIDENTS)
         self.publisher = node.create_publisher(GuardianCommand, "guardian/command", GUARDIAN_COMMANDS)
         self.ack_client = node.create_client(AcknowledgeIncident, "incidents/acknowledge")

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ftrobot_guard.blackbox.witnessed_heads import (
@@ -173,6 +173,7 @@ def test_a_power_cut_mid_write_is_set_aside_and_the_store_opens(cut: int) -> Non
             store.witness_many([_head(3), _head(4)])
         written = path.read_bytes()
         torn_bytes = written[len(complete) : len(complete) + min(cut, len(written) - len(complete) - 1)]
+        assume(not torn_bytes.endswith(b"\n"))   # a cut right after a newline tears nothing
         path.write_bytes(complete + torn_bytes)  # the second flush's write, torn before its last newline
         store = WitnessedHeadStore(path)
         kept_lines = complete + torn_bytes[: torn_bytes.rfind(b"\n") + 1]

@@ -29,7 +29,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ftrobot_guard.cli.demo_checklist import Checklist, StepFailed, wait_for
 from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
-from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, LATCHED
+from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, GUARDIAN_RESULTS, LATCHED
 
 CONTROLLER_NODE = "demo_controller"
 ARM_JOINTS = ("left_shoulder_pitch_joint", "left_elbow_joint", "right_shoulder_pitch_joint", "right_elbow_joint")
@@ -67,7 +67,7 @@ class GuardDemo:
         node.create_subscription(JointTrajectory, "hw/joint_command",
                                  lambda _m: seen.forwarded.append(time.monotonic()), COMMANDS)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        node.create_subscription(GuardianCommandResult, "guardian/result", seen.results.append, EVENTS)
+        node.create_subscription(GuardianCommandResult, "guardian/result", seen.results.append, GUARDIAN_RESULTS)
         self._guardian = node.create_publisher(GuardianCommand, "guardian/command", GUARDIAN_COMMANDS)
         self._joints = BatchedIntake(f"{CONTROLLER_NODE}_intake", self._context, namespace)
         self._joints.subscribe(JointState, "joint_states", with_depth(qos_profile_sensor_data, 1),

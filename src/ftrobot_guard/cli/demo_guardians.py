@@ -70,8 +70,11 @@ def _incidents_of(monitor: Any, identity_number: str) -> list[Any]:
 def incident_seen_step(demo: GuardDemo, checks: Checklist, desk: GuardianDesk, monitor: Any,
                        alerts: Callable[[], list[Any]]) -> None:
     """The department has the signed incident report; a forged RESUME is refused and changes nothing."""
-    checks.wait(lambda: any(i.fields.mode_after == 5 for i in _incidents_of(monitor, desk.identity_number))
-                and any(a.kind.name == "INCIDENT" and a.raised for a in alerts()), 10.0,
+    def estop_reported() -> bool:
+        return any("ESTOP" in i.fields.what_happened or "ESTOP" in i.fields.measures_taken
+                   for i in _incidents_of(monitor, desk.identity_number))
+
+    checks.wait(lambda: estop_reported() and any(a.kind.name == "INCIDENT" and a.raised for a in alerts()), 10.0,
                 "the department has the robot's signed incident report (verified) and an INCIDENT alert")
     for incident in _incidents_of(monitor, desk.identity_number):
         fields = incident.fields

@@ -87,7 +87,15 @@ from ftrobot_guard.ros.node_parameters import (
     declare_string,
     declare_string_list,
 )
-from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, INCIDENTS, LATCHED, SENSOR_DATA
+from ftrobot_guard.ros.qos_profiles import (
+    COMMANDS,
+    EVENTS,
+    GUARDIAN_COMMANDS,
+    GUARDIAN_RESULTS,
+    INCIDENTS,
+    LATCHED,
+    SENSOR_DATA,
+)
 from ftrobot_guard.safety.anomaly_detectors import AnomalyReport
 from ftrobot_guard.safety.command_gate import BaseGateDecision, GateConfig, JointGateDecision
 from ftrobot_guard.safety.envelope import Envelope
@@ -257,7 +265,7 @@ class GuardNode(Node):
         self._verifier = verifier
         self._guardian_problems: dict[str, str] = {}
         self._refresh_guardians()
-        self._result_pub = self.create_publisher(GuardianCommandResult, "guardian/result", EVENTS,
+        self._result_pub = self.create_publisher(GuardianCommandResult, "guardian/result", GUARDIAN_RESULTS,
                                                  event_callbacks=quiet)
 
         # Sensor inputs are taken in one batch at each control tick (ros/batched_intake.py), never one executor

@@ -22,7 +22,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from ftrobot_guard.ros.qos_profiles import EVENTS, GUARDIAN_COMMANDS, HEARTBEAT_MONITOR, LATCHED
+from ftrobot_guard.ros.qos_profiles import GUARDIAN_COMMANDS, GUARDIAN_RESULTS, HEARTBEAT_MONITOR, LATCHED
 
 POLL_S = 0.02
 
@@ -157,7 +157,7 @@ class GuardianLink:
                     results.append(msg)
 
         subscription = self._node.create_subscription(
-            GuardianCommandResult, _topic(namespace, "guardian/result"), keep, EVENTS)
+            GuardianCommandResult, _topic(namespace, "guardian/result"), keep, GUARDIAN_RESULTS)
         publisher = self._node.create_publisher(GuardianCommand, _topic(namespace, "guardian/command"),
                                                 GUARDIAN_COMMANDS)
         try:

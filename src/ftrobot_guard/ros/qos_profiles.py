@@ -34,6 +34,13 @@ INCIDENTS = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
+# What became of each guardian command: a guardian's tool that subscribed a moment before sending still gets
+# the answer if the guard's writer had not matched it yet (transient local keeps the latest 100).
+GUARDIAN_RESULTS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
 EVENTS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
