@@ -16,11 +16,10 @@ from hypothesis import strategies as st
 from ftrobot_guard.incidents.incident_ledger import (
     ACKNOWLEDGED_FILE,
     AckOutcome,
-    Incident,
     IncidentLedger,
     qualifies,
 )
-from ftrobot_guard.incidents.incident_report import incident_fields_mapping
+from ftrobot_guard.incidents.incident_report import Incident, incident_fields_mapping
 from ftrobot_guard.safety.modes import SafetyMode
 
 NUMBER = "440304-RB-2026-000123-8"

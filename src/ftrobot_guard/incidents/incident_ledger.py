@@ -49,7 +49,7 @@ from typing import Any
 
 from ftrobot_guard.blackbox.durable_files import replace_atomically
 from ftrobot_guard.blackbox.errors import LogWriteError
-from ftrobot_guard.incidents.incident_report import IncidentFields
+from ftrobot_guard.incidents.incident_report import Incident
 from ftrobot_guard.safety.modes import SafetyMode
 
 STOP_MODES = frozenset({SafetyMode.SAFE_STOP, SafetyMode.POWER_DOWN, SafetyMode.ESTOP})
@@ -67,34 +67,6 @@ class AckOutcome(enum.Enum):
     ACCEPTED = "accepted"  # the incident was open; now acknowledged
     ALREADY_ACKNOWLEDGED = "already acknowledged"  # acknowledged before (also before a restart)
     UNKNOWN = "unknown"  # no such incident of this robot
-
-
-@dataclass(frozen=True)
-class Incident:
-    """One incident as the ledger keeps it (the report's fields but the certificate)."""
-
-    incident_id: str
-    identity_number: str
-    robot_name: str
-    department: str
-    opened_at: dt.datetime  # UTC
-    severity: int
-    what_happened: str
-    source: str
-    scope: str
-    measures_taken: str
-    guardian_on_duty: str
-    contact: str
-    mode_before: int
-    mode_after: int
-    anomaly_kinds: tuple[str, ...]
-    acknowledged: bool = False
-    acknowledged_by: str = ""
-    acknowledged_at: dt.datetime | None = None
-
-    def report_fields(self, certificate: bytes) -> IncidentFields:
-        """The fields of the IncidentReport of this incident, with the robot's ``certificate`` (DER)."""
-        return IncidentFields(**dataclasses.asdict(self), certificate=bytes(certificate))
 
 
 def _utc(when: dt.datetime, what: str) -> dt.datetime:

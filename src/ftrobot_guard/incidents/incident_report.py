@@ -24,6 +24,7 @@ A zero ``acknowledged_at`` (epoch) means "not acknowledged" (:attr:`IncidentFiel
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Mapping
@@ -72,8 +73,8 @@ class IncidentRefused(Exception):
 
 
 @dataclass(frozen=True)
-class IncidentFields:
-    """The content of one IncidentReport (all fields but ``header`` and ``signature``); times in UTC."""
+class Incident:
+    """One incident as the robot's ledger keeps it: the report's content but the certificate; times in UTC."""
 
     incident_id: str
     identity_number: str
@@ -90,10 +91,21 @@ class IncidentFields:
     mode_before: int
     mode_after: int
     anomaly_kinds: tuple[str, ...]
-    acknowledged: bool
-    acknowledged_by: str
-    acknowledged_at: dt.datetime | None  # None: not acknowledged (sent as the zero time)
-    certificate: bytes  # the robot's DER identity certificate
+    acknowledged: bool = False
+    acknowledged_by: str = ""
+    acknowledged_at: dt.datetime | None = None  # None: not acknowledged (sent as the zero time)
+
+    def report_fields(self, certificate: bytes) -> IncidentFields:
+        """The fields of the IncidentReport of this incident, with the robot's ``certificate`` (DER)."""
+        return IncidentFields(**dataclasses.asdict(self), certificate=bytes(certificate))
+
+
+@dataclass(frozen=True)
+class IncidentFields(Incident):
+    """The content of one IncidentReport (all fields but ``header`` and ``signature``): an incident and the
+    robot's DER identity certificate."""
+
+    certificate: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,8 @@ from ftrobot_guard.guardians.guardian_registry import GuardianRegistry
 from ftrobot_guard.guardians.replay_memory import ReplayMemory, ReplayMemoryError
 from ftrobot_guard.guardians.revocation_list import RevocationList, RevocationListFile
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
-from ftrobot_guard.incidents.incident_ledger import AckOutcome, Incident, IncidentLedger
-from ftrobot_guard.incidents.incident_report import incident_fields_mapping, sign_incident
+from ftrobot_guard.incidents.incident_ledger import AckOutcome, IncidentLedger
+from ftrobot_guard.incidents.incident_report import Incident, incident_fields_mapping, sign_incident
 from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
 from ftrobot_guard.ros.node_parameters import (
     NodeConfigurationError,
