@@ -26,10 +26,14 @@ def environment(domain_id: int) -> dict[str, str]:
     return env
 
 
-def start_ftrobot(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_ftrobot(args: list[str], log: Path, env: dict[str, str], niceness: int = 0) -> subprocess.Popen[bytes]:
+    """``ftrobot ARGS`` as a child process logging to ``log``; ``niceness`` > 0 starts it at a lower priority
+    (what would run on another computer than the robot's driver: status reporting, a guardian's terminal)."""
+    prefix = ["nice", "-n", str(niceness)] if niceness > 0 else []
     with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "ftrobot_guard.cli.main", *args], stdout=handle, stderr=subprocess.STDOUT, env=env
+            [*prefix, sys.executable, "-m", "ftrobot_guard.cli.main", *args], stdout=handle,
+            stderr=subprocess.STDOUT, env=env,
         )
 
 
@@ -56,7 +60,8 @@ class StepFailed(Exception):
 def process_name(process: subprocess.Popen[bytes]) -> str:
     args = process.args
     words = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
-    return "ftrobot " + " ".join(words[3:5])  # [python, -m, module, up, STACK, ...]
+    module = words.index("ftrobot_guard.cli.main") if "ftrobot_guard.cli.main" in words else 2
+    return "ftrobot " + " ".join(words[module + 1 : module + 3])  # [nice ..., python, -m, module, up, STACK, ...]
 
 
 def wait_for(
@@ -112,7 +117,7 @@ class Checklist:
 
 
 CLI_DEADLINE_S = 120.0  # an `ftrobot` command finishes
-CLI_NICENESS = 10
+CLI_NICENESS = 5
 
 
 def run_cli(args: list[str], env: dict[str, str], shown_lines: int = 14) -> tuple[int, str]:

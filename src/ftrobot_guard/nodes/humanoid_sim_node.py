@@ -368,8 +368,10 @@ class HumanoidSimNode(Node):
                 time.sleep(0)  # let callbacks in
                 continue
             delay = pacer.after_step(time.monotonic())
-            if delay > 0.0:
-                time.sleep(delay)
+            # Behind schedule (catching up after a stall) the loop still yields: a threading.Lock is not fair,
+            # and back-to-back steps starved the callbacks (guard/alive, commands, the actuation service) for
+            # 0.36 s, which the driver's own watchdog took for a dead guard (measured, demo under load).
+            time.sleep(delay if delay > 0.0 else 0.0)
 
     def _guard_state(self) -> GuardHeartbeatState:
         with self._lock:

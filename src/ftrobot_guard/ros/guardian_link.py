@@ -25,6 +25,8 @@ from rclpy.node import Node
 from ftrobot_guard.ros.qos_profiles import GUARDIAN_COMMANDS, GUARDIAN_RESULTS, HEARTBEAT_MONITOR, LATCHED
 
 POLL_S = 0.02
+SETTLE_S = 0.3      # after matching, for the robot's side to match this publisher too
+RESEND_S = 1.0      # the same command again while no result has come
 
 
 class LinkError(Exception):
@@ -47,7 +49,10 @@ class GuardianLink:
     def __init__(self, name: str = "ftrobot_guardian") -> None:
         self._context = Context()
         rclpy.init(context=self._context)
-        self._node = Node(f"{name}_{os.getpid()}", context=self._context)
+        # No rosout and no parameter services: fewer endpoints for every robot process to discover (each one a
+        # burst of work there; a short-lived tool needs neither).
+        self._node = Node(f"{name}_{os.getpid()}", context=self._context, enable_rosout=False,
+                          start_parameter_services=False)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
         self._stop = threading.Event()
@@ -148,7 +153,14 @@ class GuardianLink:
             self._node.destroy_subscription(subscription)
 
     def send(self, namespace: str, command: GuardianCommand, timeout: float) -> GuardianCommandResult | None:
-        """Publish ``command`` on the robot's guardian/command once it is heard there; its result, or None."""
+        """Publish ``command`` on the robot's guardian/command once it is heard there; its result, or None.
+
+        Matching is seen from this side only: the guard may not have matched this publisher yet, and the
+        first sample can then be lost. So the command waits ``SETTLE_S`` after matching and is sent again,
+        unchanged, every ``RESEND_S`` until a result for its nonce arrives. A repeat is harmless: the guard
+        refuses it as REPLAYED (a stop is obeyed again); the earliest result (the guard's stamp) is the answer,
+        and the results topic keeps the latest ones for a subscriber that matched late.
+        """
         results: list[GuardianCommandResult] = []
 
         def keep(msg: GuardianCommandResult) -> None:
@@ -166,11 +178,18 @@ class GuardianLink:
                 if time.monotonic() > deadline:
                     raise LinkError(f"the robot at {namespace or '/'} does not listen on guardian/command")
                 time.sleep(POLL_S)
-            publisher.publish(command)
+            time.sleep(SETTLE_S)
+            next_send = time.monotonic()
             while time.monotonic() < deadline:
                 with self._lock:
-                    if results:
-                        return results[0]
+                    answered = bool(results)
+                if answered:
+                    time.sleep(POLL_S)  # the result of an earlier copy may still be on its way
+                    with self._lock:
+                        return min(results, key=lambda r: (r.header.stamp.sec, r.header.stamp.nanosec))
+                if time.monotonic() >= next_send:
+                    publisher.publish(command)
+                    next_send = time.monotonic() + RESEND_S
                 time.sleep(POLL_S)
             return None
         finally:
