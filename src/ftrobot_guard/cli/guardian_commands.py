@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -210,6 +211,8 @@ def _revoke(args: argparse.Namespace) -> int:
     )
     from ftrobot_guard.trust.certificates import CertificateError, certificate_fingerprint, load_certificate
 
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,64}", args.guardian_id):
+        raise CliError(f"--guardian-id {args.guardian_id[:70]!r}: a guardian id has 1-64 letters, digits, - . : _")
     ca_cert, ca_key = load_department_ca(args.ca_dir)
     path = Path(args.list)
     entries: list[RevocationEntry] = []
