@@ -1,5 +1,8 @@
 """Black-box figures (issues 4 and 7): sealing rate on one core, and bytes per day at the default tiers,
-for the zlib payload encoding (format version 1, before) and the zstd one (format version 2, after).
+for the first format version 2 writer (zstd level 3, 32 KiB segment dictionary: "before") and the
+current one (payload_codec.ZSTD_LEVEL and ZSTD_DICTIONARY_BYTES: "after"; issue 7 item 11), and with
+--with-zlib also the zlib encoding (format version 1). The tuning is writer-side only: both write
+format version 2 with the same codecs, and every reader reads both.
 
 1. Sealing: ~300-byte entries (a) one entry per record (encoding + AES-GCM + chain + CRC each), in
    memory; (b) batched as the recorder does (LogWriter: append, flush every 100 ms worth of entries,
@@ -12,32 +15,51 @@ for the zlib payload encoding (format version 1, before) and the zstd one (forma
    29 joints), velocity commands 20 Hz on guard/in and hw/ (float64 vx and yaw rate from a path
    follower), the signed Heartbeat and SafetyState 1 Hz; receive times jittered by 30-400 µs. Sensor
    noise and a gait whose speed and heading change all the time: no stream repeats. The long-term
-   tier is simulated for --sim-minutes, then one incident (the 60 s ring plus 30 s at full rate);
-   scaled to a day with two incidents, segment headers counted at one segment per hour.
+   tier is simulated for --sim-minutes after --warmup-minutes (default 2.5: the writer's first two
+   segments after a start, which have no or a provisional dictionary; a day after a boot is steady
+   state, so the warm-up is not scaled to a day; --warmup-minutes 0 counts it as if it lasted all
+   day), then one incident (the 60 s ring plus 30 s at full rate); scaled to a day with two
+   incidents, segment headers counted at one segment per hour.
    --float64-state makes joint states, IMU and odometry full float64 (like the MuJoCo simulator).
+   This "24 h" figure has the G1 walking all day. The "service hours" figure is a robot employee's week:
+   it walks only inside its envelope's service hours (config/envelope/g1.yaml: mon-fri 09:00-18:00 and
+   sat 09:00-12:00 = 48 h; the gate refuses motion outside them) and stands still (or docked) the other
+   120 h with the guard, heartbeat and recorder running: joint states, IMU and odometry at the same rates
+   with a standing robot's noise, Heartbeat and SafetyState 1 Hz, no joint and no velocity commands. The
+   idle rate is measured the same way (--idle-minutes after the warm-up, segment headers counted) and
+   combined with the walking rate: 48 h walking + 120 h idle + 2 incidents per working day (12 a week,
+   each the walking ring and window), averaged over the 7 days.
 3. Crash bound at an incident: in real time, the worst time from append to fsynced of a live entry
    while an incident's 60 s ring dump is sealed (target: the fsync interval plus a little).
 
-Usage: python bench/blackbox_throughput.py [--seconds 3] [--sim-minutes 20] [--float64-state]
+Usage: python bench/blackbox_throughput.py [--seconds 3] [--sim-minutes 20] [--warmup-minutes 2.5]
+       [--idle-minutes 20] [--float64-state] [--with-zlib] [--skip-sealing]
 Prints human-readable lines, then one JSON object per figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 DISTRO = os.environ.get("FTROBOT_ROS_DISTRO", "jazzy")
 FIGURES: list[dict[str, object]] = []
-ENCODINGS = ("zlib", "zstd")  # format version 1 (before), format version 2 (after)
+# name -> (payload encoding, zstd tuning (level, dictionary bytes) or None for the module's defaults)
+VARIANTS: dict[str, tuple[str, tuple[int, int] | None]] = {
+    "zlib": ("zlib", None),  # format version 1 (only with --with-zlib)
+    "before": ("zstd", (3, 32 * 1024)),  # format version 2 as first written (issue 7)
+    "after": ("zstd", None),  # format version 2, current writer tuning (issue 7 item 11)
+}
+LABELS = {"zlib": "zlib-1 (v1)", "before": "v2 zstd-3, 32 KiB dict", "after": "v2 current tuning"}
 TARGET_GIB_183_DAYS = 20.0
 INCIDENTS_PER_DAY = 2
 REPO = Path(__file__).resolve().parents[1]
@@ -55,11 +77,30 @@ G1_JOINTS = (
 G1_EFFORT_LIMIT = np.array([88, 139, 88, 139, 50, 50] * 2 + [88, 50, 50] + [25, 25, 25, 25, 25, 5, 5] * 2, float)
 
 
+@contextlib.contextmanager
+def _tuning(variant: str) -> Iterator[str]:
+    """Sets the writer's zstd level and dictionary size for ``variant``; yields its payload encoding."""
+    from ftrobot_guard.blackbox import payload_codec
+
+    encoding, tuning = VARIANTS[variant]
+    saved = payload_codec.ZSTD_LEVEL, payload_codec.ZSTD_DICTIONARY_BYTES
+    if tuning is not None:
+        payload_codec.ZSTD_LEVEL, payload_codec.ZSTD_DICTIONARY_BYTES = tuning
+    try:
+        yield encoding
+    finally:
+        payload_codec.ZSTD_LEVEL, payload_codec.ZSTD_DICTIONARY_BYTES = saved
+
+
 def figure(name: str, value: float, unit: str, n: int, bench: str = "blackbox_throughput") -> None:
     FIGURES.append({"bench": bench, "figure": name, "value": round(value, 3), "unit": unit, "n": n, "distro": DISTRO})
 
 
-def _keys():  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
+    from ftrobot_guard.blackbox.log_writer import WriterKeys
+
+
+def _keys() -> WriterKeys:
     from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
     from ftrobot_guard.blackbox.log_writer import WriterKeys
@@ -75,7 +116,7 @@ def _sealing_payloads(count: int) -> list[bytes]:
     return [os.urandom(100) + bytes(150) for _ in range(count)]
 
 
-def bench_sealing(seconds: float) -> None:
+def bench_sealing(seconds: float, variants: tuple[str, ...]) -> None:
     from ftrobot_guard.blackbox.key_wrap import new_data_key
     from ftrobot_guard.blackbox.log_writer import LogWriter, WriterPolicy
     from ftrobot_guard.blackbox.record_format import Entry, SegmentHeader, Tier, encode_entry
@@ -86,15 +127,15 @@ def bench_sealing(seconds: float) -> None:
     entries = [encode_entry(Entry(time.time_ns(), "/joint_states", "sensor_msgs/msg/JointState", p, "G-0001",
                                   Tier.LONG_TERM)) for p in payloads[:2000]]
     print(f"entry size: {len(entries[0])} bytes (encoded, before compression)")
-    for encoding in ENCODINGS:
-        with tempfile.TemporaryDirectory() as tmp:
+    for variant in variants:
+        with _tuning(variant) as encoding, tempfile.TemporaryDirectory() as tmp:
             def header(index: int) -> SegmentHeader:
                 return SegmentHeader(keys.robot_id, keys.signing_key.public_key().public_bytes_raw().hex(),
                                      "00" * 16, f"{index:032x}", index, 1, "", "00" * 32, time.time_ns(), ())
             # the steady state: a segment whose dictionary was built from the one before (zstd)
             seed = SegmentWriter(Path(tmp), header(1), keys.signing_key, new_data_key(), 1, encoding)
-            for start in range(0, 2000, 20):
-                seed.seal([(b"".join(entries[start:start + 20]), 0)], None)
+            for first in range(0, 2000, 20):
+                seed.seal([(b"".join(entries[first:first + 20]), 0)], None)
             segment = SegmentWriter(Path(tmp), header(2), keys.signing_key, new_data_key(), 1, encoding, seed)
             n = 0
             start = time.process_time()
@@ -107,11 +148,11 @@ def bench_sealing(seconds: float) -> None:
             seed.release()
             segment.release()
         rate = n / cpu
-        print(f"[{encoding}] (a) one entry per record, in memory: {rate:,.0f} records/s per core ({n} records)")
-        figure(f"seal_records_per_s_unbatched_{encoding}", rate, "records/s", n)
+        print(f"[{LABELS[variant]}] (a) one entry per record, in memory: {rate:,.0f} records/s per core ({n} records)")
+        figure(f"seal_records_per_s_unbatched_{variant}", rate, "records/s", n)
 
         for label, sync in (("(b) batched, written, no fsync", False), ("(c) batched, written, fsync per flush", True)):
-            with tempfile.TemporaryDirectory() as tmp:
+            with _tuning(variant) as encoding, tempfile.TemporaryDirectory() as tmp:
                 writer = LogWriter(Path(tmp) / "log", keys, WriterPolicy(segment_max_bytes=256 * 2**20,
                                                                          payload_encoding=encoding))
                 writer.open()
@@ -128,9 +169,9 @@ def bench_sealing(seconds: float) -> None:
                 wall = time.perf_counter() - start_wall
                 written = writer.stats.bytes_written
                 writer.close()
-            print(f"[{encoding}] {label}: {n / cpu:,.0f} entries/s per core CPU, {n / wall:,.0f} entries/s wall;"
+            print(f"[{LABELS[variant]}] {label}: {n / cpu:,.0f} entries/s per core CPU, {n / wall:,.0f} entries/s wall;"
                   f" {written / n:.0f} bytes/entry on disk")
-            figure(f"append_entries_per_s_batched{'_fsync' if sync else ''}_{encoding}", n / cpu, "entries/s", n)
+            figure(f"append_entries_per_s_batched{'_fsync' if sync else ''}_{variant}", n / cpu, "entries/s", n)
 
 
 # --------------------------------------------------------------------------- 2. a G1's streams
@@ -192,9 +233,14 @@ def _stamps(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class G1Streams:
-    """What a walking G1 publishes, one second at a time (see the module docstring)."""
+    """What a walking G1 publishes, one second at a time (see the module docstring). ``standing``: the G1
+    outside service hours, standing still (or docked) with the guard and recorder running: the same
+    sensor streams at the same rates carrying only the noise of a standing robot (posture held, holding
+    torques, gravity on the IMU, a still odometry estimate), the Heartbeat and SafetyState; no joint and
+    no velocity commands (the gate refuses motion outside service hours)."""
 
-    def __init__(self, seed: int = 7, float64_state: bool = False, start_s: float = 1_780_000_000.0) -> None:
+    def __init__(self, seed: int = 7, float64_state: bool = False, start_s: float = 1_780_000_000.0,
+                 standing: bool = False) -> None:
         from ftrobot_msgs.msg import Heartbeat, SafetyState, TopicHealth
         from geometry_msgs.msg import Twist
         from nav_msgs.msg import Odometry
@@ -205,6 +251,7 @@ class G1Streams:
         self.rng = rng
         self.t0 = start_s
         self.float64_state = float64_state
+        self.standing = standing
         n = len(G1_JOINTS)
         self.q0 = np.array([-0.1, 0, 0, 0.3, -0.2, 0] * 2 + [0, 0, 0] + [0.2, 0.2, 0, 0.9, 0, 0, 0]
                            + [0.2, -0.2, 0, 0.9, 0, 0, 0])
@@ -298,9 +345,12 @@ class G1Streams:
         rng, n, ticks = self.rng, len(G1_JOINTS), 500
         tt = np.arange(ticks) * 0.002
         ts = self.second + tt
-        speed = np.clip(0.45 + 0.35 * np.sin(2 * np.pi * ts / 47) + 0.2 * np.sin(2 * np.pi * ts / 13 + 1), 0, 0.9)
-        yaw_rate = 0.3 * np.sin(2 * np.pi * ts / 29)
-        gait_hz = 0.9 + 0.5 * speed
+        if self.standing:  # no gait: the posture q0, holding torques, only sensor noise
+            speed, yaw_rate, gait_hz = np.zeros(ticks), np.zeros(ticks), np.zeros(ticks)
+        else:
+            speed = np.clip(0.45 + 0.35 * np.sin(2 * np.pi * ts / 47) + 0.2 * np.sin(2 * np.pi * ts / 13 + 1), 0, 0.9)
+            yaw_rate = 0.3 * np.sin(2 * np.pi * ts / 29)
+            gait_hz = 0.9 + 0.5 * speed
         theta = self.theta + np.cumsum(2 * np.pi * gait_hz * 0.002)
         scale = (speed / 0.9)[:, None]
         arg, arg2 = theta[:, None] + self.phase, 2 * theta[:, None] + self.phase2
@@ -345,15 +395,18 @@ class G1Streams:
             "sec": sec[:1], "nanosec": nsec[:1], "sequence": np.array([self.second]),
             "uptime": np.array([self.second + 0.0173]), "checkpoint": np.array([self.second * 120]),
             "checkpoint_signature": rng.integers(0, 256, (1, 64)), "signature": rng.integers(0, 256, (1, 64)),
-            **{f"age{i}": rng.uniform(0, 0.01, 1) for i in range(4)}})
+            **{f"age{i}": rng.uniform(0, 0.01, 1) for i in range(3)},
+            # the joint command stream: fresh while walking; standing, its age grows (no commands)
+            "age3": np.array([self.second + 0.004]) if self.standing else rng.uniform(0, 0.01, 1)})
         heartbeat[0, self._chain_head_at : self._chain_head_at + 64] = np.frombuffer(os.urandom(32).hex().encode(), np.uint8)
         safety = self.safety.render({"sec": sec[:1], "nanosec": nsec[:1]})
         if self.second == 1:  # the templates write what was meant (checked by deserializing with rclpy)
             self.joint_state.check(joint_states[7].tobytes(), {"position": position[7], "effort": effort[7],
                                                                "header.stamp.nanosec": nsec[7]})
             self.imu.check(imu[3].tobytes(), {"orientation.w": self._state(quat)[3, 3], "header.stamp.sec": sec[3]})
-            self.command.check(command[2].tobytes(), {"points.0.positions": q_ref[10]})
-            self.twist.check(twist[1].tobytes(), {"linear.x": speed[25], "angular.z": yaw_rate[25]})
+            if not self.standing:
+                self.command.check(command[2].tobytes(), {"points.0.positions": q_ref[10]})
+                self.twist.check(twist[1].tobytes(), {"linear.x": speed[25], "angular.z": yaw_rate[25]})
             self.heartbeat.check(heartbeat[0].tobytes(), {"sequence": 1, "certificate": self.certificate})
         out: list[tuple[int, str, bytes]] = []
         for i in range(ticks):
@@ -361,10 +414,11 @@ class G1Streams:
             out.append((i, "imu", imu[i].tobytes()))
             if i % 5 == 0:
                 out.append((i, "odom", odom[i // 5].tobytes()))
-                forwarded = command[i // 5].tobytes()  # the gate forwards what it accepts unchanged
-                out.append((i, "guard/in/joint_command", forwarded))
-                out.append((i, "hw/joint_command", forwarded))
-            if i % 25 == 0:
+                if not self.standing:
+                    forwarded = command[i // 5].tobytes()  # the gate forwards what it accepts unchanged
+                    out.append((i, "guard/in/joint_command", forwarded))
+                    out.append((i, "hw/joint_command", forwarded))
+            if i % 25 == 0 and not self.standing:
                 velocity = twist[i // 25].tobytes()
                 out.append((i, "guard/in/cmd_vel", velocity))
                 out.append((i, "hw/cmd_vel", velocity))
@@ -377,7 +431,16 @@ class G1Streams:
 # --------------------------------------------------------------------------- 2. bytes per day
 
 
-def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str, float]:
+def _incident_spec(specs: dict[str, Any]) -> Any:
+    """The (first) incident-tier topic of the recorder's config: a new message on it freezes the ring."""
+    return next(spec for spec in specs.values() if spec.tier == "incident")
+
+
+def _record_streams(encoding: str, sim_s: int, float64_state: bool, warmup_s: int = 0,
+                    standing: bool = False) -> dict[str, float]:
+    """Bytes of ``sim_s`` of the long-term tier after ``warmup_s`` (not counted), through the recorder's
+    policy and writer under a simulated clock; walking, then one incident; ``standing``: no incident
+    (incidents are counted in service hours, with the walking G1's ring)."""
     import yaml
 
     from ftrobot_guard.blackbox.log_writer import LogWriter, WriterPolicy
@@ -386,7 +449,7 @@ def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str,
 
     params = yaml.safe_load((REPO / "config" / "recorder.yaml").read_text())["/**/recorder"]["ros__parameters"]
     specs = {s.topic: s for s in parse_topic_specs(params["topics"])}
-    streams = G1Streams(float64_state=float64_state)
+    streams = G1Streams(float64_state=float64_state, standing=standing)
     jitter = np.random.default_rng(11)
     clock_ns = [int(streams.t0 * 1e9)]
     policy = WriterPolicy(fsync_interval_ms=params["fsync_interval_ms"],
@@ -414,7 +477,7 @@ def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str,
                 for (tick, topic, data), late in zip(messages, latency, strict=True):
                     now = base + tick * 2_000_000
                     if incident:
-                        recorder.on_message(specs["incident"], os.urandom(400), now)
+                        recorder.on_message(_incident_spec(specs), os.urandom(400), now)
                         incident, dumping = False, True
                     recorder.on_message(specs[topic], data, now + int(late))
                     if tick % flush_ticks == flush_ticks - 1:
@@ -425,21 +488,29 @@ def _record_streams(encoding: str, sim_s: int, float64_state: bool) -> dict[str,
                             dump_cpu_s[0] += time.process_time() - start
                             dumping = getattr(writer.stats, "backlog_entries", 0) > 0
 
+        run(warmup_s)  # the first segments after a start (no or a provisional dictionary): not scaled to a day
+        warm_bytes, warm_records = writer.stats.bytes_written, writer.stats.records_written
+        warm_segments = len(list_segments(log).segments)
         run(sim_s)
-        long_term = writer.stats.bytes_written
-        records = writer.stats.records_written
-        run(int(params["post_incident_s"]), incident=True)
-        window = writer.stats.bytes_written - long_term
+        long_term_end = writer.stats.bytes_written
+        long_term = long_term_end - warm_bytes
+        records = writer.stats.records_written - warm_records
+        if not standing:
+            run(int(params["post_incident_s"]), incident=True)
+        window = writer.stats.bytes_written - long_term_end
         writer.close()
         headers = [item.prefix.records_offset for item in list_segments(log).segments]
     lt_per_s = long_term / sim_s
-    incident = window - lt_per_s * params["post_incident_s"]  # the ring dump and the full-rate extra
+    # the ring dump and the full-rate extra
+    incident = 0.0 if standing else window - lt_per_s * params["post_incident_s"]
     per_day_records = lt_per_s * 86400 + INCIDENTS_PER_DAY * incident
     segments_per_day = max(86400 / params["segment_max_age_s"], per_day_records / (params["segment_max_mb"] * 2**20))
-    per_day = per_day_records + segments_per_day * float(np.mean(headers[1:] or headers))
-    return {"long_term_per_day": lt_per_s * 86400, "incident": incident, "per_day": per_day,
-            "header": float(np.mean(headers[1:] or headers)), "records_per_s": records / sim_s,
-            "ring_dump_cpu_s": dump_cpu_s[0],
+    per_day = per_day_records + segments_per_day * float(np.mean(headers[2:] or headers[1:] or headers))
+    return {"long_term_per_day": lt_per_s * 86400, "long_term_per_s": lt_per_s, "incident": incident,
+            "per_day": per_day, "segment_max_bytes": params["segment_max_mb"] * 2**20,
+            "segment_max_age_s": params["segment_max_age_s"], "sim_s": sim_s,
+            "header": float(np.mean(headers[2:] or headers[1:] or headers)), "records_per_s": records / sim_s,
+            "ring_dump_cpu_s": dump_cpu_s[0], "warm_segments": warm_segments,
             "budget_gib": params["disk_budget_gb"]}
 
 
@@ -504,7 +575,7 @@ def bench_incident_latency(after_s: float = 6.0) -> None:
                         time.sleep(delay)
                     if second == 1 and tick == 0 and not incident_at[0]:
                         incident_at[0] = time.perf_counter()
-                        recorder.on_message(specs["incident"], os.urandom(400), time.time_ns())
+                        recorder.on_message(_incident_spec(specs), os.urandom(400), time.time_ns())
                     recorder.on_message(specs[topic], data, time.time_ns())
                     if incident_at[0]:
                         appended.append((time.perf_counter(), counters()[0]))
@@ -539,41 +610,120 @@ def bench_incident_latency(after_s: float = 6.0) -> None:
            "blackbox_crash_bound")
 
 
-def bench_bytes_per_day(sim_minutes: float, float64_state: bool) -> None:
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _service_week(envelope: Path = REPO / "config" / "envelope" / "g1.yaml") -> tuple[float, int, str]:
+    """Hours a week inside the envelope's service hours, the number of days with any, and a summary."""
+    import yaml
+
+    service = yaml.safe_load(envelope.read_text())["service_hours"]
+    per_day = dict.fromkeys(WEEKDAYS, 0.0)
+    parts = []
+    for window in service["weekly"]:
+        (oh, om), (ch, cm) = (map(int, str(window[k]).split(":")) for k in ("open", "close"))
+        hours = (ch * 60 + cm - oh * 60 - om) / 60
+        for day in window["days"]:
+            per_day[day] += hours
+        parts.append(f"{'/'.join(window['days'])} {window['open']}-{window['close']}")
+    return sum(per_day.values()), sum(1 for h in per_day.values() if h > 0), \
+        f"{', '.join(parts)} ({service.get('time_zone', '?')})"
+
+
+def _service_hours_week(walking: dict[str, float], idle: dict[str, float], service_h: float,
+                        incidents: int) -> dict[str, float]:
+    """Bytes of one week: ``service_h`` walking, the rest of the 168 h standing, ``incidents`` incidents
+    (each the walking ring and full-rate window), segment headers at one segment per segment_max_age_s
+    (or more when the size limit rotates sooner), each the measured header of its mode."""
+    idle_h = 168.0 - service_h
+    records = (service_h * walking["long_term_per_s"] + idle_h * idle["long_term_per_s"]) * 3600 \
+        + incidents * walking["incident"]
+    segments = max(168 * 3600 / walking["segment_max_age_s"], records / walking["segment_max_bytes"])
+    header = (service_h * walking["header"] + idle_h * idle["header"]) / 168
+    week = records + segments * header
+    return {"per_week": week, "per_day": week / 7, "idle_h": idle_h}
+
+
+def bench_bytes_per_day(sim_minutes: float, float64_state: bool, warmup_minutes: float,
+                        variants: tuple[str, ...], idle_minutes: float = 0.0) -> None:
     try:
         import ftrobot_msgs.msg  # noqa: F401
         import rclpy.serialization  # noqa: F401
     except ImportError:
         print("rclpy/messages not importable: bytes/day skipped")
         return
-    sim_s = int(sim_minutes * 60)
+    sim_s, warmup_s = int(sim_minutes * 60), int(warmup_minutes * 60)
     kind = "float64 state (like the MuJoCo simulator)" if float64_state else "G1 (float32 state widened)"
-    print(f"\nbytes per day at the default tiers: {sim_minutes:g} min long-term + one incident, {kind} streams")
-    print(f"{'encoding':<22} {'long-term MB/day':>16} {'MB/incident':>12} {'MB/day':>8} {'days/GiB':>9}"
+    print(f"\nbytes per day, 24 h walking, at the default tiers: {sim_minutes:g} min long-term (after {warmup_minutes:g} min warm-up)"
+          f" + one incident, {kind} streams")
+    print(f"{'writer':<24} {'long-term MB/day':>16} {'MB/incident':>12} {'MB/day':>8} {'days/GiB':>9}"
           f" {'GiB/183 d':>10}  within {TARGET_GIB_183_DAYS:g} GiB")
     suffix = "_float64_state" if float64_state else ""
     results: dict[str, dict[str, float]] = {}
-    for encoding in ENCODINGS:
+    for variant in variants:
         start = time.perf_counter()
-        r = _record_streams(encoding, sim_s, float64_state)
-        results[encoding] = r
+        with _tuning(variant) as encoding:
+            r = _record_streams(encoding, sim_s, float64_state, warmup_s)
+        results[variant] = r
         gib_183 = 183 * r["per_day"] / 2**30
-        label = "zlib-1 (v1, before)" if encoding == "zlib" else "zstd+columns (v2)"
-        print(f"{label:<22} {r['long_term_per_day'] / 1e6:>16.1f} {r['incident'] / 1e6:>12.1f} {r['per_day'] / 1e6:>8.1f}"
-              f" {2**30 / r['per_day']:>9.2f} {gib_183:>10.1f}  {'yes' if gib_183 <= TARGET_GIB_183_DAYS else 'NO'}"
+        print(f"{LABELS[variant]:<24} {r['long_term_per_day'] / 1e6:>16.1f} {r['incident'] / 1e6:>12.1f}"
+              f" {r['per_day'] / 1e6:>8.1f} {2**30 / r['per_day']:>9.2f} {gib_183:>10.1f}"
+              f"  {'yes' if gib_183 <= TARGET_GIB_183_DAYS else 'NO'}"
               f"   ({time.perf_counter() - start:.0f} s; {r['records_per_s']:.1f} records/s;"
-              f" segment header {r['header'] / 1e3:.1f} kB; ring dump sealed in {r['ring_dump_cpu_s']:.2f} CPU s)")
-        figure(f"bytes_per_day_{encoding}{suffix}", r["per_day"] / 1e6, "MB/day", sim_s, "blackbox_storage")
-        figure(f"long_term_bytes_per_day_{encoding}{suffix}", r["long_term_per_day"] / 1e6, "MB/day", sim_s,
+              f" segment header {r['header'] / 1e3:.1f} kB; {r['warm_segments']:.0f} segments in the warm-up;"
+              f" ring dump sealed in {r['ring_dump_cpu_s']:.2f} CPU s)")
+        figure(f"bytes_per_day_{variant}{suffix}", r["per_day"] / 1e6, "MB/day", sim_s, "blackbox_storage")
+        figure(f"long_term_bytes_per_day_{variant}{suffix}", r["long_term_per_day"] / 1e6, "MB/day", sim_s,
                "blackbox_storage")
-        figure(f"incident_bytes_{encoding}{suffix}", r["incident"] / 1e6, "MB/incident", 1, "blackbox_storage")
-        figure(f"days_per_gib_{encoding}{suffix}", 2**30 / r["per_day"], "days/GiB", sim_s, "blackbox_storage")
-        figure(f"gib_for_183_days_{encoding}{suffix}", gib_183, "GiB", sim_s, "blackbox_storage")
-        figure(f"ring_dump_seal_cpu_s_{encoding}{suffix}", r["ring_dump_cpu_s"], "CPU s", 1, "blackbox_storage")
-    before, after = results["zlib"]["per_day"], results["zstd"]["per_day"]
-    print(f"zstd+columns writes {after / before:.0%} of zlib-1's bytes ({before / after:.2f}x fewer);"
-          f" the default budget of {results['zstd']['budget_gib']:g} GiB holds"
-          f" {results['zstd']['budget_gib'] * 2**30 / after:.0f} days (zlib-1: {results['zlib']['budget_gib'] * 2**30 / before:.0f})")
+        figure(f"incident_bytes_{variant}{suffix}", r["incident"] / 1e6, "MB/incident", 1, "blackbox_storage")
+        figure(f"days_per_gib_{variant}{suffix}", 2**30 / r["per_day"], "days/GiB", sim_s, "blackbox_storage")
+        figure(f"gib_for_183_days_{variant}{suffix}", gib_183, "GiB", sim_s, "blackbox_storage")
+        figure(f"ring_dump_seal_cpu_s_{variant}{suffix}", r["ring_dump_cpu_s"], "CPU s", 1, "blackbox_storage")
+    if idle_minutes > 0:
+        _bench_service_hours(results, idle_minutes, float64_state, warmup_minutes, suffix)
+    if "before" in results and "after" in results:
+        before, after = results["before"]["per_day"], results["after"]["per_day"]
+        print(f"after/before (24 h walking): {after / before:.1%} of the bytes ({(before - after) / 1e6:.1f} MB/day fewer);"
+              f" the default budget of {results['after']['budget_gib']:g} GiB holds"
+              f" {results['after']['budget_gib'] * 2**30 / after:.0f} days"
+              f" (before: {results['before']['budget_gib'] * 2**30 / before:.0f})")
+
+
+def _bench_service_hours(walking: dict[str, dict[str, float]], idle_minutes: float, float64_state: bool,
+                         warmup_minutes: float, suffix: str) -> None:
+    """The week of a robot employee: walking inside the envelope's service hours, standing the rest."""
+    service_h, working_days, summary = _service_week()
+    incidents = INCIDENTS_PER_DAY * working_days
+    idle_s, warmup_s = int(idle_minutes * 60), int(warmup_minutes * 60)
+    print(f"\nbytes per day, service hours (config/envelope/g1.yaml: {summary}): a week = {service_h:g} h walking"
+          f" + {168 - service_h:g} h standing idle (sensor streams at the same rates, heartbeat and safety_state"
+          f" 1 Hz, no joint or velocity commands; idle measured {idle_minutes:g} min after {warmup_minutes:g} min"
+          f" warm-up) + {incidents} incidents ({INCIDENTS_PER_DAY} per working day x {working_days} working days,"
+          f" assumed to happen while walking: the walking ring and window); averaged over 7 days; closed dates"
+          f" (holidays) counted as working days; the segment whose hour spans a switch between walking and"
+          f" standing is counted at the steady rate of each mode")
+    print(f"{'writer':<24} {'walking MB/h':>12} {'idle MB/h':>10} {'MB/incident':>12} {'MB/week':>8} {'MB/day':>8}"
+          f" {'days/GiB':>9} {'GiB/183 d':>10}  within {TARGET_GIB_183_DAYS:g} GiB")
+    for variant, walk in walking.items():
+        start = time.perf_counter()
+        with _tuning(variant) as encoding:
+            idle = _record_streams(encoding, idle_s, float64_state, warmup_s, standing=True)
+        week = _service_hours_week(walk, idle, service_h, incidents)
+        gib_183 = 183 * week["per_day"] / 2**30
+        walk_h, idle_h = walk["long_term_per_s"] * 3600, idle["long_term_per_s"] * 3600
+        print(f"{LABELS[variant]:<24} {walk_h / 1e6:>12.2f} {idle_h / 1e6:>10.2f} {walk['incident'] / 1e6:>12.1f}"
+              f" {week['per_week'] / 1e6:>8.0f} {week['per_day'] / 1e6:>8.1f} {2**30 / week['per_day']:>9.2f}"
+              f" {gib_183:>10.1f}  {'yes' if gib_183 <= TARGET_GIB_183_DAYS else 'NO'}"
+              f"   (idle run {time.perf_counter() - start:.0f} s; {idle['records_per_s']:.1f} records/s idle;"
+              f" segment header {idle['header'] / 1e3:.1f} kB idle, {walk['header'] / 1e3:.1f} kB walking)")
+        figure(f"walking_bytes_per_hour_{variant}{suffix}", walk_h / 1e6, "MB/h", int(walk["sim_s"]),
+               "blackbox_storage")
+        figure(f"idle_bytes_per_hour_{variant}{suffix}", idle_h / 1e6, "MB/h", idle_s, "blackbox_storage")
+        figure(f"bytes_per_day_service_hours_{variant}{suffix}", week["per_day"] / 1e6, "MB/day", idle_s,
+               "blackbox_storage")
+        figure(f"days_per_gib_service_hours_{variant}{suffix}", 2**30 / week["per_day"], "days/GiB", idle_s,
+               "blackbox_storage")
+        figure(f"gib_for_183_days_service_hours_{variant}{suffix}", gib_183, "GiB", idle_s, "blackbox_storage")
 
 
 def main() -> None:
@@ -581,6 +731,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="CPU seconds per sealing measurement")
     parser.add_argument("--sim-minutes", type=float, default=20.0, help="simulated minutes of the long-term tier")
     parser.add_argument("--float64-state", action="store_true", help="joint states, IMU, odometry as full float64")
+    parser.add_argument("--warmup-minutes", type=float, default=2.5,
+                        help="simulated minutes after a start that are not scaled to a day (0: counted as steady)")
+    parser.add_argument("--idle-minutes", type=float, default=20.0,
+                        help="simulated minutes of the standing (idle) G1 for the service-hours week (0: skipped)")
+    parser.add_argument("--with-zlib", action="store_true", help="also format version 1 (zlib)")
     parser.add_argument("--skip-sealing", action="store_true", help="only the bytes per day")
     parser.add_argument("--only-incident", action="store_true", help="only the crash bound at an incident")
     args = parser.parse_args()
@@ -589,10 +744,11 @@ def main() -> None:
         for item in FIGURES:
             print(json.dumps(item))
         return
+    variants = ("zlib", "before", "after") if args.with_zlib else ("before", "after")
     if not args.skip_sealing:
-        bench_sealing(args.seconds)
+        bench_sealing(args.seconds, variants)
     bench_incident_latency()
-    bench_bytes_per_day(args.sim_minutes, args.float64_state)
+    bench_bytes_per_day(args.sim_minutes, args.float64_state, args.warmup_minutes, variants, args.idle_minutes)
     for item in FIGURES:
         print(json.dumps(item))
 

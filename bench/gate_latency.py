@@ -50,6 +50,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
 from bench_guard import START_TIMEOUT_S, make_bench_files, start_guard
 from diagnostic_msgs.msg import DiagnosticArray
@@ -64,8 +65,9 @@ from estop_latency import (
 from ftrobot_msgs.msg import Anomaly, SafetyState
 from rclpy.context import Context
 from rclpy.node import Node
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
+from ftrobot_guard.ros.joint_message_cdr import JointTrajectoryWriter
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -171,20 +173,20 @@ class Controller:
         end = start + round(seconds * 1e9)
         late = 0
         count = len(self.names)
-        point = JointTrajectoryPoint()
-        msg = JointTrajectory(joint_names=self.names, points=[point])
+        writer = JointTrajectoryWriter()   # serialized by the bench itself: a light controller
+        base = np.array(self.base, dtype=float)
         while next_ns < end:
             t = (next_ns - start) * 1e-9
             offset = AMPLITUDE_RAD * math.sin(2.0 * math.pi * FREQUENCY_HZ * t)
-            positions = [q + offset for q in self.base]
+            positions = base + offset
             self.sequence += 1
             positions[count - 1] += (self.sequence % 1_000_000) * SEQUENCE_QUANTUM
-            point.positions = positions
-            msg.header.stamp = clock.now().to_msg()
+            sec, nanosec = divmod(clock.now().nanoseconds, 1_000_000_000)
+            data = writer.write(sec, nanosec, self.names, positions)
             sent = time.perf_counter_ns()
-            publisher.publish(msg)
+            publisher.publish(data)
             if record:
-                published[tuple(positions)] = sent
+                published[tuple(positions.tolist())] = sent
             next_ns += period_ns
             wait = next_ns - time.monotonic_ns()
             if wait > 0:

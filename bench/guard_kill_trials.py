@@ -46,6 +46,11 @@ def _files(directory: Path) -> tuple[Path, Path]:
     return guard, sim
 
 
+def _stamp(truth: Any) -> float:
+    """A ground-truth sample's header stamp (the simulator's wall clock in real-time mode), in s."""
+    return float(truth.header.stamp.sec + truth.header.stamp.nanosec * 1e-9)
+
+
 def trial(directory: Path, domain: int) -> dict[str, Any]:
     import rclpy
     from bench_guard import ros_environment
@@ -96,6 +101,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
             result["error"] = f"guard never NORMAL (last {states[-1].mode_name if states else 'none'})"
             return result
         start = time.monotonic()
+        start_wall = time.time()
         base = 0.3
         while time.monotonic() - start < 1.5:  # arm motion through the guard, 100 Hz
             t = time.monotonic() - start
@@ -104,18 +110,25 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
             msg.points = [JointTrajectoryPoint(positions=[base + 0.2 * math.sin(2.0 * t)])]
             publisher.publish(msg)
             time.sleep(0.01)
+        early = next((m for _, m in list(truth) if m.actuation_mode_name != "NORMAL"
+                      and _stamp(m) > start_wall), None)
+        if early is not None:   # the robot left NORMAL while the guard was alive: a false trip, not a figure
+            result["error"] = (f"{early.actuation_mode_name} before the kill (the guard's state: "
+                               f"{states[-1].mode_name if states else 'none'}, rtf {early.real_time_factor:.2f})")
+            return result
         killed_at = time.time()
         guard.send_signal(signal.SIGKILL)
         guard.wait()
         deadline = time.monotonic() + 5.0
         damped = None
         while time.monotonic() < deadline and damped is None:
-            damped = next((m for _, m in list(truth) if m.actuation_mode_name == "DAMPING"), None)
+            damped = next((m for _, m in list(truth) if m.actuation_mode_name == "DAMPING"
+                           and _stamp(m) >= killed_at - 0.2), None)
             time.sleep(0.01)
         if damped is None:
             result["error"] = "no DAMPING within 5 s of the kill"
             return result
-        stamp = damped.header.stamp.sec + damped.header.stamp.nanosec * 1e-9
+        stamp = _stamp(damped)
         result.update(ok=True, kill_to_damping_ms=(stamp - killed_at) * 1000.0, pelvis_height=damped.pelvis_height,
                       real_time_factor=damped.real_time_factor)
         return result

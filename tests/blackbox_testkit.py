@@ -8,6 +8,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
@@ -25,6 +26,9 @@ from ftrobot_guard.blackbox.record_format import (
 )
 from ftrobot_guard.blackbox.segment_reader import scan_records
 from ftrobot_guard.trust.keys import write_private_key, write_public_key
+
+if TYPE_CHECKING:
+    from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead
 
 ROBOT_ID = "440304-RB-2026-000123-8"
 OTHER_ROBOT_ID = "440304-RB-2026-000124-6"
@@ -150,7 +154,7 @@ def flip_bit(data: bytes, offset: int, bit: int = 0) -> bytes:
     return data[:offset] + bytes([data[offset] ^ (1 << bit)]) + data[offset + 1 :]
 
 
-def heads_from_log(directory: Path) -> list:
+def heads_from_log(directory: Path) -> list[WitnessedHead]:
     """Witnessed heads as the department would have received them: every checkpoint on disk."""
     from ftrobot_guard.blackbox.witnessed_heads import WitnessedHead
 

@@ -476,3 +476,109 @@ def test_power_cut_in_a_dictionary_segment_keeps_everything_synced_readable(tmp_
     exported, problems = _exported(directory, keys)
     assert len(exported) >= synced and exported == sent[: len(exported)] and not problems.problems
     assert not verify_log(directory).errors
+
+
+# --------------------------------------------------------------------------- writer tuning (issue 7 item 11)
+
+
+@st.composite
+def float_columns(draw: st.DrawFn) -> list[bytes]:
+    """Rows of one stream: a ragged CDR-like head, then the same number of float64 columns in each row
+    (none, some narrowable, some not: NaN payloads, infinities, -0.0, subnormals, full doubles)."""
+    head = draw(st.integers(0, 13))
+    columns = draw(st.integers(0, 9))
+    rows = draw(st.integers(1, 12))
+    column_kind = [draw(st.sampled_from(["float32", "double", "mixed"])) for _ in range(columns)]
+    out = []
+    for _ in range(rows):
+        values = [draw(float32_values if kind == "float32" else doubles if kind == "mixed"
+                       else st.one_of(st.floats(), special_doubles, nan_patterns)) for kind in column_kind]
+        out.append(draw(st.binary(min_size=head, max_size=head)) + struct.pack(f"<{columns}d", *values))
+    return out
+
+
+def _tuned_dictionary(monkeypatch: pytest.MonkeyPatch, level: int, size: int) -> SegmentDictionary:
+    monkeypatch.setattr(pc, "ZSTD_LEVEL", level)
+    monkeypatch.setattr(pc, "ZSTD_DICTIONARY_BYTES", size)
+    cold = PayloadEncoder(PayloadEncoding.ZSTD)
+    for block in _g1_like_blocks(60):
+        cold.encode(block)
+    dictionary = cold.next_dictionary()
+    assert dictionary is not None and 0 < len(dictionary.zstd_dictionary) <= size
+    return dictionary
+
+
+@pytest.fixture(scope="module")
+def tuned_dictionaries() -> dict[str, SegmentDictionary]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return {"previous": _tuned_dictionary(monkeypatch, pc.PREVIOUS_ZSTD_LEVEL, pc.PREVIOUS_ZSTD_DICTIONARY_BYTES),
+                "current": _tuned_dictionary(monkeypatch, pc.ZSTD_LEVEL, pc.ZSTD_DICTIONARY_BYTES)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(float_columns(), st.sampled_from(["previous", "current"]), st.booleans(), st.integers(0, 2**64 - 1))
+def test_float_columns_round_trip_exactly_under_both_tunings(
+        tuned_dictionaries: dict[str, SegmentDictionary], rows: list[bytes], tuning: str, forwarded: bool,
+        record_time: int) -> None:
+    """Every float64 bit pattern comes back: narrowed columns (float32 delta), the others (byte XOR),
+    with or without a forward coded against them, at either writer tuning, with its dictionary."""
+    dictionary = tuned_dictionaries[tuning]
+    items = []
+    for i, row in enumerate(rows):
+        items.append(Entry(record_time + i, "joint_states", "sensor_msgs/msg/JointState", row, "G-440304-0007",
+                           Tier.FULL_RATE))
+        if forwarded:
+            items.append(Entry(record_time + i, "hw/joint_states", "sensor_msgs/msg/JointState", row))
+    body = _body(items)
+    level = pc.PREVIOUS_ZSTD_LEVEL if tuning == "previous" else pc.ZSTD_LEVEL
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(pc, "ZSTD_LEVEL", level)
+        plaintext = PayloadEncoder(PayloadEncoding.ZSTD, 1, dictionary).encode(body, record_time)
+    assert plaintext[0] in ((Codec.ZSTD_COLUMNS, Codec.NONE) if len(items) > 1 else (Codec.ZSTD, Codec.NONE))
+    assert PayloadDecoder(2, dictionary).decode(plaintext, time_ns=record_time) == body  # at the current level
+    assert decode_entries(body) == items
+
+
+def test_an_empty_float_region_and_an_empty_block_round_trip() -> None:
+    for data in (b"", b"\x00\x01\x00\x00", bytes(11)):
+        body = _body([Entry(1, "imu", "sensor_msgs/msg/Imu", data), Entry(2, "imu", "sensor_msgs/msg/Imu", data)])
+        assert decode_columns(_columns(body, None, 0).body, None) == body
+    assert decode_columns(_columns(b"", None, 0).body, None) == b""
+
+
+def test_the_current_tuning_writes_fewer_bytes_than_the_previous_one(
+        tuned_dictionaries: dict[str, SegmentDictionary]) -> None:
+    blocks = _g1_like_blocks(60)[-300:]
+    sizes = {}
+    for tuning, level in (("previous", pc.PREVIOUS_ZSTD_LEVEL), ("current", pc.ZSTD_LEVEL)):
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setattr(pc, "ZSTD_LEVEL", level)
+            encoder = PayloadEncoder(PayloadEncoding.ZSTD, 1, tuned_dictionaries[tuning])
+            sizes[tuning] = sum(len(encoder.encode(b)) for b in blocks)
+    assert sizes["current"] < sizes["previous"]
+
+
+@pytest.mark.clause("6.2e")
+def test_segments_written_with_the_previous_tuning_still_read_and_verify(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log written by the first version 2 writer (zstd level 3, 32 KiB dictionaries), continued by the
+    current one: it verifies without a key and exports exactly, old segments and new."""
+    keys = make_keys()
+    directory = tmp_path / "log"
+    blocks = _g1_like_blocks(180)
+    sent: list[Entry] = []
+    monkeypatch.setattr(pc, "ZSTD_LEVEL", pc.PREVIOUS_ZSTD_LEVEL)
+    monkeypatch.setattr(pc, "ZSTD_DICTIONARY_BYTES", pc.PREVIOUS_ZSTD_DICTIONARY_BYTES)
+    with LogWriter(directory, keys.writer_keys()) as old:
+        _append_g1_like(old, blocks[:1600], sent)
+    old_segments = len(segments(directory))
+    assert old_segments >= 3  # one with a steady-state dictionary of the previous size
+    monkeypatch.undo()
+    assert (pc.ZSTD_LEVEL, pc.ZSTD_DICTIONARY_BYTES) != (pc.PREVIOUS_ZSTD_LEVEL, pc.PREVIOUS_ZSTD_DICTIONARY_BYTES)
+    with LogWriter(directory, keys.writer_keys()) as new:
+        _append_g1_like(new, blocks[1600:], sent)
+    assert len(segments(directory)) > old_segments
+    report = verify_log(directory)
+    assert report.clean, report.render()
+    exported, outcome = _exported(directory, keys)
+    assert exported == sent and not outcome.problems

@@ -358,13 +358,53 @@ def _winding_inside(vertices: list[tuple[float, float]], x: float, y: float) -> 
 @settings(max_examples=300 * SCALE, deadline=None)
 @given(radii=st.lists(st.floats(0.5, 5.0), min_size=3, max_size=12), x=st.floats(-6, 6), y=st.floats(-6, 6))
 def test_point_in_polygon_agrees_with_the_winding_number(radii: list[float], x: float, y: float) -> None:
-    from ftrobot_guard.safety.envelope_checks import _edge_distance, _inside
+    from ftrobot_guard.safety.envelope_checks import _signed_distances
 
+    vertices = _star(radii)
+    signed = float(_signed_distances(np.array(vertices), np.array([x]), np.array([y]))[0])
+    assert abs(signed) == pytest.approx(_boundary_distance(vertices, x, y), abs=1e-9)
+    assume(abs(signed) > 1e-6)  # on the boundary either answer is right
+    assert (signed < 0) == _winding_inside(vertices, x, y)
+
+
+def _star(radii: list[float], centre: tuple[float, float] = (0.0, 0.0)) -> list[tuple[float, float]]:
     angles = np.linspace(0.0, 2 * math.pi, len(radii), endpoint=False)
-    vertices = [(r * math.cos(a), r * math.sin(a)) for r, a in zip(radii, angles, strict=True)]  # star-shaped
-    array = np.array(vertices)
-    assume(_edge_distance(array, x, y) > 1e-6)  # on the boundary either answer is right
-    assert _inside(array, x, y) == _winding_inside(vertices, x, y)
+    return [(centre[0] + r * math.cos(a), centre[1] + r * math.sin(a)) for r, a in zip(radii, angles, strict=True)]
+
+
+def _boundary_distance(vertices: list[tuple[float, float]], x: float, y: float) -> float:
+    """Distance from a point to a closed polygon's edges, one segment at a time in plain Python."""
+    best = math.inf
+    for (x0, y0), (x1, y1) in zip(vertices, vertices[1:] + vertices[:1], strict=True):
+        length2 = (x1 - x0) ** 2 + (y1 - y0) ** 2
+        t = 0.0 if length2 == 0 else min(1.0, max(0.0, ((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / length2))
+        best = min(best, math.hypot(x0 + t * (x1 - x0) - x, y0 + t * (y1 - y0) - y))
+    return best
+
+
+@settings(max_examples=200 * SCALE, deadline=None)
+@given(inner=st.lists(st.floats(0.5, 3.0), min_size=3, max_size=9), outer=st.lists(st.floats(6.0, 12.0), min_size=3,
+       max_size=9), hole=st.tuples(st.floats(-4, 4), st.floats(-4, 4)),
+       points=st.lists(st.tuples(st.floats(-15, 15), st.floats(-15, 15)), min_size=1, max_size=12))
+def test_clearances_of_many_points_are_those_of_each_point_by_plain_geometry(
+        inner: list[float], outer: list[float], hole: tuple[float, float],
+        points: list[tuple[float, float]]) -> None:
+    from ftrobot_guard.safety.envelope import Geofence, Polygon
+    from ftrobot_guard.safety.envelope_checks import geofence_clearances
+
+    keep_in, keep_out = _star(outer), _star(inner, hole)
+    fence = Geofence("odom", 0.5, (Polygon("hall", np.array(keep_in)),), (Polygon("desk", np.array(keep_out)),))
+    xs, ys = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    clearances, names = geofence_clearances(fence, xs, ys)
+    for (x, y), clearance, name in zip(points, clearances.tolist(), names, strict=True):
+        inside_hall = _winding_inside(keep_in, x, y)
+        inside_desk = _winding_inside(keep_out, x, y)
+        to_hall = _boundary_distance(keep_in, x, y) * (1 if inside_hall else -1)
+        to_desk = _boundary_distance(keep_out, x, y) * (-1 if inside_desk else 1)
+        assume(min(abs(to_hall), abs(to_desk)) > 1e-6)  # on a boundary either side is right
+        assert clearance == pytest.approx(min(to_hall, to_desk), abs=1e-9)
+        assert name == ("desk" if to_desk < to_hall else "hall")
+        assert geofence_clearance(fence, x, y) == (pytest.approx(clearance, abs=1e-12), name)
 
 
 @settings(max_examples=300 * SCALE, deadline=None)

@@ -176,7 +176,9 @@ def test_guard_alive_timeout_puts_the_robot_in_damping(start_sim: Callable[..., 
         change = h.sim.sim.recorder.mode_changes[-1]
         last_alive = h.sim.sim.last_guard_alive_time
     assert change.source == "guard_alive_timeout"
-    assert 0.1 < change.time - last_alive <= 0.1 + 0.01  # in sim time: the timeout plus a step or so
+    timeout = h.sim.sim.config.guard_alive_timeout   # config/sim.yaml: 0.09 s
+    assert timeout == pytest.approx(0.09)
+    assert timeout - 1e-9 < change.time - last_alive <= timeout + 0.01  # in sim time: the timeout plus a step or so
 
 
 def test_fault_via_service_starts_a_rogue_publisher_and_bad_faults_are_refused(

@@ -64,11 +64,12 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
 from rclpy.task import Future
 from sensor_msgs.msg import BatteryState, Imu, JointState
 from std_msgs.msg import Bool, Header
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from ftrobot_guard.guardians.command_authentication import GuardianCommandVerifier
 from ftrobot_guard.guardians.duty_roster import DutyRoster, DutyRosterError
@@ -80,7 +81,15 @@ from ftrobot_guard.guardians.revocation_list import RevocationList, RevocationLi
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.incidents.incident_ledger import AckOutcome, IncidentLedger
 from ftrobot_guard.incidents.incident_report import Incident, incident_fields_mapping, sign_incident
-from ftrobot_guard.ros.batched_intake import BatchedIntake, with_depth
+from ftrobot_guard.ros.batched_intake import BatchedIntake
+from ftrobot_guard.ros.joint_message_cdr import (
+    CdrError,
+    JointTrajectoryWriter,
+    read_imu,
+    read_joint_state,
+    read_joint_trajectory,
+    read_odometry,
+)
 from ftrobot_guard.ros.node_parameters import (
     NodeConfigurationError,
     declare_double,
@@ -117,7 +126,7 @@ GUARDED_OUTPUTS = ("hw/joint_command", "hw/cmd_vel", "guard/alive", "safety_stat
 GUARD_INPUTS = ("guard/in/joint_command", "guard/in/cmd_vel", "guard/in/task_request")
 
 
-SENSOR_QUEUE_DEPTH = 50      # messages per sensor topic between two drains (0.1 s of 500 Hz joint_states)
+SENSOR_QUEUE_DEPTH = 1       # the guard judges the newest message of each sensor topic at each tick: DDS keeps no other
 UNKNOWN_NODE_NAME = "_NODE_NAME_UNKNOWN_"
 UNNAMED_GRACE_S = 1.0
 _LEVELS = {0: DiagnosticStatus.OK, 1: DiagnosticStatus.WARN, 2: DiagnosticStatus.ERROR}
@@ -273,23 +282,29 @@ class GuardNode(Node):
         # took most of a core and made the guard late for its own inputs. estop and commands stay direct.
         self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace(),
                                      on_error=self._on_intake_error)
-        sensor_qos = with_depth(SENSOR_DATA, SENSOR_QUEUE_DEPTH)
-        # Each tick takes every queued message (raw bytes, cheap) and reads only the newest of each topic:
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=SENSOR_QUEUE_DEPTH,
+                                reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability)
+        # Each tick takes the newest message of each topic (DDS replaces an older one that was not taken yet):
         # its age is what the watchdogs judge, and a fault that lasts shows in the newest message too.
-        self._sensors: dict[str, tuple[Any, Callable[[Any], None]]] = {
-            "joint_states": (JointState, self._on_joint_states), "imu": (Imu, self._on_imu),
-            "odom": (Odometry, self._on_odom), "actuator_temperatures": (JointTemperatures, self._on_temperatures),
-            "battery": (BatteryState, self._on_battery),
+        # joint_states, imu and odom are read from their CDR bytes (ros/joint_message_cdr.py); whatever that
+        # reader refuses, and the other inputs, rclpy deserializes.
+        self._sensors: dict[str, tuple[Any, Callable[[Any], None], Callable[[bytes], Any] | None]] = {
+            "joint_states": (JointState, self._on_joint_states, read_joint_state),
+            "imu": (Imu, self._on_imu, read_imu), "odom": (Odometry, self._on_odom, read_odometry),
+            "actuator_temperatures": (JointTemperatures, self._on_temperatures, None),
+            "battery": (BatteryState, self._on_battery, None),
         }
         self._newest: dict[str, bytes] = {}
-        for topic, (msg_type, _handler) in self._sensors.items():
+        for topic, (msg_type, _handler, _reader) in self._sensors.items():
             self._intake.subscribe(msg_type, topic, sensor_qos, self._keeper(topic), raw=True)
         self.create_subscription(Bool, "estop", self._on_estop, COMMANDS,
                                  event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
         self.create_subscription(GuardianCommand, "guardian/command", self._on_guardian_command, GUARDIAN_COMMANDS,
                                  event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
+        # Joint commands (up to 1 kHz) come in and go out as CDR bytes: no rclpy message objects on this path.
+        self._joint_writer = JointTrajectoryWriter()
         self.create_subscription(JointTrajectory, "guard/in/joint_command", self._on_joint_command, COMMANDS,
-                                 event_callbacks=self._on_new_publisher())
+                                 event_callbacks=self._on_new_publisher(), raw=True)
         self.create_subscription(Twist, "guard/in/cmd_vel", self._on_cmd_vel, COMMANDS,
                                  event_callbacks=self._on_new_publisher())
         self.create_subscription(TaskRequest, "guard/in/task_request", self._on_task_request, COMMANDS,
@@ -480,8 +495,17 @@ class GuardNode(Node):
                 else:
                     self.get_logger().info(f"{name}: up to date")
 
-    def _on_joint_command(self, msg: JointTrajectory) -> None:
+    def _on_joint_command(self, raw: bytes) -> None:
         now = self._now()
+        try:
+            msg: Any = read_joint_trajectory(raw)
+        except CdrError:
+            try:
+                msg = deserialize_message(raw, JointTrajectory)
+            except Exception as exc:  # unreadable: refused with its reason, never a crash
+                self._core.refuse_command(now, "guard/in/joint_command",
+                                          f"unreadable JointTrajectory ({type(exc).__name__}: {exc})")
+                return
         points = msg.points
         if len(points) != 1:
             self._core.refuse_command(now, "guard/in/joint_command",
@@ -529,12 +553,21 @@ class GuardNode(Node):
         self._intake.drain()
         newest, self._newest = self._newest, {}
         for topic, raw in newest.items():
-            msg_type, handler = self._sensors[topic]
+            msg_type, handler, reader = self._sensors[topic]
             try:
-                handler(deserialize_message(raw, msg_type))
+                handler(self._read(raw, msg_type, reader))
             except Exception as exc:  # a malformed message is reported, never fatal to the guard
                 self._on_intake_error(topic, exc)
         self._core.tick(now, time.time())
+
+    @staticmethod
+    def _read(raw: bytes, msg_type: Any, reader: Callable[[bytes], Any] | None) -> Any:
+        if reader is not None:
+            try:
+                return reader(raw)
+            except CdrError:
+                pass   # rclpy decides what the fast reader does not read exactly as it would
+        return deserialize_message(raw, msg_type)
 
     def _keeper(self, topic: str) -> Callable[[Any, dict[str, Any]], None]:
         def keep(raw: Any, _info: dict[str, Any]) -> None:
@@ -556,17 +589,9 @@ class GuardNode(Node):
     # ------------------------------------------------------------------ GuardSink
 
     def forward_joint_command(self, decision: JointGateDecision) -> None:
-        msg = JointTrajectory()
-        msg.header.stamp = _stamp(self._now())
-        msg.joint_names = list(decision.names)
-        point = JointTrajectoryPoint()
-        point.positions = decision.positions.tolist()
-        if decision.velocities is not None:
-            point.velocities = decision.velocities.tolist()
-        if decision.efforts is not None:
-            point.effort = decision.efforts.tolist()
-        msg.points = [point]
-        self._joint_pub.publish(msg)
+        stamp = _stamp(self._now())
+        self._joint_pub.publish(self._joint_writer.write(stamp.sec, stamp.nanosec, decision.names, decision.positions,
+                                                         decision.velocities, decision.efforts))
 
     def forward_base_velocity(self, decision: BaseGateDecision) -> None:
         msg = Twist()
@@ -684,4 +709,4 @@ class GuardNode(Node):
 def main(args: list[str] | None = None) -> None:
     from ftrobot_guard.ros.single_node import run_single_node
 
-    run_single_node(GuardNode, args)
+    run_single_node(GuardNode, args, events=True)  # as `ftrobot up guard` runs it (ros/stacks.py)

@@ -122,7 +122,7 @@ class HumanoidSimNode(Node):
             self, "cmd_vel_timeout", 0.5, "Base velocity reset to 0 after this long without hw/cmd_vel", 0.01, 10.0, "s"
         )
         self._alive_timeout = declare_double(
-            self, "guard_alive_timeout", 0.1, "DAMPING when guard/alive stops for longer than this (sim time)",
+            self, "guard_alive_timeout", 0.09, "DAMPING when guard/alive stops for longer than this (sim time)",
             0.005, 10.0, "s",
         )
         require_alive = declare_bool(

@@ -7,6 +7,13 @@ cannot use Destroyable because destruction was requested``. A :class:`NodeSpinne
 callback with the executor's public ``wait_for_ready_callbacks`` and runs it inline (one thread) or
 on worker threads it owns, so :meth:`NodeSpinner.shutdown` waits for every callback handed out
 before the executor is shut down; only then are the nodes closed and destroyed.
+
+With ``events=True`` the nodes run on rclpy's ``EventsExecutor`` (``rclpy.experimental``, in Jazzy's
+rclpy 7.1 and in Kilted): rmw calls back into a C++ event queue and each callback is dispatched from
+it, without the Python wait-set rebuild that rclpy's other executors do for every callback (measured
+here: a 1 kHz subscription costs 2.5x less CPU, and the cost no longer grows with the node's timers and
+services; bench/gate_latency.py). Its callbacks run in the spinning thread; ``spin_once`` returns after
+one callback or the poll period, so a stop is noticed as with the other executor.
 """
 
 from __future__ import annotations
@@ -31,13 +38,22 @@ POLL_S = 0.1  # how often a stop request is noticed while no callback is ready
 
 
 class NodeSpinner:
-    """One executor for the given nodes; ``threads`` 1 runs callbacks in the spinning thread."""
+    """One executor for the given nodes; ``threads`` 1 runs callbacks in the spinning thread; ``events``
+    (single-threaded only) uses rclpy's EventsExecutor."""
 
-    def __init__(self, context: Context, nodes: Sequence[Node], threads: int = 1) -> None:
+    def __init__(self, context: Context, nodes: Sequence[Node], threads: int = 1, events: bool = False) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
+        if events and threads != 1:
+            raise ValueError("the events executor runs its callbacks in one thread: threads must be 1")
         self._context = context
-        self._executor = Executor(context=context)
+        self._events = events
+        if events:
+            from rclpy.experimental import EventsExecutor
+
+            self._executor = EventsExecutor(context=context)
+        else:
+            self._executor = Executor(context=context)
         for node in nodes:
             self._executor.add_node(node)
         self._workers = ThreadPoolExecutor(threads, thread_name_prefix="callbacks") if threads > 1 else None
@@ -46,6 +62,8 @@ class NodeSpinner:
 
     def spin_until(self, stop: threading.Event) -> None:
         """Run ready callbacks until ``stop`` is set or the context is shut down; a callback's exception is raised."""
+        while self._events and not stop.is_set() and self._context.ok():
+            self._executor.spin_once(timeout_sec=POLL_S)
         while not stop.is_set() and self._context.ok():
             try:
                 handler, _entity, _node = self._executor.wait_for_ready_callbacks(timeout_sec=POLL_S)

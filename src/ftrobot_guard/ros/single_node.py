@@ -23,7 +23,8 @@ from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
 from ftrobot_guard.ros.ros_arguments import init_context
 
 
-def run_single_node(factory: Callable[..., Node], args: list[str] | None = None) -> None:
+def run_single_node(factory: Callable[..., Node], args: list[str] | None = None, events: bool = False) -> None:
+    """Run one node until SIGINT/SIGTERM; ``events``: on rclpy's EventsExecutor (ros/node_spinner.py)."""
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -36,7 +37,7 @@ def run_single_node(factory: Callable[..., Node], args: list[str] | None = None)
     try:
         init_context(context, args)
         nodes.append(factory(context=context))
-        spinner = NodeSpinner(context, nodes, threads=1)
+        spinner = NodeSpinner(context, nodes, threads=1, events=events)
         spinner.spin_until(stop)
     except NodeConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)

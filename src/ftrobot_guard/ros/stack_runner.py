@@ -26,7 +26,14 @@ from ftrobot_guard.ros.node_parameters import NodeConfigurationError
 from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
 from ftrobot_guard.ros.params_file import ParamsFileError, load_params_file
 from ftrobot_guard.ros.ros_arguments import init_context
-from ftrobot_guard.ros.stacks import SINGLE_THREADED_PROCESSES, STACKS, NodeSpec, process_nodes, processes
+from ftrobot_guard.ros.stacks import (
+    EVENTS_EXECUTOR_PROCESSES,
+    SINGLE_THREADED_PROCESSES,
+    STACKS,
+    NodeSpec,
+    process_nodes,
+    processes,
+)
 
 MULTI_THREADED_CALLBACK_THREADS = 4
 
@@ -108,7 +115,8 @@ class StackRunner:
             raise
         single = self._process in SINGLE_THREADED_PROCESSES or self._stack in SINGLE_THREADED_PROCESSES
         threads = 1 if single else MULTI_THREADED_CALLBACK_THREADS
-        self._spinner = NodeSpinner(self._context, self._nodes, threads)
+        events = self._process in EVENTS_EXECUTOR_PROCESSES or self._stack in EVENTS_EXECUTOR_PROCESSES
+        self._spinner = NodeSpinner(self._context, self._nodes, threads, events=single and events)
 
     def spin(self) -> None:
         assert self._spinner is not None, "start() first"

@@ -57,6 +57,9 @@ LAUNCH_FILES: dict[str, str] = {
 # hardware watchdog's 100 ms (measured: bench/sim_realtime.py).
 # The guard's control-rate timer must not wait behind another callback either.
 SINGLE_THREADED_PROCESSES = frozenset({"sim", "guard"})
+# Processes on rclpy's EventsExecutor (ros/node_spinner.py): the guard, whose joint commands (up to 1 kHz)
+# and e-stop must not pay a Python wait-set rebuild per message.
+EVENTS_EXECUTOR_PROCESSES = frozenset({"guard"})
 
 
 def processes(stack: str) -> tuple[str, ...]:

@@ -392,42 +392,46 @@ class CheckResult:
     reason: str   # why not (or a short confirmation when allowed)
 
 
-def _inside(vertices: np.ndarray, x: float, y: float) -> bool:
-    """Even-odd ray casting (numpy over the edges)."""
+def _signed_distances(vertices: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Distance of each point (xs[k], ys[k]) to the polygon's boundary, negative for a point inside it
+    (even-odd ray casting), for all points and edges at once (numpy, shape (points, edges))."""
     xi, yi = vertices[:, 0], vertices[:, 1]
-    xj, yj = np.roll(xi, 1), np.roll(yi, 1)
-    straddles = (yi > y) != (yj > y)
+    xj, yj = np.concatenate((xi[-1:], xi[:-1])), np.concatenate((yi[-1:], yi[:-1]))  # edges j -> i: crossings
+    px, py = xs[:, None], ys[:, None]
+    straddles = (yi > py) != (yj > py)
     with np.errstate(divide="ignore", invalid="ignore"):
-        crossing_x = (xj - xi) * (y - yi) / (yj - yi) + xi
-    return bool(np.count_nonzero(straddles & (x < crossing_x)) % 2)
+        crossing_x = (xj - xi) * (py - yi) / (yj - yi) + xi
+    inside = np.count_nonzero(straddles & (px < crossing_x), axis=1) % 2 == 1
+    bx, by = np.concatenate((xi[1:], xi[:1])), np.concatenate((yi[1:], yi[:1]))      # edges i -> i+1: distances
+    abx, aby = bx - xi, by - yi
+    apx, apy = px - xi, py - yi
+    t = np.clip((apx * abx + apy * aby) / (abx * abx + aby * aby), 0.0, 1.0)
+    distance = np.min(np.hypot(xi + abx * t - px, yi + aby * t - py), axis=1)
+    signed: np.ndarray = np.where(inside, -distance, distance)
+    return signed
 
 
-def _edge_distance(vertices: np.ndarray, x: float, y: float) -> float:
-    a = vertices
-    b = np.roll(vertices, -1, axis=0)
-    ab = b - a
-    ap = np.array([x, y]) - a
-    t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.einsum("ij,ij->i", ab, ab), 0.0, 1.0)
-    nearest = a + ab * t[:, None]
-    return float(np.min(np.hypot(nearest[:, 0] - x, nearest[:, 1] - y)))
+def geofence_clearances(geofence: Geofence, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """:func:`geofence_clearance` for many points at once (one numpy pass per polygon): the signed
+    clearances and, for each point, the polygon that decides it."""
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    keep_in = np.array([-_signed_distances(p.vertices, xs, ys) for p in geofence.keep_in])
+    deciding = np.argmax(keep_in, axis=0)               # the first polygon with the largest clearance
+    clearance = keep_in[deciding, np.arange(xs.size)]
+    names = [geofence.keep_in[int(k)].name for k in deciding]
+    for polygon in geofence.keep_out:
+        signed = _signed_distances(polygon.vertices, xs, ys)
+        closer = signed < clearance
+        clearance = np.where(closer, signed, clearance)
+        names = [polygon.name if c else n for c, n in zip(closer.tolist(), names, strict=True)]
+    return clearance, names
 
 
 def geofence_clearance(geofence: Geofence, x: float, y: float) -> tuple[float, str]:
     """Signed clearance (m) of a point: distance to the nearest boundary it must not cross, negative when
     it is outside every keep-in polygon or inside a keep-out polygon; with the polygon that decides."""
-    best_in, best_name = -math.inf, geofence.keep_in[0].name
-    for polygon in geofence.keep_in:
-        distance = _edge_distance(polygon.vertices, x, y)
-        signed = distance if _inside(polygon.vertices, x, y) else -distance
-        if signed > best_in:
-            best_in, best_name = signed, polygon.name
-    clearance, name = best_in, best_name
-    for polygon in geofence.keep_out:
-        distance = _edge_distance(polygon.vertices, x, y)
-        signed = -distance if _inside(polygon.vertices, x, y) else distance
-        if signed < clearance:
-            clearance, name = signed, polygon.name
-    return clearance, name
+    clearance, names = geofence_clearances(geofence, np.array([x], dtype=float), np.array([y], dtype=float))
+    return float(clearance[0]), names[0]
 
 
 def check_geofence(geofence: Geofence, x: float, y: float) -> CheckResult:
@@ -456,15 +460,13 @@ def check_base_motion(geofence: Geofence, x: float, y: float, yaw: float, vx: fl
         return CheckResult(True, "no planar motion")
     dx = (math.cos(yaw) * vx - math.sin(yaw) * vy) * horizon
     dy = (math.sin(yaw) * vx + math.cos(yaw) * vy) * horizon
-    now_clearance, _ = geofence_clearance(geofence, x, y)
-    worst, worst_name = math.inf, ""
-    for fraction in np.linspace(1.0 / samples, 1.0, samples):
-        clearance, name = geofence_clearance(geofence, x + dx * fraction, y + dy * fraction)
-        if clearance < worst:
-            worst, worst_name = clearance, name
+    fractions = np.concatenate(([0.0], np.linspace(1.0 / samples, 1.0, samples)))  # now, then along the path
+    clearances, names = geofence_clearances(geofence, x + dx * fractions, y + dy * fractions)
+    now_clearance, end_clearance = float(clearances[0]), float(clearances[-1])
+    first_worst = 1 + int(np.argmin(clearances[1:]))
+    worst, worst_name = float(clearances[first_worst]), names[first_worst]
     if worst >= geofence.margin:
         return CheckResult(True, f"path keeps {worst:.2f} m from {worst_name}")
-    end_clearance, _ = geofence_clearance(geofence, x + dx, y + dy)
     if now_clearance < geofence.margin and end_clearance > now_clearance and worst >= now_clearance:
         return CheckResult(True, f"moving back inside the geofence ({now_clearance:.2f} -> {end_clearance:.2f} m)")
     return CheckResult(False, f"motion would bring the robot within {geofence.margin:g} m of the geofence "

@@ -68,7 +68,7 @@ class SimConfig:
     max_base_speed: float = 1.0               # m/s
     max_yaw_rate: float = 1.5                 # rad/s
     cmd_vel_timeout: float = 0.5              # s of sim time without hw/cmd_vel -> base velocity 0
-    guard_alive_timeout: float = 0.1          # s of sim time without guard/alive -> DAMPING
+    guard_alive_timeout: float = 0.09         # s of sim time without guard/alive -> DAMPING
     require_guard_alive: bool = True          # NORMAL only while guard/alive is fresh
     initial_mode: ActuationMode = ActuationMode.HOLD
     seed: int = 0
