@@ -26,6 +26,12 @@ window). Latency = arrival at the hardware's callback − publish, both ``time.p
 Commands that never reach the gate were dropped from the guard's input queue (reliable, keep-last 10: a guard
 that falls behind loses the oldest commands, never the newest).
 
+Then **the floor**: the guard is stopped and a relay takes its place (``--relay-child``: the guard's process
+setup and executor, rclpy's EventsExecutor; ``joint_states``, ``imu`` and ``odom`` subscribed keep-last 1 and taken
+at 100 Hz as the guard takes them; each ``guard/in/joint_command`` published on ``hw/joint_command`` as the bytes
+that came, with no check at all). The same windows through it give what DDS, rclpy and this machine cost a relay
+that does nothing: the guard's figures minus these are the gate's own.
+
 CPU: utime + stime of the guard process (``/proc/<pid>/stat``, all threads) over each window, as a share of one
 core: idle (sensors only, no commands), 500 Hz and 1 kHz. Counts: commands published, forwarded unchanged (matched
 at the hardware), forwarded altered (arrived but matched nothing), lost, and the gate's own accepted / clamped /
@@ -43,6 +49,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +59,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from bench_guard import START_TIMEOUT_S, make_bench_files, start_guard
+from bench_guard import START_TIMEOUT_S, make_bench_files, ros_environment, start_guard
 from diagnostic_msgs.msg import DiagnosticArray
 from estop_latency import (
     FakeHardware,
@@ -245,6 +252,46 @@ def window(rate: float, seconds: float, controller: Controller, hardware: FakeHa
     }
 
 
+def relay_child(namespace: str) -> int:
+    """The floor (see the module docstring): a relay with the guard's process setup and executor, no checks."""
+    import signal
+    import threading
+
+    from nav_msgs.msg import Odometry
+    from rclpy.qos import HistoryPolicy, QoSProfile
+    from sensor_msgs.msg import Imu, JointState
+
+    from ftrobot_guard.ros.batched_intake import BatchedIntake
+    from ftrobot_guard.ros.node_spinner import NodeSpinner, stop_nodes
+    from ftrobot_guard.ros.qos_profiles import SENSOR_DATA
+    from ftrobot_guard.ros.ros_arguments import init_context
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    context = Context()
+    init_context(context, ["relay"])
+    node = Node("relay", context=context, namespace=namespace)
+    intake = BatchedIntake("relay_intake", context, namespace)
+    newest: dict[str, bytes] = {}
+    sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=SENSOR_DATA.reliability,
+                            durability=SENSOR_DATA.durability)
+    for topic, msg_type in (("joint_states", JointState), ("imu", Imu), ("odom", Odometry)):
+        intake.subscribe(msg_type, topic, sensor_qos, lambda raw, _info, topic=topic: newest.__setitem__(topic, raw),
+                         raw=True)
+    out = node.create_publisher(JointTrajectory, "hw/joint_command", COMMANDS)
+    node.create_subscription(JointTrajectory, "guard/in/joint_command", out.publish, COMMANDS, raw=True)
+    node.create_timer(0.01, intake.drain)
+    spinner = NodeSpinner(context, [node], threads=1, events=True)   # as the guard runs
+    try:
+        spinner.spin_until(stop)
+    finally:
+        spinner.shutdown()
+        intake.destroy()
+        stop_nodes([node], context)
+    return 0
+
+
 def idle_cpu(seconds: float, guard_pid: int) -> float:
     cpu0, wall0 = process_cpu_seconds(guard_pid), time.monotonic()
     time.sleep(seconds)
@@ -286,6 +333,22 @@ def run(seconds: float, domain: int, keep: Path | None) -> dict[str, Any]:
                 figures = window(rate, seconds, controller, hardware, observer, guard.pid)
                 result["windows"].append(figures)
                 _print_window(figures)
+            stop_process(guard)
+            with open(directory / "relay.log", "wb") as relay_log:
+                relay = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--relay-child", namespace],
+                                         stdout=relay_log, stderr=subprocess.STDOUT, env=ros_environment(domain))
+            try:
+                time.sleep(3.0)   # matched
+                result["floor_idle_cpu_core"] = idle_cpu(min(seconds, 10.0), relay.pid)
+                print(f"  the floor (a relay with the guard's executor and no checks), idle: "
+                      f"{result['floor_idle_cpu_core']:.1%} of a core", flush=True)
+                result["floor_windows"] = []
+                for rate in RATES_HZ:
+                    figures = window(rate, seconds, controller, hardware, observer, relay.pid)
+                    result["floor_windows"].append(figures)
+                    _print_window(figures, "relay")
+            finally:
+                stop_process(relay)
             for error in (hardware.error, observer_spin.error):
                 if error is not None:
                     raise error
@@ -305,8 +368,14 @@ def run(seconds: float, domain: int, keep: Path | None) -> dict[str, Any]:
     return result
 
 
-def _print_window(w: dict[str, Any]) -> None:
+def _print_window(w: dict[str, Any], through: str = "guard") -> None:
     g, d = w["guard_path"], w["direct_path"]
+    if through != "guard":
+        print(f"  {w['rate_hz']:.0f} Hz through the {through}: p50 {g['p50_us']:.0f} µs, p99 {g['p99_us']:.0f} µs "
+              f"({g['count']} of {w['published']} arrived); direct p50 {d['p50_us']:.0f} µs; added p50 "
+              f"{w['added_p50_us']:.0f} µs, p99 {w['added_p99_us']:.0f} µs; {through} CPU {w['guard_cpu_core']:.1%} "
+              f"of a core", flush=True)
+        return
     print(f"  {w['rate_hz']:.0f} Hz ({w['achieved_hz']:.0f} Hz achieved, {w['published']} commands, "
           f"{w['late_ticks']} late ticks, load {w['load_1min']:.2f}):", flush=True)
     print(f"    guard path  p50 {g['p50_us']:6.0f} µs  p90 {g['p90_us']:6.0f}  p99 {g['p99_us']:6.0f}  "
@@ -328,7 +397,10 @@ def main() -> int:
     parser.add_argument("--domain", type=int, default=120 + os.getpid() % 80)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", type=Path, help="keep the bench's files and the guard's log in this (new) directory")
+    parser.add_argument("--relay-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.relay_child is not None:
+        return relay_child(args.relay_child)
     if not 0.5 <= args.seconds <= 3600.0:
         parser.error("--seconds must be in [0.5, 3600]")
     result = run(args.seconds, args.domain, args.keep)

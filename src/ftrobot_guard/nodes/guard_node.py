@@ -335,7 +335,10 @@ class GuardNode(Node):
         return SubscriptionEventCallbacks(matched=lambda _info: self._check_publishers(), use_default_callbacks=False)
 
     def _now(self) -> float:
-        return float(self.get_clock().now().nanoseconds) * 1e-9
+        clock = self.get_clock()
+        if clock.ros_time_is_active:   # use_sim_time and a /clock: ROS time
+            return float(clock.now().nanoseconds) * 1e-9
+        return time.time()   # ROS time without a /clock is the system time; rclpy's Time objects cost ~10 µs a call
 
     def _load_envelope(self) -> tuple[Envelope | None, str]:
         try:
