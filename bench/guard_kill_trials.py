@@ -58,9 +58,10 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
+    from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-    from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED
+    from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED, SENSOR_DATA
 
     directory.mkdir(parents=True, exist_ok=True)
     guard_params, sim_params = _files(directory)
@@ -80,6 +81,9 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
     states: list[SafetyState] = []
     node.create_subscription(SimGroundTruth, "sim/ground_truth", lambda m: truth.append((time.time(), m)), COMMANDS)
     node.create_subscription(SafetyState, "safety_state", states.append, LATCHED)
+    measured: dict[str, float] = {}
+    node.create_subscription(JointState, "joint_states", lambda m: measured.update(zip(m.name, m.position,
+                                                                                      strict=False)), SENSOR_DATA)
     publisher = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
@@ -100,9 +104,10 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
         if not (states and states[-1].mode_name == "NORMAL"):
             result["error"] = f"guard never NORMAL (last {states[-1].mode_name if states else 'none'})"
             return result
+        time.sleep(1.0)   # re-anchored and forwarding once the hardware confirms NORMAL
         start = time.monotonic()
         start_wall = time.time()
-        base = 0.3
+        base = measured["left_elbow_joint"]   # the swing starts where the elbow is
         while time.monotonic() - start < 1.5:  # arm motion through the guard, 100 Hz
             t = time.monotonic() - start
             msg = JointTrajectory(joint_names=["left_elbow_joint"])
@@ -152,11 +157,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--domain", type=int, default=150 + os.getpid() % 50)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep each trial's files and logs (sim.log, guard.log) here")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="ftrobot-kill-") as tmp:
         for i in range(args.trials):
-            result = trial(Path(tmp) / f"trial{i}", args.domain)
+            result = trial((args.keep or Path(tmp)) / f"trial{i}", args.domain)
             results.append(result)
             text = (f"{result['kill_to_damping_ms']:6.1f} ms to DAMPING (rtf {result['real_time_factor']:.2f})"
                     if result["ok"] else f"FAILED: {result.get('error')}")

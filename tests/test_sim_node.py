@@ -181,6 +181,26 @@ def test_guard_alive_timeout_puts_the_robot_in_damping(start_sim: Callable[..., 
     assert timeout - 1e-9 < change.time - last_alive <= timeout + 0.01  # in sim time: the timeout plus a step or so
 
 
+@pytest.mark.clause("6.7c")
+def test_the_watchdog_takes_guard_alive_itself_not_through_the_nodes_executor(
+        start_sim: Callable[..., Harness]) -> None:
+    h = start_sim()
+    h.start_heartbeat(period=0.01)
+    wait_until(h.sim.sim.guard_alive_fresh, what="a fresh guard/alive")
+    assert h.call_mode(SetActuationMode.Request.MODE_NORMAL).success
+    h.spinner.executor.remove_node(h.sim)   # the node's executor stalls: no callback of the simulator runs
+    time.sleep(0.5)                          # five watchdog periods
+    with h.sim.lock:
+        assert h.sim.sim.mode.name == "NORMAL", h.sim.sim.recorder.mode_changes[-1:]
+        stalled_at = h.sim.sim.time
+    h.stop_heartbeat()                       # the guard dies while the executor is still stalled
+    wait_until(lambda: h.sim.sim.mode.name == "DAMPING", what="DAMPING without the executor")
+    with h.sim.lock:
+        change = h.sim.sim.recorder.mode_changes[-1]
+    assert change.source == "guard_alive_timeout" and change.time > stalled_at
+    h.spinner.executor.add_node(h.sim)
+
+
 def test_fault_via_service_starts_a_rogue_publisher_and_bad_faults_are_refused(
     start_sim: Callable[..., Harness]
 ) -> None:
