@@ -188,7 +188,12 @@ def main() -> int:
           + "".join(f"\n    {a}" for a in result["anomalies"][:10]))
     print(f"  simulator: actuation modes {result['actuation_modes']}, fell {result['fell']}, lowest real-time "
           f"factor {result['lowest_real_time_factor']:.2f}; guard CPU {result['guard_cpu_percent']} % of a core")
-    print(json.dumps({"bench": "nominal_run", **{k: v for k, v in result.items() if k != "anomalies"}}))
+    for figure, value, unit in (("stops", len(result["stops"]), "count"), ("anomalies", result["anomaly_count"], "count"),
+                                ("fell", int(result["fell"]), "bool"), ("commands", result["published"], "count"),
+                                ("guard_cpu", result["guard_cpu_percent"], "%"),
+                                ("lowest_real_time_factor", round(result["lowest_real_time_factor"], 3), "ratio")):
+        print(json.dumps({"bench": "nominal_run", "figure": figure, "value": value, "unit": unit,
+                          "minutes": result["minutes"]}))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
     return 0 if result["ok"] else 1

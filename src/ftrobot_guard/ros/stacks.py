@@ -54,7 +54,7 @@ LAUNCH_FILES: dict[str, str] = {
 
 # Stacks whose nodes must not share callbacks across threads: the simulator's physics thread needs the
 # GIL back within each 2 ms step, and a multi-threaded executor's contention delays guard/alive past the
-# hardware watchdog's 100 ms (measured: bench/sim_realtime.py).
+# hardware watchdog (measured with its former 100 ms: bench/sim_realtime.py).
 # The guard's control-rate timer must not wait behind another callback either.
 SINGLE_THREADED_PROCESSES = frozenset({"sim", "guard"})
 # Processes on rclpy's EventsExecutor (ros/node_spinner.py): the guard, whose joint commands (up to 1 kHz)
