@@ -46,6 +46,37 @@ def _files(directory: Path) -> tuple[Path, Path]:
     return guard, sim
 
 
+def start_simulated_robot(directory: Path, domain: int, prefix: str
+                          ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]:
+    """The MuJoCo simulator and `ftrobot up guard` in a fresh namespace, their logs in ``directory``
+    (sim.log, guard.log): (sim, guard, namespace)."""
+    from bench_guard import ros_environment
+
+    directory.mkdir(parents=True, exist_ok=True)
+    guard_params, sim_params = _files(directory)
+    namespace = f"/{prefix}_{uuid.uuid4().hex[:6]}"
+    env = ros_environment(domain)
+    main = [sys.executable, "-m", "ftrobot_guard.cli.main", "up"]
+    with open(directory / "sim.log", "wb") as sim_log, open(directory / "guard.log", "wb") as guard_log:
+        sim = subprocess.Popen([*main, "sim", "--headless", "--namespace", namespace, "--params",
+                                str(REPO / "config" / "sim.yaml"), "--params", str(sim_params)],
+                               stdout=sim_log, stderr=subprocess.STDOUT, env=env)
+        guard = subprocess.Popen([*main, "guard", "--namespace", namespace, "--params", str(guard_params)],
+                                 stdout=guard_log, stderr=subprocess.STDOUT, env=env)
+    return sim, guard, namespace
+
+
+def stop_processes(*processes: subprocess.Popen[bytes]) -> None:
+    """Terminate each process still running (killed after 10 s)."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 def _stamp(truth: Any) -> float:
     """A ground-truth sample's header stamp (the simulator's wall clock in real-time mode), in s."""
     return float(truth.header.stamp.sec + truth.header.stamp.nanosec * 1e-9)
@@ -53,7 +84,6 @@ def _stamp(truth: Any) -> float:
 
 def trial(directory: Path, domain: int) -> dict[str, Any]:
     import rclpy
-    from bench_guard import ros_environment
     from ftrobot_msgs.msg import SafetyState, SimGroundTruth
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -63,17 +93,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
 
     from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED, SENSOR_DATA
 
-    directory.mkdir(parents=True, exist_ok=True)
-    guard_params, sim_params = _files(directory)
-    namespace = f"/kill_{uuid.uuid4().hex[:6]}"
-    env = ros_environment(domain)
-    main = [sys.executable, "-m", "ftrobot_guard.cli.main", "up"]
-    with open(directory / "sim.log", "wb") as sim_log, open(directory / "guard.log", "wb") as guard_log:
-        sim = subprocess.Popen([*main, "sim", "--headless", "--namespace", namespace, "--params",
-                                str(REPO / "config" / "sim.yaml"), "--params", str(sim_params)],
-                               stdout=sim_log, stderr=subprocess.STDOUT, env=env)
-        guard = subprocess.Popen([*main, "guard", "--namespace", namespace, "--params", str(guard_params)],
-                                 stdout=guard_log, stderr=subprocess.STDOUT, env=env)
+    sim, guard, namespace = start_simulated_robot(directory, domain, "kill")
     context = Context()
     rclpy.init(context=context, domain_id=domain)
     node = Node("bench_controller", context=context, namespace=namespace)
@@ -143,13 +163,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        for process in (guard, sim):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10.0)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        stop_processes(guard, sim)
 
 
 def main() -> int:

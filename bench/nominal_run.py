@@ -23,16 +23,14 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from guard_kill_trials import REPO, START_TIMEOUT_S, _files
+from guard_kill_trials import START_TIMEOUT_S, start_simulated_robot, stop_processes
 
 ARM_JOINTS = ("left_shoulder_pitch_joint", "left_elbow_joint", "right_shoulder_pitch_joint", "right_elbow_joint")
 ARM_SIGNS = (1.0, 1.0, -1.0, 1.0)   # the demo's swing: shoulders in opposition
@@ -48,7 +46,6 @@ def _cpu_seconds(pid: int) -> float:
 
 def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
     import rclpy
-    from bench_guard import ros_environment
     from diagnostic_msgs.msg import DiagnosticArray
     from ftrobot_msgs.msg import Anomaly, SafetyState, SimGroundTruth
     from rclpy.context import Context
@@ -59,16 +56,7 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
 
     from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED, SENSOR_DATA
 
-    guard_params, sim_params = _files(directory)
-    namespace = f"/nominal_{uuid.uuid4().hex[:6]}"
-    env = ros_environment(domain)
-    main = [sys.executable, "-m", "ftrobot_guard.cli.main", "up"]
-    with open(directory / "sim.log", "wb") as sim_log, open(directory / "guard.log", "wb") as guard_log:
-        sim = subprocess.Popen([*main, "sim", "--headless", "--namespace", namespace, "--params",
-                                str(REPO / "config" / "sim.yaml"), "--params", str(sim_params)],
-                               stdout=sim_log, stderr=subprocess.STDOUT, env=env)
-        guard = subprocess.Popen([*main, "guard", "--namespace", namespace, "--params", str(guard_params)],
-                                 stdout=guard_log, stderr=subprocess.STDOUT, env=env)
+    sim, guard, namespace = start_simulated_robot(directory, domain, "nominal")
     context = Context()
     rclpy.init(context=context, domain_id=domain)
     node = Node("bench_controller", context=context, namespace=namespace)
@@ -161,13 +149,7 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        for process in (guard, sim):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10.0)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        stop_processes(guard, sim)
 
 
 def main() -> int:
