@@ -21,6 +21,7 @@ bench/guard_kill_trials.py (imported from the same directory).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ftrobot_msgs.msg import GuardianCommand, GuardianCommandResult, IncidentReport, SafetyState
 from ftrobot_msgs.srv import AcknowledgeIncident
 from rclpy.context import Context
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
@@ -131,6 +133,43 @@ def log_tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return "(no log)"
     return "\n".join("    " + line for line in text[-lines:])
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Spinner:
+    """One node on its own executor (rclpy's EventsExecutor, as the guard runs: the bench's own dispatch stays
+    small next to what it measures) in a daemon thread."""
+
+    def __init__(self, context: Context, node: Node, name: str) -> None:
+        self._executor = EventsExecutor(context=context)
+        self._executor.add_node(node)
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except BaseException as exc:
+                if not self._stop.is_set():
+                    self.error = exc
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._executor.shutdown(timeout_sec=2.0)
 
 
 # ---------------------------------------------------------------------------------------------- guardian console

@@ -80,19 +80,20 @@ from bench_guard import (
     START_TIMEOUT_S,
     BenchFiles,
     GuardianConsole,
+    Spinner,
     guard_warnings,
     log_tail,
     make_bench_files,
     recover,
     ros_environment,
     start_guard,
+    stop_process,
     wait_started,
 )
 from ftrobot_msgs.msg import Anomaly, JointTemperatures, SafetyState
 from ftrobot_msgs.srv import SetActuationMode
 from nav_msgs.msg import Odometry
 from rclpy.context import Context
-from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import BatteryState, Imu, JointState
@@ -139,43 +140,6 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} cores)"
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-class Spinner:
-    """One node on its own executor (rclpy's EventsExecutor, as the guard runs: the bench's own dispatch stays
-    small next to what it measures) in a daemon thread."""
-
-    def __init__(self, context: Context, node: Node, name: str) -> None:
-        self._executor = EventsExecutor(context=context)
-        self._executor.add_node(node)
-        self._stop = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except BaseException as exc:
-                if not self._stop.is_set():
-                    self.error = exc
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self._executor.shutdown(timeout_sec=2.0)
 
 
 # ---------------------------------------------------------------------------------------------- fake hardware

@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -66,17 +65,6 @@ def start_simulated_robot(directory: Path, domain: int, prefix: str
     return sim, guard, namespace
 
 
-def stop_processes(*processes: subprocess.Popen[bytes]) -> None:
-    """Terminate each process still running (killed after 10 s)."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 def _stamp(truth: Any) -> float:
     """A ground-truth sample's header stamp (the simulator's wall clock in real-time mode), in s."""
     return float(truth.header.stamp.sec + truth.header.stamp.nanosec * 1e-9)
@@ -84,9 +72,9 @@ def _stamp(truth: Any) -> float:
 
 def trial(directory: Path, domain: int) -> dict[str, Any]:
     import rclpy
+    from bench_guard import Spinner, stop_process
     from ftrobot_msgs.msg import SafetyState, SimGroundTruth
     from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -105,16 +93,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
     node.create_subscription(JointState, "joint_states", lambda m: measured.update(zip(m.name, m.position,
                                                                                       strict=False)), SENSOR_DATA)
     publisher = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
+    spinner = Spinner(context, node, "bench_controller")
     result: dict[str, Any] = {"ok": False}
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -158,12 +137,11 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
                       real_time_factor=damped.real_time_factor)
         return result
     finally:
-        stop.set()
-        spinner.join(timeout=5.0)
-        executor.shutdown()
+        spinner.stop()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        stop_processes(guard, sim)
+        for process in (guard, sim):
+            stop_process(process)
 
 
 def main() -> int:

@@ -25,12 +25,11 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from guard_kill_trials import START_TIMEOUT_S, start_simulated_robot, stop_processes
+from guard_kill_trials import START_TIMEOUT_S, start_simulated_robot
 
 ARM_JOINTS = ("left_shoulder_pitch_joint", "left_elbow_joint", "right_shoulder_pitch_joint", "right_elbow_joint")
 ARM_SIGNS = (1.0, 1.0, -1.0, 1.0)   # the demo's swing: shoulders in opposition
@@ -46,10 +45,10 @@ def _cpu_seconds(pid: int) -> float:
 
 def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
     import rclpy
+    from bench_guard import Spinner, stop_process
     from diagnostic_msgs.msg import DiagnosticArray
     from ftrobot_msgs.msg import Anomaly, SafetyState, SimGroundTruth
     from rclpy.context import Context
-    from rclpy.experimental import EventsExecutor
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -95,12 +94,7 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
     node.create_subscription(JointState, "joint_states", on_joints, SENSOR_DATA)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     publisher = node.create_publisher(JointTrajectory, "guard/in/joint_command", COMMANDS)
-    executor = EventsExecutor(context=context)
-    executor.add_node(node)
-    stop = threading.Event()
-    spinner = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)],
-                               daemon=True)
-    spinner.start()
+    spinner = Spinner(context, node, "bench_controller")
     result: dict[str, Any] = {"ok": False, "minutes": minutes}
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -144,12 +138,11 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
                       guard_cpu_percent=round(100.0 * cpu / elapsed, 1))
         return result
     finally:
-        stop.set()
-        spinner.join(timeout=5.0)
-        executor.shutdown()
+        spinner.stop()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        stop_processes(guard, sim)
+        for process in (guard, sim):
+            stop_process(process)
 
 
 def main() -> int:
