@@ -435,8 +435,13 @@ def guard_trials(trials: int, hardware: FakeHardware, operator: Operator, guard:
         else:
             hardware.armed_after = None
             missed += 1
+            # A stop the guard had already asked for just before t0 (a detector's, its SafetyState not yet seen
+            # here) makes the e-stop ask for nothing new: say what the hardware was last asked before t0.
+            before = [(arrived, mode) for arrived, mode in list(hardware.requests) if arrived < t0]
+            last = (f"{ActuationMode(before[-1][1]).name} {(t0 - before[-1][0]) / 1e6:.1f} ms before the e-stop"
+                    if before else "nothing")
             problems.append(f"trial {trial}: no stop request at the hardware within {TRIAL_TIMEOUT_S:g} s of the "
-                            f"e-stop (mode {operator.mode()})\n{log_tail(log_path)}")
+                            f"e-stop (mode {operator.mode()}; last asked: {last})\n{log_tail(log_path)}")
         if not operator.wait_for(lambda: operator.mode() == "ESTOP" and bool(operator.open_incidents),
                                  TRIAL_TIMEOUT_S):
             problems.append(f"trial {trial}: mode {operator.mode()}, {len(operator.open_incidents)} open "

@@ -4,6 +4,7 @@ executor), and an observer node that listens and talks like the rest of the robo
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import os
 import subprocess
@@ -17,15 +18,25 @@ from typing import Any
 
 import pytest
 import rclpy
-from ftrobot_msgs.msg import Anomaly, SafetyState, SimGroundTruth
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from ftrobot_msgs.msg import (
+    Anomaly,
+    GuardianCommand,
+    GuardianCommandResult,
+    IncidentReport,
+    SafetyState,
+    SimGroundTruth,
+)
+from ftrobot_msgs.srv import AcknowledgeIncident
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from trajectory_msgs.msg import JointTrajectory
 
+from ftrobot_guard.guardians.guardian_commands import GuardianAction, command_fields, sign_command
 from ftrobot_guard.nodes.guard_node import GuardNode
-from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
+from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, GUARDIAN_RESULTS, INCIDENTS, LATCHED
 from ftrobot_guard.safety.dev_envelope import write_signed_envelope
 from ftrobot_guard.trust.dev_credentials import (
     DepartmentFiles,
@@ -36,6 +47,7 @@ from ftrobot_guard.trust.dev_credentials import (
     make_robot,
 )
 from ftrobot_guard.trust.identity import make_identity_number
+from ftrobot_guard.trust.keys import load_private_key
 from ros_fixtures import session_domain_id, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,3 +278,64 @@ def wait_standing_in_normal(stack: GuardStack) -> None:
     wait_until(lambda: bool(stack.observer.truth), SIM_START_S, "the simulator's ground truth")
     stack.wait_mode("NORMAL", SIM_START_S)
     wait_until(lambda: stack.guard.core.output.forward_commands, 10.0, "the guard forwarding after re-anchoring")
+
+
+class Guardians:
+    """Talks to one guard as guardians and officers do: signed commands out, results and incidents in."""
+
+    def __init__(self, stack: GuardStack) -> None:
+        self.stack = stack
+        node = stack.observer.node
+        self.results: list[GuardianCommandResult] = []
+        self.incidents: list[IncidentReport] = []
+        node.create_subscription(GuardianCommandResult, "guardian/result", self.results.append, GUARDIAN_RESULTS)
+        node.create_subscription(IncidentReport, "incidents", self.incidents.append, INCIDENTS)
+        self.publisher = node.create_publisher(GuardianCommand, "guardian/command", GUARDIAN_COMMANDS)
+        self.ack_client = node.create_client(AcknowledgeIncident, "incidents/acknowledge")
+        wait_until(lambda: self.publisher.get_subscription_count() > 0, 10.0, "the guard on guardian/command")
+
+    def key(self, guardian_id: str) -> ed25519.Ed25519PrivateKey:
+        key = load_private_key(self.stack.files.guardians[guardian_id].private_key)
+        assert isinstance(key, ed25519.Ed25519PrivateKey)
+        return key
+
+    def fields(self, action: GuardianAction, guardian_id: str = GUARDIAN_ID, **changes: Any) -> dict[str, Any]:
+        issued = changes.pop("issued", dt.datetime.now(dt.UTC))
+        fields = command_fields(guardian_id, changes.pop("robot", self.stack.files.identity_number), action,
+                                changes.pop("argument", ""), "test", issued)
+        fields.update(changes)
+        return fields
+
+    @staticmethod
+    def message(fields: dict[str, Any], signature: bytes) -> GuardianCommand:
+        msg = GuardianCommand(guardian_id=fields["guardian_id"], robot_id=fields["robot_id"],
+                              action=fields["action"], argument=fields["argument"], reason=fields["reason"])
+        msg.issued_at.sec, msg.issued_at.nanosec = fields["issued_at"]["sec"], fields["issued_at"]["nanosec"]
+        msg.nonce = bytes(fields["nonce"])
+        msg.signature = signature
+        return msg
+
+    def send(self, fields: dict[str, Any], signature: bytes | None = None,
+             signer: str | None = None) -> GuardianCommandResult:
+        if signature is None:
+            signature = sign_command(self.key(signer or fields["guardian_id"]), fields)
+        msg = self.message(fields, signature)
+        seen = len(self.results)
+        self.publisher.publish(msg)
+        nonce = bytes(msg.nonce)
+        wait_until(lambda: any(bytes(r.nonce) == nonce for r in list(self.results)[seen:]), 10.0,
+                   "the guard's result")
+        return [r for r in list(self.results)[seen:] if bytes(r.nonce) == nonce][-1]
+
+    def command(self, action: GuardianAction, guardian_id: str = GUARDIAN_ID, **changes: Any) -> GuardianCommandResult:
+        return self.send(self.fields(action, guardian_id, **changes))
+
+    def acknowledge(self, incident_id: str, guardian_id: str = OFFICER_ID) -> AcknowledgeIncident.Response:
+        fields = self.fields(GuardianAction.ACKNOWLEDGE, guardian_id, argument=incident_id)
+        msg = self.message(fields, sign_command(self.key(guardian_id), fields))
+        wait_until(self.ack_client.service_is_ready, 10.0, "incidents/acknowledge")
+        future = self.ack_client.call_async(AcknowledgeIncident.Request(command=msg))
+        wait_until(future.done, 10.0, "the acknowledgement's reply")
+        reply = future.result()
+        assert reply is not None
+        return reply

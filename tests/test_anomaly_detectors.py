@@ -441,6 +441,7 @@ def test_a_battery_level_that_is_no_fraction_is_refused(value: Any) -> None:
         assert "not a percentage" in reports[0].description
 
 
+@pytest.mark.clause("5.2b")
 def test_geofence_margin_warns_outside_stops_and_keep_out_counts() -> None:
     fence = ENVELOPE.geofence
     stream = Stream()

@@ -524,7 +524,7 @@ def test_a_stop_keeps_the_anchor_and_forwarding_resumes_from_the_measured_postur
     assert decision.outcome is Outcome.ACCEPTED  # measured from the new anchor, not the old command
 
 
-@pytest.mark.clause("6.7a")
+@pytest.mark.clause("6.7a", "5.2b")
 def test_reduced_mode_scales_velocity_effort_hand_speed_and_base_speed() -> None:
     gate = anchored_gate()
     chain = ["left_shoulder_pitch_joint", "left_elbow_joint"]
@@ -651,7 +651,7 @@ def test_the_guards_lowering_stream_is_exempt_from_mode_and_hours_but_not_from_t
     assert gate.statistics().guard_command.refused == 7
 
 
-@pytest.mark.clause("6.7a")
+@pytest.mark.clause("6.7a", "5.2a", "5.2b")
 def test_base_velocity_needs_mode_hours_a_fresh_pose_and_the_geofence_but_stopping_always_passes() -> None:
     gate = CommandGate(ENVELOPE)
     stop = GateMode(False, False, "ESTOP")
@@ -687,7 +687,7 @@ def test_base_velocity_needs_mode_hours_a_fresh_pose_and_the_geofence_but_stoppi
     assert (counts.accepted, counts.clamped, counts.refused) == (4, 1, 14)
 
 
-@pytest.mark.clause("6.7a")
+@pytest.mark.clause("6.7a", "5.2a")
 def test_tasks_need_a_forwarding_mode_the_whitelist_and_service_hours() -> None:
     gate = CommandGate(ENVELOPE)
     assert gate.task_request(T0, "guide_visitor", NORMAL, OPEN).forwarded
@@ -774,6 +774,7 @@ def test_stamps_buy_no_time(directions: list[float], events: list[tuple[float, f
                                    True)
 
 
+@pytest.mark.clause("5.2a", "5.2b")
 @settings(max_examples=300 * EXAMPLES, deadline=None)
 @given(linear=st.lists(st.floats(-3.0, 3.0) | st.sampled_from([0.0, math.nan, math.inf]), min_size=3, max_size=3),
        angular=st.lists(st.floats(-4.0, 4.0) | st.sampled_from([0.0, math.nan]), min_size=3, max_size=3),
@@ -812,6 +813,7 @@ def test_a_forwarded_base_velocity_is_a_stop_or_inside_mode_hours_speed_and_geof
         assert end >= ENVELOPE.geofence.margin - 1e-9 or end > clearance(x, y)
 
 
+@pytest.mark.clause("5.2a")
 @settings(max_examples=300 * EXAMPLES, deadline=None)
 @given(kind=st.text(max_size=24) | st.sampled_from(sorted(ENVELOPE.tasks.allowed | ENVELOPE.tasks.prohibited)),
        mode=st.sampled_from(MODES), open_hours=st.booleans())

@@ -82,6 +82,7 @@ def test_model_mismatches_catch_a_wrong_hard_limit_and_a_short_lever(g1: G1Model
     assert any("right_hand.right_elbow_joint" in p and "shorter" in p for p in problems)
 
 
+@pytest.mark.clause("5.2b")
 def test_reduced_hand_bound_holds_on_the_model(g1: G1Model) -> None:
     """Σ r_i |q̇_i| bounds the hand's speed: check against MuJoCo's own Jacobian in random postures."""
     import mujoco

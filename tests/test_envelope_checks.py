@@ -111,6 +111,7 @@ def test_soft_limit_step_and_effort_are_clamped_and_reported() -> None:
     assert "clamped to" in decision.reason and "\n" not in decision.reason
 
 
+@pytest.mark.clause("5.2b")
 def test_reduced_profile_limits_the_hand_speed() -> None:
     previous = stand()
     chain = ["waist_yaw_joint", "left_shoulder_pitch_joint", "left_elbow_joint"]
@@ -143,6 +144,7 @@ def test_base_velocity() -> None:
     assert reduced.outcome is Outcome.CLAMPED and reduced.vx == pytest.approx(0.18)
 
 
+@pytest.mark.clause("5.2b")
 def test_geofence_cases() -> None:
     fence = ENVELOPE.geofence
     assert check_geofence(fence, 0.0, 0.0).allowed
@@ -159,6 +161,7 @@ def test_geofence_cases() -> None:
     assert check_base_motion(fence, 50.0, 50.0, 0.0, 0.0, 0.0, 0.5).allowed  # standing still is never refused
 
 
+@pytest.mark.clause("5.2a")
 def test_service_hours_cases() -> None:
     hours = ENVELOPE.service_hours
 
@@ -177,6 +180,7 @@ def test_service_hours_cases() -> None:
     assert not check_service_hours(hours, dt.datetime(2026, 12, 7, 10, 0)).allowed   # naive: refused
 
 
+@pytest.mark.clause("5.2a")
 def test_task_cases() -> None:
     tasks = ENVELOPE.tasks
     assert check_task(tasks, "guide_visitor").allowed
@@ -333,6 +337,7 @@ def _rectangle_clearance(x: float, y: float, x0: float, y0: float, x1: float, y1
     return -math.hypot(dx, dy)
 
 
+@pytest.mark.clause("5.2b")
 @settings(max_examples=500 * SCALE, deadline=None)
 @given(x=st.floats(-15.0, 15.0), y=st.floats(-15.0, 15.0))
 def test_geofence_clearance_matches_the_geometry(x: float, y: float) -> None:
@@ -407,6 +412,7 @@ def test_clearances_of_many_points_are_those_of_each_point_by_plain_geometry(
         assert geofence_clearance(fence, x, y) == (pytest.approx(clearance, abs=1e-12), name)
 
 
+@pytest.mark.clause("5.2a")
 @settings(max_examples=300 * SCALE, deadline=None)
 @given(moment=st.datetimes(min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2040, 1, 1),
                            timezones=st.just(dt.UTC)))
@@ -418,6 +424,7 @@ def test_service_hours_follow_shanghai_local_time(moment: dt.datetime) -> None:
     assert check_service_hours(ENVELOPE.service_hours, moment).allowed == expected
 
 
+@pytest.mark.clause("5.2a")
 @settings(max_examples=300 * SCALE, deadline=None)
 @given(kind=st.one_of(st.text(max_size=20),
                      st.sampled_from(sorted(ENVELOPE.tasks.allowed | ENVELOPE.tasks.prohibited))))

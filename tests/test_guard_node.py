@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from builtin_interfaces.msg import Time as TimeMsg
 from ftrobot_msgs.msg import SafetyState, SimGroundTruth
 from rclpy.context import Context
 from rclpy.node import Node
@@ -142,3 +143,26 @@ def test_a_guard_killed_during_motion_leaves_the_robot_to_the_hardware_watchdog(
     finally:
         stop_process(guard)
         stop_process(sim)
+
+
+def test_the_guard_follows_use_sim_time_set_at_runtime(guard_stack: Callable[..., GuardStack]) -> None:
+    """The guard reads its time source once per parameter change (not per message): switched to
+    use_sim_time while running, its SafetyState stamps follow /clock."""
+    from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock
+
+    stack = guard_stack(with_sim=False)
+    wait_until(lambda: bool(stack.observer.states), 20.0, "a latched safety_state")
+    assert abs(stack.observer.states[-1].header.stamp.sec - time.time()) < 60.0  # system time
+    clock = stack.observer.node.create_publisher(Clock, "/clock", 10)
+    result = stack.guard.set_parameters([Parameter("use_sim_time", value=True)])
+    assert result[0].successful, result[0].reason
+
+    ticks = [0]
+
+    def on_sim_time() -> bool:  # /clock advances 0.2 s per poll: the guard's 1 Hz timers run on it too
+        ticks[0] += 1
+        clock.publish(Clock(clock=TimeMsg(sec=1000 + ticks[0] // 5, nanosec=ticks[0] % 5 * 200_000_000)))
+        return any(1000 <= s.header.stamp.sec < 2000 for s in list(stack.observer.states))
+
+    wait_until(on_sim_time, 10.0, "a safety_state stamped with /clock's time")
