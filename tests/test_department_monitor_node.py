@@ -21,7 +21,7 @@ from ftrobot_guard.blackbox.record_format import Checkpoint
 from ftrobot_guard.blackbox.witnessed_heads import load_witnessed_heads
 from ftrobot_guard.cli.main import main as ftrobot
 from ftrobot_guard.department.fleet_monitor import AlertKind, RobotRow
-from ftrobot_guard.nodes.department_monitor_node import DepartmentMonitorNode
+from ftrobot_guard.nodes.department_monitor_node import ROBOT_STATUS_EVERY, DepartmentMonitorNode
 from ftrobot_guard.nodes.heartbeat_node import HeartbeatNode
 from ftrobot_guard.ros.qos_profiles import EVENTS, LATCHED, heartbeat_publisher
 from ftrobot_guard.trust.certificates import certificate_der, load_certificate
@@ -111,9 +111,27 @@ def test_genuine_robot_then_silence_then_impostor(
 
     wait_until(robot_on_diagnostics, 5.0, "the robot's status on /diagnostics")
 
+    def monitor_arrays() -> list[DiagnosticArray]:  # the monitor's own, one a second (the robot publishes too)
+        return [a for a in list(diagnostics) if any(s.name == "department_monitor" for s in a.status)]
+
+    def robot_statuses() -> list[tuple[int, str]]:  # (monitor array index, message) of this robot's statuses
+        return [(index, status.message) for index, array in enumerate(monitor_arrays()) for status in array.status
+                if status.name == f"department_monitor: {fleet.robot.identity_number}"]
+
+    # unchanged, it is repeated every ROBOT_STATUS_EVERY arrays (seconds), not in every one
+    first = len(monitor_arrays())
+    wait_until(lambda: len(monitor_arrays()) >= first + 2 * ROBOT_STATUS_EVERY, 10.0,
+               "six more /diagnostics arrays from the monitor")
+    repeats = [index for index, message in robot_statuses() if first <= index < first + 2 * ROBOT_STATUS_EVERY]
+    assert len(repeats) == 2 and repeats[1] - repeats[0] == ROBOT_STATUS_EVERY, repeats
+
     spinner.remove(robot)
     wait_until(lambda: alerts.has(DepartmentAlert.KIND_SILENT), 5.0, "SILENT on department/alerts")
     assert AlertKind.SILENT in monitor.rows()[0].active_alerts
+    # changed, it goes out in the next array
+    raised = len(monitor_arrays())
+    wait_until(lambda: any("SILENT" in message and index <= raised for index, message in robot_statuses()), 3.0,
+               "SILENT in the robot's status in the next /diagnostics array")
 
     spinner.add(HeartbeatNode(
         context=ros_context, namespace="/impostor",

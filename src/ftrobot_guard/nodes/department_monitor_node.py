@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,19 @@ HEARTBEAT_TYPE = "ftrobot_msgs/msg/Heartbeat"
 INCIDENT_TYPE = "ftrobot_msgs/msg/IncidentReport"
 DEFAULT_INTAKE_RATE_HZ = 10.0
 MAX_QUEUED_S = 1.0  # a receive time further back than this (or ahead) is a wall-clock step, not queueing
+
+
+# A robot's /diagnostics status goes out when it changes (level, message, name, mode, signature) and, unchanged,
+# every ROBOT_STATUS_EVERY s (a third of the fleet each second): the aggregator's default stale time is 5 s.
+ROBOT_STATUS_EVERY = 3
+
+
+@dataclass
+class _RobotStatus:
+    status: DiagnosticStatus
+    values: list[KeyValue]
+    slot: int                          # the second (mod ROBOT_STATUS_EVERY) it is repeated in
+    published: tuple[Any, ...] | None  # what it last said
 
 
 def serialized_layout_matches() -> bool:
@@ -139,7 +153,8 @@ class DepartmentMonitorNode(Node):
         self._alert_listeners: list[Callable[[Alert], None]] = []
         self.heartbeats_received = 0
         self._last_witnessed: dict[str, tuple[str, int, str]] = {}
-        self._robot_statuses: dict[str, tuple[DiagnosticStatus, list[KeyValue]]] = {}
+        self._robot_statuses: dict[str, _RobotStatus] = {}
+        self._diagnostics_round = 0
         for topic in self._topics:
             self._subscribe(topic)
             incidents = topic.rsplit("/", 1)[0] + "/incidents"
@@ -303,7 +318,8 @@ class DepartmentMonitorNode(Node):
         own.values += [KeyValue(key=f"heartbeats_refused_{reason.name.lower()}", value=str(count))
                        for reason, count in refused.items()]
         array.status.append(own)
-        statuses: dict[str, tuple[DiagnosticStatus, list[KeyValue]]] = {}
+        statuses: dict[str, _RobotStatus] = {}
+        self._diagnostics_round = (self._diagnostics_round + 1) % ROBOT_STATUS_EVERY
         for row in self.rows():
             # One status per robot, kept and updated in place: 1000 robots need no 5000 new messages a second.
             cached = self._robot_statuses.get(row.identity_number)
@@ -311,11 +327,16 @@ class DepartmentMonitorNode(Node):
                 values = [KeyValue(key=key) for key in ("robot_name", "safety_mode", "signature", "last_seen_age")]
                 status = DiagnosticStatus(name=f"department_monitor: {row.identity_number}",
                                           hardware_id=row.identity_number, values=values)
-                cached = (status, values)
+                cached = _RobotStatus(status, values, len(statuses) % ROBOT_STATUS_EVERY, None)
             statuses[row.identity_number] = cached
-            status, values = cached
-            status.level = DiagnosticStatus.ERROR if row.active_alerts else DiagnosticStatus.OK
-            status.message = ", ".join(kind.name for kind in row.active_alerts) or "healthy"
+            status, values = cached.status, cached.values
+            level = DiagnosticStatus.ERROR if row.active_alerts else DiagnosticStatus.OK
+            message = ", ".join(kind.name for kind in row.active_alerts) or "healthy"
+            state = (level, message, row.robot_name, row.safety_mode, row.signature_state.name)
+            if state == cached.published and cached.slot != self._diagnostics_round:
+                continue  # unchanged: repeated every ROBOT_STATUS_EVERY s, in its turn
+            cached.published = state
+            status.level, status.message = level, message
             values[0].value = row.robot_name
             values[1].value = row.safety_mode
             values[2].value = row.signature_state.name
