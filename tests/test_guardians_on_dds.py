@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import rclpy
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from ftrobot_msgs.msg import GuardianCommandResult, IncidentReport
+from ftrobot_msgs.msg import GuardianCommandResult, IncidentReport, SafetyState
 
 from ftrobot_guard.guardians.guardian_commands import GuardianAction, sign_command
 from ftrobot_guard.guardians.revocation_list import RevocationEntry, issue_revocation_list
@@ -120,6 +120,11 @@ def test_a_stop_is_obeyed_even_unauthenticated_and_flagged(guard_stack: Callable
     result = guardians.send(fields, sign_command(stranger, fields))
     assert result.obeyed and not result.accepted and result.refusal == "UNKNOWN_GUARDIAN"
     stack.wait_mode("POWER_DOWN", 10.0)
+    # no guardian answers for it: the department gets an incident, as for a stop the robot made by itself
+    wait_until(lambda: any(i.source == "unauthenticated:nobody" for i in list(guardians.incidents)), 10.0,
+               "an incident for the unauthenticated stop")
+    incident = next(i for i in list(guardians.incidents) if i.source == "unauthenticated:nobody")
+    assert "UNKNOWN_GUARDIAN" in incident.what_happened and incident.mode_after == SafetyState.MODE_POWER_DOWN, incident
     garbage = guardians.fields(GuardianAction.ESTOP, nonce=b"\x00" * 3)
     result = guardians.send(garbage, b"\x00" * 3)
     assert result.obeyed and not result.accepted and result.refusal == "MALFORMED"

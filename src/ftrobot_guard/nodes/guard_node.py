@@ -130,6 +130,7 @@ GUARD_INPUTS = ("guard/in/joint_command", "guard/in/cmd_vel", "guard/in/task_req
 SENSOR_QUEUE_DEPTH = 1       # the guard judges the newest message of each sensor topic at each tick: DDS keeps no other
 UNKNOWN_NODE_NAME = "_NODE_NAME_UNKNOWN_"
 UNNAMED_GRACE_S = 1.0
+UNAUTHENTICATED_STOP_REPORT_S = 10.0  # s between incident reports of stops by commands that failed authentication
 _LEVELS = {0: DiagnosticStatus.OK, 1: DiagnosticStatus.WARN, 2: DiagnosticStatus.ERROR}
 
 
@@ -263,6 +264,7 @@ class GuardNode(Node):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=quiet)
         self._hardware = self.create_client(SetActuationMode, "hw/set_actuation_mode")
         self._state_msg = SafetyState()
+        self._unauthenticated_reported_at = -math.inf
         self._last_action = ""
         self._incident_msgs: dict[str, tuple[Incident, IncidentReport]] = {}
         self._incident_pub = self.create_publisher(IncidentReport, "incidents", INCIDENTS, event_callbacks=quiet)
@@ -387,6 +389,8 @@ class GuardNode(Node):
 
     def _on_guardian_command(self, msg: GuardianCommand) -> None:
         outcome = self._desk.handle(self._now(), dt.datetime.now(dt.UTC), message_fields(msg), bytes(msg.signature))
+        if outcome.obeyed and not outcome.accepted:
+            self._raise_unauthenticated_stop(outcome)
         self._publish_result(outcome)
 
     def _publish_result(self, outcome: GuardianOutcome) -> None:
@@ -476,6 +480,9 @@ class GuardNode(Node):
         if output.mode == before and output.action.name == self._last_action:
             return
         self._last_action = output.action.name
+        self._record_incident(output, before, output.source, output.cause)
+
+    def _record_incident(self, output: SupervisorOutput, before: SafetyMode, source: str, cause: str) -> None:
         severity = {SafetyMode.ESTOP: 3, SafetyMode.POWER_DOWN: 3, SafetyMode.SAFE_STOP: 2}.get(output.mode, 1)
         measures = {StopAction.HOLD: "stopped, posture held with power kept",
                     StopAction.LOWER: "stopped, lowering to rest, then damping and motor power off",
@@ -483,7 +490,7 @@ class GuardNode(Node):
                     StopAction.NONE: "none"}[output.action]
         try:
             incident = self._ledger.on_transition(
-                dt.datetime.now(dt.UTC), int(before), int(output.mode), output.source, output.cause,
+                dt.datetime.now(dt.UTC), int(before), int(output.mode), source, cause,
                 output.active_anomalies, f"{measures} (hardware {output.actuation_request.name})",
                 self._roster.on_duty, severity)
         except ValueError as exc:
@@ -491,6 +498,22 @@ class GuardNode(Node):
             return
         if incident is not None:
             self.get_logger().warning(f"incident {incident.incident_id}: {incident.what_happened}")
+
+    def _raise_unauthenticated_stop(self, outcome: GuardianOutcome) -> None:
+        """A stop obeyed although its command failed authentication: no guardian answers for it, so it is an
+        incident for the department like a stop the robot made by itself (a guardian's own SAFE_STOP is not).
+        At most one report every UNAUTHENTICATED_STOP_REPORT_S: a flood of forged stops must not flood the
+        incident file; the black box records every command and result."""
+        now = time.monotonic()
+        if now - self._unauthenticated_reported_at < UNAUTHENTICATED_STOP_REPORT_S:
+            return
+        self._unauthenticated_reported_at = now
+        output = self._core.output
+        mode = SafetyMode(output.mode)
+        self._record_incident(
+            output, mode, f"unauthenticated:{outcome.guardian_id[:64]}",
+            f"stop by a guardian command that failed authentication ({outcome.refusal}): {outcome.detail[:200]}")
+        self._publish_due_incidents()
 
     def _refresh_guardians(self) -> None:
         """Re-read the guardian certificates and the revocation list when they changed; say each new problem once."""
