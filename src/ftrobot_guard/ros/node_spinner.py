@@ -12,11 +12,8 @@ With ``events=True`` the nodes run on rclpy's ``EventsExecutor`` (``rclpy.experi
 rclpy 7.1 and in Kilted): rmw calls back into a C++ event queue and each callback is dispatched from
 it, without the Python wait-set rebuild that rclpy's other executors do for every callback (measured
 here: a 1 kHz subscription costs 2.5x less CPU, and the cost no longer grows with the node's timers and
-services; bench/gate_latency.py). Its callbacks run in the spinning thread, dispatched by its C++ loop for a
-poll period at a time (``spin_until_future_complete`` on a future nobody completes, with the poll period as
-timeout), so a stop is noticed as with the other executor, with no Python per callback (``spin_once`` per
-callback, and the context check with it, were ~8 % of the guard's CPU at 1 kHz). A callback's exception
-ends the spin and is raised, as with the other executor.
+services; bench/gate_latency.py). Its callbacks run in the spinning thread; ``spin_once`` returns after
+one callback or the poll period, so a stop is noticed as with the other executor.
 """
 
 from __future__ import annotations
@@ -35,7 +32,6 @@ from rclpy.executors import (
     TimeoutException,
 )
 from rclpy.node import Node
-from rclpy.task import Future as RclpyFuture
 from rclpy.task import Task
 
 POLL_S = 0.1  # how often a stop request is noticed while no callback is ready
@@ -66,9 +62,8 @@ class NodeSpinner:
 
     def spin_until(self, stop: threading.Event) -> None:
         """Run ready callbacks until ``stop`` is set or the context is shut down; a callback's exception is raised."""
-        never = RclpyFuture()  # completed by nobody: the executor's own loop runs for POLL_S at a time
         while self._events and not stop.is_set() and self._context.ok():
-            self._executor.spin_until_future_complete(never, timeout_sec=POLL_S)
+            self._executor.spin_once(timeout_sec=POLL_S)
         while not stop.is_set() and self._context.ok():
             try:
                 handler, _entity, _node = self._executor.wait_for_ready_callbacks(timeout_sec=POLL_S)
