@@ -87,7 +87,6 @@ from bench_guard import (
     recover,
     ros_environment,
     start_guard,
-    stop_process,
     wait_started,
 )
 from ftrobot_msgs.msg import Anomaly, JointTemperatures, SafetyState
@@ -102,6 +101,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, SENSOR_DATA
+from ftrobot_guard.ros.stack_runner import stop_processes
 from ftrobot_guard.safety.envelope import load_envelope
 
 GIL_SWITCH_INTERVAL_S = 0.0005   # as the simulator node: a woken executor thread waits at most this for the GIL
@@ -558,7 +558,7 @@ def run(trials: int, floor: int, domain: int, keep: Path | None) -> dict[str, An
                   flush=True)
             result["guard"] = guard_trials(trials, hardware, operator, children[0], guard_log)
             result["load_after_guard"] = load_average()
-            stop_process(children[0])
+            stop_processes(children[0])
             if floor > 0:
                 with open(relay_log, "wb") as log:
                     children.append(subprocess.Popen([sys.executable, me, "--relay-child", namespace], stdout=log,
@@ -570,8 +570,7 @@ def run(trials: int, floor: int, domain: int, keep: Path | None) -> dict[str, An
                 if error is not None:
                     raise error
         finally:
-            for child in children:
-                stop_process(child)
+            stop_processes(*children)
             operator_spin.stop()
             hardware.stop()
             operator.node.destroy_node()

@@ -67,7 +67,6 @@ from estop_latency import (
     load_average,
     percentile,
     standing_posture,
-    stop_process,
 )
 from ftrobot_msgs.msg import Anomaly, SafetyState
 from rclpy.context import Context
@@ -76,6 +75,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from ftrobot_guard.ros.joint_message_cdr import JointTrajectoryWriter
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED
+from ftrobot_guard.ros.stack_runner import stop_processes
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 AMPLITUDE_RAD = 0.02
@@ -333,7 +333,7 @@ def run(seconds: float, domain: int, keep: Path | None) -> dict[str, Any]:
                 figures = window(rate, seconds, controller, hardware, observer, guard.pid)
                 result["windows"].append(figures)
                 _print_window(figures)
-            stop_process(guard)
+            stop_processes(guard)
             with open(directory / "relay.log", "wb") as relay_log:
                 relay = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--relay-child", namespace],
                                          stdout=relay_log, stderr=subprocess.STDOUT, env=ros_environment(domain))
@@ -348,12 +348,12 @@ def run(seconds: float, domain: int, keep: Path | None) -> dict[str, Any]:
                     result["floor_windows"].append(figures)
                     _print_window(figures, "relay")
             finally:
-                stop_process(relay)
+                stop_processes(relay)
             for error in (hardware.error, observer_spin.error):
                 if error is not None:
                     raise error
         finally:
-            stop_process(guard)
+            stop_processes(guard)
             observer_spin.stop()
             hardware.stop()
             observer.node.destroy_node()

@@ -72,7 +72,7 @@ def _stamp(truth: Any) -> float:
 
 def trial(directory: Path, domain: int) -> dict[str, Any]:
     import rclpy
-    from bench_guard import Spinner, stop_process
+    from bench_guard import Spinner
     from ftrobot_msgs.msg import SafetyState, SimGroundTruth
     from rclpy.context import Context
     from rclpy.node import Node
@@ -80,6 +80,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED, SENSOR_DATA
+    from ftrobot_guard.ros.stack_runner import stop_processes
 
     sim, guard, namespace = start_simulated_robot(directory, domain, "kill")
     context = Context()
@@ -140,8 +141,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
         spinner.stop()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        for process in (guard, sim):
-            stop_process(process)
+        stop_processes(guard, sim)
 
 
 def main() -> int:

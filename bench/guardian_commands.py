@@ -90,7 +90,6 @@ from estop_latency import (
     load_average,
     percentile,
     standing_posture,
-    stop_process,
 )
 from ftrobot_msgs.msg import GuardianCommand
 from rclpy.context import Context
@@ -103,6 +102,7 @@ from ftrobot_guard.guardians.replay_memory import ReplayMemory
 from ftrobot_guard.guardians.revocation_list import RevocationList
 from ftrobot_guard.guardians.role_policy import DEFAULT_ROLE_POLICY
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
+from ftrobot_guard.ros.stack_runner import stop_processes
 from ftrobot_guard.trust.certificates import CertificateVerifier
 from ftrobot_guard.trust.dev_credentials import make_department, make_guardian
 from ftrobot_guard.trust.identity import make_identity_number
@@ -245,7 +245,7 @@ def dds_trials(trials: int, baseline: bool, domain: int, keep: Path | None) -> d
                 if error is not None:
                     raise error
         finally:
-            stop_process(guard)
+            stop_processes(guard)
             console_spin.stop()
             hardware.stop()
             console.node.destroy_node()

@@ -45,7 +45,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
     import rclpy
-    from bench_guard import Spinner, stop_process
+    from bench_guard import Spinner
     from diagnostic_msgs.msg import DiagnosticArray
     from ftrobot_msgs.msg import Anomaly, SafetyState, SimGroundTruth
     from rclpy.context import Context
@@ -54,6 +54,7 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED, SENSOR_DATA
+    from ftrobot_guard.ros.stack_runner import stop_processes
 
     sim, guard, namespace = start_simulated_robot(directory, domain, "nominal")
     context = Context()
@@ -141,8 +142,7 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
         spinner.stop()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        for process in (guard, sim):
-            stop_process(process)
+        stop_processes(guard, sim)
 
 
 def main() -> int:

@@ -37,6 +37,7 @@ from trajectory_msgs.msg import JointTrajectory
 from ftrobot_guard.guardians.guardian_commands import GuardianAction, command_fields, sign_command
 from ftrobot_guard.nodes.guard_node import GuardNode
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, GUARDIAN_RESULTS, INCIDENTS, LATCHED
+from ftrobot_guard.ros.stack_runner import stop_processes
 from ftrobot_guard.safety.dev_envelope import write_signed_envelope
 from ftrobot_guard.trust.dev_credentials import (
     DepartmentFiles,
@@ -161,14 +162,6 @@ def start_sim_process(namespace: str, log: Path, params: Path | None = None) -> 
                                 env=ros_environment())
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class _Spin:
@@ -234,7 +227,7 @@ class GuardStack:
         self.guard.destroy_node()
         self.observer.node.destroy_node()
         if self.sim is not None:
-            stop_process(self.sim)
+            stop_processes(self.sim)
         for context in self.contexts:
             if context.ok():
                 rclpy.shutdown(context=context)

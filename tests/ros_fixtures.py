@@ -22,11 +22,11 @@ from typing import TypeVar
 import pytest
 import rclpy
 from rclpy.context import Context
-from rclpy.exceptions import InvalidHandle
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
+
+from ftrobot_guard.ros.node_spinner import NodeSpinner
 
 NodeT = TypeVar("NodeT", bound=Node)
 
@@ -39,50 +39,58 @@ def session_domain_id() -> int:
 
 
 class SpinningExecutor:
-    """Spins nodes in a background thread; :meth:`shutdown` joins it (the ``spinner`` fixture calls it at
-    teardown, also after a failed assertion) and raises if the thread did not end or died of an error."""
+    """Spins nodes in a background thread with the product's :class:`NodeSpinner`; :meth:`shutdown` (the
+    ``spinner`` fixture calls it at teardown, also after a failed assertion) stops and joins that thread,
+    waits for the callbacks still running, and raises if the thread did not end or a callback failed."""
 
     def __init__(self, context: Context, num_threads: int = 4) -> None:
         self.context = context
-        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
-        self._stop = threading.Event()
+        self._num_threads = num_threads
         self._error: BaseException | None = None
         self._nodes: list[Node] = []
+        self._start()
+
+    def _start(self) -> None:
+        self.spinning = NodeSpinner(self.context, self._nodes, threads=self._num_threads)
+        self._stop = threading.Event()
         self.thread = threading.Thread(target=self._spin, name="ros-test-spinner", daemon=True)
         self.thread.start()
 
     def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except (ExternalShutdownException, InvalidHandle):
-                return  # the context or a node was shut down under us: nothing left to spin
-            except BaseException as exc:
-                if not self._stop.is_set():
-                    self._error = exc
-                return
+        try:
+            self.spinning.spin_until(self._stop)
+        except BaseException as exc:  # never silent: raised by shutdown() or the next remove()
+            self._error = exc
 
-    def add(self, node: NodeT) -> NodeT:
-        self._nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
-    def remove(self, node: Node) -> None:
-        self.executor.remove_node(node)
-        self._nodes.remove(node)
-        node.destroy_node()
-
-    def shutdown(self) -> None:
+    def _halt(self) -> None:
         self._stop.set()
         self.thread.join(timeout=JOIN_TIMEOUT_S)
-        self.executor.shutdown(timeout_sec=2.0)
-        for node in self._nodes:
-            node.destroy_node()
-        self._nodes.clear()
+        self.spinning.shutdown(timeout_s=JOIN_TIMEOUT_S)
         if self.thread.is_alive():
             raise RuntimeError(f"the executor thread did not end within {JOIN_TIMEOUT_S} s")
         if self._error is not None:
             raise RuntimeError(f"the executor thread failed: {self._error!r}") from self._error
+
+    def add(self, node: NodeT) -> NodeT:
+        self._nodes.append(node)
+        self.spinning.add_node(node)
+        return node
+
+    def remove(self, node: Node) -> None:
+        """Destroy ``node`` while no callback runs (a callback of a destroyed node fails with InvalidHandle),
+        then spin the other nodes again."""
+        self._halt()
+        self._nodes.remove(node)
+        node.destroy_node()
+        self._start()
+
+    def shutdown(self) -> None:
+        try:
+            self._halt()
+        finally:
+            for node in self._nodes:
+                node.destroy_node()
+            self._nodes.clear()
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:

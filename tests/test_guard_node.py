@@ -19,12 +19,12 @@ from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED
+from ftrobot_guard.ros.stack_runner import stop_processes
 from guard_harness import (
     GuardStack,
     make_guard_files,
     start_guard_process,
     start_sim_process,
-    stop_process,
     wait_standing_in_normal,
     write_guard_params,
 )
@@ -141,8 +141,7 @@ def test_a_guard_killed_during_motion_leaves_the_robot_to_the_hardware_watchdog(
         guard.wait(timeout=10.0)
         wait_until(lambda: truth[-1].actuation_mode_name == "DAMPING", 5.0, "DAMPING by the hardware's watchdog")
     finally:
-        stop_process(guard)
-        stop_process(sim)
+        stop_processes(guard, sim)
 
 
 def test_the_guard_follows_use_sim_time_set_at_runtime(guard_stack: Callable[..., GuardStack]) -> None:

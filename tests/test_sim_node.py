@@ -188,7 +188,7 @@ def test_the_watchdog_takes_guard_alive_itself_not_through_the_nodes_executor(
     h.start_heartbeat(period=0.01)
     wait_until(h.sim.sim.guard_alive_fresh, what="a fresh guard/alive")
     assert h.call_mode(SetActuationMode.Request.MODE_NORMAL).success
-    h.spinner.executor.remove_node(h.sim)   # the node's executor stalls: no callback of the simulator runs
+    h.spinner.spinning.remove_node(h.sim)   # the node's executor stalls: no callback of the simulator runs
     time.sleep(0.5)                          # five watchdog periods
     with h.sim.lock:
         assert h.sim.sim.mode.name == "NORMAL", h.sim.sim.recorder.mode_changes[-1:]
@@ -198,7 +198,7 @@ def test_the_watchdog_takes_guard_alive_itself_not_through_the_nodes_executor(
     with h.sim.lock:
         change = h.sim.sim.recorder.mode_changes[-1]
     assert change.source == "guard_alive_timeout" and change.time > stalled_at
-    h.spinner.executor.add_node(h.sim)
+    h.spinner.spinning.add_node(h.sim)
 
 
 def test_fault_via_service_starts_a_rogue_publisher_and_bad_faults_are_refused(

@@ -37,7 +37,6 @@ from ftrobot_guard.cli.demo_checklist import (
     run_cli,
     say,
     start_ftrobot,
-    stop_process,
     wait_for,
 )
 from ftrobot_guard.cli.demo_guard import (
@@ -58,6 +57,7 @@ from ftrobot_guard.cli.demo_guardians import (
 )
 from ftrobot_guard.department.fleet_monitor import Alert, AlertKind, RobotRow, SignatureState
 from ftrobot_guard.department.fleet_table import render_alert, render_table
+from ftrobot_guard.ros.stack_runner import stop_processes
 from ftrobot_guard.trust.dev_credentials import (
     DepartmentFiles,
     RobotFiles,
@@ -381,8 +381,7 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
             show("the department sees the robot in ESTOP, with an open incident")
             say("2f. A fresh start (the robot stood up again; a latched stop is left only by a guardian RESET or "
                 "a restart; the open incident is kept on the robot's disk)")
-            for process in (guard_proc, sim):
-                stop_process(process)
+            stop_processes(guard_proc, sim)
             demo_controller.forget()
             sim = start_ftrobot(["up", "sim", "--namespace", ROBOT_NS, "--headless", *sim_params], logs / "sim2.log",
                                 env)
@@ -405,7 +404,7 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
 
         say("3. The robot's heartbeat stops (its process is stopped)")
         alerts.clear()
-        stop_process(robot_proc)
+        stop_processes(robot_proc)
         stopped_at = time.monotonic()
         robot_proc = None
         wait_for(lambda: bool(of_robot(AlertKind.SILENT)), silence_bound_s + REPLY_DEADLINE_S, "the SILENT alert")
@@ -457,8 +456,7 @@ def run_demo(out: Path, with_sim: bool = True) -> int:
     except StepFailed as exc:
         checks.failed(exc)
     finally:
-        for process in (impostor_proc, robot_proc, guard_proc, sim):
-            stop_process(process)
+        stop_processes(impostor_proc, robot_proc, guard_proc, sim)
         if demo_controller is not None:
             demo_controller.close()
         runner.request_stop()

@@ -6,7 +6,6 @@ No rclpy here: the scenarios (cli/demo.py, cli/demo_guard.py) observe through th
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -37,15 +36,6 @@ def start_ftrobot(args: list[str], log: Path, env: dict[str, str], niceness: int
         )
 
 
-def stop_process(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class StepFailed(Exception):

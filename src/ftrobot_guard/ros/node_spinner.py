@@ -60,6 +60,15 @@ class NodeSpinner:
         self._handed_out: list[tuple[Future[None], Task]] = []
         self._shut_down = False
 
+    def add_node(self, node: Node) -> None:
+        """Take ``node``'s callbacks too, also while spinning."""
+        self._executor.add_node(node)
+
+    def remove_node(self, node: Node) -> None:
+        """Take no more callbacks of ``node``; one already handed out may still be running until
+        :meth:`shutdown` returns."""
+        self._executor.remove_node(node)
+
     def spin_until(self, stop: threading.Event) -> None:
         """Run ready callbacks until ``stop`` is set or the context is shut down; a callback's exception is raised."""
         while self._events and not stop.is_set() and self._context.ok():

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -40,6 +41,9 @@ MULTI_THREADED_CALLBACK_THREADS = 4
 
 class StackError(Exception):
     """The stack cannot start; one line naming what is wrong."""
+
+
+STOP_TIMEOUT_S = 10.0  # a child that has not stopped this long after SIGTERM is killed
 
 
 def _node_class(spec: NodeSpec) -> type[Node]:
@@ -166,8 +170,8 @@ def run_stack(
 def run_processes(stack: str, child_args: Callable[[str], list[str]], poll_s: float = 0.1) -> int:
     """Run each process of ``stack`` as a child (``child_args(process)`` is its command line) until one ends.
 
-    SIGINT/SIGTERM are passed on to every child. When any child ends, the others are stopped (SIGTERM,
-    then SIGKILL after 10 s) and its exit code is returned: a robot stack is whole or not running.
+    SIGINT/SIGTERM end the run. When any child ends, the others are stopped (:func:`stop_processes`) and its
+    exit code is returned: a robot stack is whole or not running.
     """
     stop = threading.Event()
 
@@ -189,15 +193,22 @@ def run_processes(stack: str, child_args: Callable[[str], list[str]], poll_s: fl
                 break
             stop.wait(poll_s)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        stop_processes(*children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
+
+
+def stop_processes(*children: subprocess.Popen[bytes] | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop child processes: SIGTERM to every one still running (``ftrobot up`` and the nodes stop cleanly
+    on it), then wait up to ``timeout_s`` for them together; SIGKILL what is left. ``None`` is skipped."""
+    running = [child for child in children if child is not None and child.poll() is None]
+    for child in running:
+        child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for child in running:
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
