@@ -15,9 +15,13 @@ the response starts when the guard would see the fall (pelvis gyro above 3 rad/s
 envelope's limits): POWER_OFF (a power cut), DAMPING, HOLD (stiff), and FALL_RESPONSE (the sequencer's
 fall_response: a tuck streamed through NORMAL when falling forwards or backwards, DAMPING sideways).
 
+Fall under way through the guard (--guard-falls): the same trips with the guard node's core in the loop
+(sim/guarded_sim.py), its detectors deciding when and its supervisor how: the committed envelope's
+`fall_under_way: tuck` against `damp` (DAMPING at once).
+
 Postures (--derive): the balanced key postures of the G1 path, derived statically on the model.
 
-    .venv/bin/python bench/power_down_trials.py [--quick] [--falls] [--derive]
+    .venv/bin/python bench/power_down_trials.py [--quick] [--falls] [--guard-falls] [--derive]
 """
 
 from __future__ import annotations
@@ -270,6 +274,53 @@ def print_falls(envelope: Envelope) -> None:
                               "value": round(max(values), 4), "unit": "m/s", "n": len(values), "distro": DISTRO}))
 
 
+GUARD_FALL_RESPONSES = ("tuck", "damp")
+
+
+def _elbow_swing(t: float) -> tuple[tuple[str, ...], np.ndarray]:
+    """The robot's own controller while it stands: the left elbow swinging slowly inside the envelope."""
+    return ("left_elbow_joint",), np.array([1.0 + 0.3 * math.sin(1.5 * t)])
+
+
+def print_guarded_falls() -> None:
+    """The same trips through the guard itself (sim/guarded_sim.py: the guard node's core; its detectors
+    decide when, its supervisor how): the envelope's `fall_under_way` response `tuck` (as committed)
+    against `damp` (DAMPING at once)."""
+    from ftrobot_guard.safety.dev_envelope import always_open
+    from ftrobot_guard.safety.envelope import parse_envelope
+    from ftrobot_guard.sim.guarded_sim import GuardedSim
+
+    text = always_open(ENVELOPE_FILE.read_text(encoding="utf-8"))
+    committed = "kind_responses: {fall_under_way: tuck}"
+    if committed not in text:
+        raise SystemExit(f"{ENVELOPE_FILE}: expected '{committed}'")
+    envelopes = {r: parse_envelope(text.replace(committed, f"kind_responses: {{fall_under_way: {r}}}").encode())
+                 for r in GUARD_FALL_RESPONSES}
+    for force in (250.0, 170.0, 120.0):
+        print(f"trip {force:.0f} N, 0.2 s, standing in NORMAL with the guard in the loop")
+        print(f"{'direction':>9} | " + " | ".join(f"{r:>20}" for r in GUARD_FALL_RESPONSES))
+        table: dict[str, list[float]] = {r: [] for r in GUARD_FALL_RESPONSES}
+        for direction in DIRECTIONS:
+            cells = []
+            for response in GUARD_FALL_RESPONSES:
+                loop = GuardedSim(envelopes[response], SimConfig(seed=1), controller=_elbow_swing)
+                loop.run_for(2.0)
+                loop.sim.inject_fault("trip", 0.0, 0.2, {"direction": direction, "force": force})
+                loop.run_for(4.0)
+                refused = [text for _t, level, text in loop.record.logs if level == "error" and "refused" in text]
+                if refused:
+                    print(f"  the gate refused the guard's own stream: {refused[0]}")
+                peak = loop.sim.peak_impact
+                table[response].append(peak.speed if peak else 0.0)
+                cells.append(f"{table[response][-1]:6.2f} {(peak.body if peak else '')[:13]:>13}")
+            print(f"{direction:>9} | " + " | ".join(cells), flush=True)
+        print("  worst: " + ", ".join(f"{r} {max(v):.2f}" for r, v in table.items()) + " m/s")
+        print("  mean:  " + ", ".join(f"{r} {sum(v) / len(v):.2f}" for r, v in table.items()) + " m/s")
+        for response, values in table.items():
+            print(json.dumps({"bench": "power_down_trials", "figure": f"guarded_trip{force:.0f}_peak_impact_{response}_max_mps",
+                              "value": round(max(values), 4), "unit": "m/s", "n": len(values), "distro": DISTRO}))
+
+
 # ----------------------------------------------------------------------------- derived postures
 
 def derive_postures() -> None:
@@ -377,11 +428,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two trials instead of the full set")
     parser.add_argument("--falls", action="store_true", help="the fall-under-way comparison only")
     parser.add_argument("--derive", action="store_true", help="print the derived key postures only")
+    parser.add_argument("--guard-falls", action="store_true",
+                        help="trips through the guard core: the envelope's tuck against DAMPING at once")
     parser.add_argument("--pace", type=float, default=1.0,
                         help="scale every key posture's duration (robustness to timing; push onsets scale too)")
     args = parser.parse_args()
     if args.derive:
         derive_postures()
+        return
+    if args.guard_falls:
+        print_guarded_falls()
         return
     envelope = load_envelope(ENVELOPE_FILE)
     if args.falls:

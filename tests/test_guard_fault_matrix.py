@@ -16,6 +16,7 @@ import pytest
 from ftrobot_guard.safety.dev_envelope import always_open
 from ftrobot_guard.safety.envelope import Envelope, parse_envelope
 from ftrobot_guard.safety.modes import SafetyMode
+from ftrobot_guard.safety.supervisor import StopAction
 from ftrobot_guard.sim.battery_model import BatteryParameters
 from ftrobot_guard.sim.guarded_sim import GuardedSim
 from ftrobot_guard.sim.humanoid_sim import SimConfig
@@ -112,3 +113,28 @@ def test_estop_stops_within_one_cycle_and_stays_stopped(envelope: Envelope) -> N
     stopped_at = next(t for t, state in loop.record.states if state.mode == SafetyMode.ESTOP)
     assert [t for t in loop.record.controller_forwarded if t > stopped_at] == []
     assert loop.core.lowering_phase == "lowering"   # ESTOP is stop category 1: lowered to rest, then power off
+
+
+@pytest.mark.clause("6.7c")
+def test_a_trip_forwards_is_answered_by_a_tuck_that_hurts_less_than_damping(envelope: Envelope) -> None:
+    """The committed envelope answers a fall under way with a tuck: the guard's own joint commands while the
+    robot falls, then DAMPING. In the same trip (the simulator is deterministic), DAMPING at once strikes
+    the floor harder (bench/power_down_trials.py --guard-falls has every direction and force)."""
+    trip = Case("trip", {"direction": "forward"}, 0.2, "fall_under_way", SafetyMode.POWER_DOWN)
+    tucked, onset = run_case(envelope, trip)
+    output = tucked.core.output
+    assert (output.mode, output.action) == (SafetyMode.POWER_DOWN, StopAction.TUCK), output.note
+    own_commands = tucked.record.forwarded - len(tucked.record.controller_forwarded)
+    assert own_commands >= 100, own_commands          # 1.5 s of tuck at the guard's tick
+    requests = [(mode.name, reason) for t, mode, reason in tucked.record.actuation_requests if t >= onset]
+    # (a SAFE_STOP for the angular rate may come first: HOLD, then NORMAL again for the tuck's stream)
+    assert requests[-1][0] == "DAMPING" and "tucked for 1.5 s" in requests[-1][1], requests
+    assert "DAMPING" not in [mode for mode, _ in requests[:-1]], requests
+    assert not [text for _t, level, text in tucked.record.logs if level == "error"], tucked.record.logs
+
+    text = always_open(ENVELOPE.read_text(encoding="utf-8"))
+    damping = parse_envelope(text.replace("fall_under_way: tuck", "fall_under_way: damp").encode("utf-8"))
+    damped, _ = run_case(damping, trip)
+    assert damped.core.output.action == StopAction.DAMP
+    assert tucked.sim.peak_impact is not None and damped.sim.peak_impact is not None
+    assert tucked.sim.peak_impact.speed < damped.sim.peak_impact.speed, (tucked.sim.peak_impact, damped.sim.peak_impact)

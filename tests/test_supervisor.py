@@ -22,6 +22,7 @@ from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.safety.modes import SafetyMode
 from ftrobot_guard.safety.response_policy import Response, ResponsePolicy, Severity
 from ftrobot_guard.safety.supervisor import (
+    STOP_MEASURES,
     STOP_MODES,
     AnomalyEvent,
     StopAction,
@@ -203,6 +204,33 @@ def test_kind_responses_only_make_things_stricter() -> None:
     assert out.mode is SafetyMode.POWER_DOWN and out.action is StopAction.DAMP
 
 
+@pytest.mark.clause("6.7c")
+def test_a_fall_under_way_tucks_whatever_the_robot_was_doing_and_damp_still_wins() -> None:
+    policy = ResponsePolicy(kind_responses={"fall_under_way": Response.TUCK})
+    supervisor = running(config=SupervisorConfig(policy=policy))
+    out = supervisor.anomaly(AnomalyEvent("fall_under_way", "pelvis", Severity.CRITICAL, True), 1.0)
+    assert (out.mode, out.action, out.forward_commands) == (SafetyMode.POWER_DOWN, StopAction.TUCK, False)
+    assert out.actuation_request is ActuationMode.HOLD   # until the guard's sequencer streams the tuck
+    out = supervisor.stop(SafetyMode.POWER_DOWN, "detector:battery", "low", 1.1)
+    assert out.action is StopAction.TUCK                 # a lowering asked later does not undo the tuck
+    out = supervisor.stop(SafetyMode.POWER_DOWN, "detector:inputs", "lost", 1.2, damp=True)
+    assert out.action is StopAction.DAMP                 # inputs lost: DAMPING, the tuck needs them
+    out = supervisor.anomaly(AnomalyEvent("fall_under_way", "pelvis", Severity.CRITICAL, True), 1.3)
+    assert out.action is StopAction.DAMP                 # never back down from DAMP
+
+    lowering = running(config=SupervisorConfig(policy=policy))
+    assert lowering.stop(SafetyMode.POWER_DOWN, "guardian:G-1", "end of day", 1.0).action is StopAction.LOWER
+    out = lowering.anomaly(AnomalyEvent("fall_under_way", "pelvis", Severity.WARNING, True), 2.0)
+    assert (out.mode, out.action, out.changed) == (SafetyMode.POWER_DOWN, StopAction.TUCK, True)
+
+    category_2 = running(config=SupervisorConfig(policy=ResponsePolicy(kind_responses={"fall_under_way": Response.TUCK},
+                                                                       estop_category=2)))
+    assert category_2.estop("estop", "pressed", 1.0).action is StopAction.HOLD
+    out = category_2.anomaly(AnomalyEvent("fall_under_way", "pelvis", Severity.CRITICAL, True), 1.5)
+    assert (out.mode, out.action) == (SafetyMode.ESTOP, StopAction.TUCK)   # ESTOP kept, the fall answered
+    assert set(STOP_MEASURES) == set(StopAction)                          # every action has its incident words
+
+
 def test_reduced_holds_while_a_request_or_a_warning_stands() -> None:
     supervisor = running()
     assert supervisor.reduce("guardian:G-1", "school visit", 1.0).mode is SafetyMode.REDUCED
@@ -357,7 +385,8 @@ class SupervisorMachine(RuleBasedStateMachine):
     @initialize(estop_category=st.sampled_from([1, 2]))
     def start(self, estop_category: int) -> None:
         self.config = SupervisorConfig(policy=ResponsePolicy(estop_category=estop_category,
-                                                             kind_responses={"fall": Response.DAMP}))
+                                                             kind_responses={"fall": Response.DAMP,
+                                                                             "falling": Response.TUCK}))
         self.now = 0.0
         self.supervisor = Supervisor(self.config, self.now)
         self.before = self.supervisor.output
@@ -389,7 +418,7 @@ class SupervisorMachine(RuleBasedStateMachine):
         if damp:
             assert out.action is StopAction.DAMP
 
-    @rule(kind=st.sampled_from(["tilt", "tracking_error", "fall"]), severity=st.sampled_from(list(Severity)),
+    @rule(kind=st.sampled_from(["tilt", "tracking_error", "fall", "falling"]), severity=st.sampled_from(list(Severity)),
           active=st.booleans())
     def anomaly(self, kind: str, severity: Severity, active: bool) -> None:
         out = self._apply(self.supervisor.anomaly(AnomalyEvent(kind, "subject", severity, active), self.now))

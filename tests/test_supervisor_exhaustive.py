@@ -43,7 +43,8 @@ from test_supervisor import RANK, Guardians
 ESCALATION = 30.0
 CONFIGS = {
     category: SupervisorConfig(policy=ResponsePolicy(safe_stop_escalation=ESCALATION, estop_category=category,
-                                                     kind_responses={"fall": Response.DAMP}))
+                                                     kind_responses={"fall": Response.DAMP,
+                                                                     "falling": Response.TUCK}))
     for category in (1, 2)
 }
 GUARDIANS = Guardians()
@@ -73,6 +74,8 @@ ALPHABET = (
     Step("error_off", 0.0, _anomaly("tracking", Severity.ERROR, False)),
     Step("fall_on", 0.0, _anomaly("fall", Severity.INFO, True)),
     Step("fall_off", 0.0, _anomaly("fall", Severity.INFO, False)),
+    Step("falling_on", 0.0, _anomaly("falling", Severity.CRITICAL, True)),
+    Step("falling_off", 0.0, _anomaly("falling", Severity.CRITICAL, False)),
     Step("reduce", 0.0, lambda now: ReduceRequest("guardian:G", "crowd")),
     Step("pause", 0.0, lambda now: PauseRequest("guardian:G", "break")),
     Step("resume", 0.0, lambda now: ResumeRequest("guardian:G", "done")),
@@ -119,6 +122,8 @@ def check_edge(config: SupervisorConfig, before: SupervisorState, step: Step, ev
             assert after.mode in STOP_MODES, where
         if response is Response.DAMP:
             assert after.action is StopAction.DAMP, where
+        if response is Response.TUCK:  # a fall under way: the tuck, or DAMP if that was already asked
+            assert after.action in (StopAction.TUCK, StopAction.DAMP), where
     # latched: left only by a valid RESET; never downgraded
     valid_reset = isinstance(event, ResetRequest) and out.accepted
     if before.mode.latched and not valid_reset:
@@ -184,7 +189,7 @@ def test_every_reachable_state_and_event_keeps_the_safety_properties() -> None:
 
 
 def test_all_event_sequences_to_depth_4_literally() -> None:
-    """No merging of states: every sequence of 4 events from BOOT (21^4 = 194,481 sequences)."""
+    """No merging of states: every sequence of 4 events from BOOT (23^4 = 279,841 sequences)."""
     config = CONFIGS[1]
     sequences = 0
     seen_modes: set[SafetyMode] = set()

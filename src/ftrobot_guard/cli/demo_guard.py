@@ -39,6 +39,7 @@ ARM_FREQUENCY = 0.25       # Hz (peak 0.39 rad/s: a 0.3 s stall of the simulator
 COMMAND_RATE_HZ = 50.0
 ARM_MOTION_S = 4.0
 LOWERING_DEADLINE_S = 60.0  # the lowering takes ~25-30 s of motion
+TUCK_MIN_COMMANDS = 20      # the tuck streams 1.5 s at the guard's 100 Hz (~150); a forward trip is never sideways
 
 
 @dataclass
@@ -300,11 +301,16 @@ def trip_step(demo: GuardDemo, checks: Checklist, processes: tuple[Any, ...]) ->
     accepted, message = demo.inject("trip", '{"direction": "forward"}', duration=0.2)
     checks.check(accepted, f"fault injected: the robot trips forward ({message})")
     checks.wait(lambda: bool(demo.raised("fall_under_way")), 5.0, "the fall is detected while under way", processes)
+    seen_at = time.monotonic()
     fall = demo.raised("fall_under_way")
     if fall:
         print(f"    {fall[-1].description}")
     checks.wait(lambda: (t := demo.truth()) is not None and t.actuation_mode_name in ("DAMPING", "POWER_OFF"), 5.0,
-                "fall-safe: DAMPING at once (POWER_DOWN, action DAMP), then power off", processes)
+                "fall-safe: a protective tuck through the gate, then DAMPING (POWER_DOWN, action TUCK)", processes)
+    tuck = [t for t in list(demo.seen.forwarded) if t > seen_at]
+    span = tuck[-1] - tuck[0] if tuck else 0.0
+    checks.check(len(tuck) >= TUCK_MIN_COMMANDS, "the tuck was the guard's own joint commands, streamed while falling",
+                 f"{len(tuck)} on hw/joint_command after the fall was seen, over {span:.2f} s")
     wait_for(lambda: (t := demo.truth()) is not None and t.fallen, 10.0, "the robot on the floor")
     time.sleep(1.0)
     truth = demo.truth()

@@ -114,7 +114,7 @@ from ftrobot_guard.safety.guard_core import GuardConfig, GuardCore
 from ftrobot_guard.safety.guardian_desk import GuardianDesk, GuardianOutcome
 from ftrobot_guard.safety.intrusion_check import AllowlistError, IntrusionCheck, Publisher, parse_allowlist
 from ftrobot_guard.safety.modes import SafetyMode
-from ftrobot_guard.safety.supervisor import StopAction, SupervisorOutput
+from ftrobot_guard.safety.supervisor import STOP_MEASURES, SupervisorOutput
 from ftrobot_guard.trust.certificates import CertificateError, CertificateVerifier, load_certificates
 from ftrobot_guard.trust.identity import IdentityNumberError, parse_identity_number
 from ftrobot_guard.trust.robot_credentials import RobotIdentityError, load_robot_credentials
@@ -484,10 +484,7 @@ class GuardNode(Node):
 
     def _record_incident(self, output: SupervisorOutput, before: SafetyMode, source: str, cause: str) -> None:
         severity = {SafetyMode.ESTOP: 3, SafetyMode.POWER_DOWN: 3, SafetyMode.SAFE_STOP: 2}.get(output.mode, 1)
-        measures = {StopAction.HOLD: "stopped, posture held with power kept",
-                    StopAction.LOWER: "stopped, lowering to rest, then damping and motor power off",
-                    StopAction.DAMP: "stopped, joints damped at once, then motor power off",
-                    StopAction.NONE: "none"}[output.action]
+        measures = STOP_MEASURES[output.action]
         try:
             incident = self._ledger.on_transition(
                 dt.datetime.now(dt.UTC), int(before), int(output.mode), source, cause,

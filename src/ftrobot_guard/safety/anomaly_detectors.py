@@ -89,10 +89,11 @@ Notes on the choices:
 
 * Tilt is the pelvis IMU's up axis against world up (the measured quantity; a deliberate waist bend is
   not a fall). The tilt rate is computed from the gyro (exact kinematics), not by differencing.
-* ``fall_under_way`` is meant to be answered with DAMP: past the tilt limit and still rotating outward,
-  a G1 without a stepping reflex cannot recover (on the simulator any push of 50 N for 0.2 s topples it;
-  a trip passes 0.3 rad 0.13 s after onset at ~4 rad/s). ``posture_change_expected(True)`` suspends the
-  tilt-based raises while the guard itself lays the robot down (the lowering's lie-back phase).
+* ``fall_under_way`` is answered with a protective tuck, then DAMPING (response TUCK), not a lowering:
+  past the tilt limit and still rotating outward, a G1 without a stepping reflex cannot recover (on the
+  simulator any push of 50 N for 0.2 s topples it; a trip passes 0.3 rad 0.13 s after onset at ~4
+  rad/s). ``posture_change_expected(True)`` suspends the tilt-based raises while the guard itself lays
+  the robot down (the lowering's lie-back phase).
 * Effort: the soft effort of the arms is a feed-forward cap (0.6 x hard), and a legal 6 rad/s start
   already draws 0.72 x hard for ~40 ms; saturation held for 30 ms is what a collision or a seized joint
   looks like without a dynamics model.

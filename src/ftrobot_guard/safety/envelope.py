@@ -819,7 +819,8 @@ def _parse_responses(section: _Section) -> ResponsePolicy:
                         f"'{by_severity[higher].value}' is milder than the response to {lower.name.lower()}")
     for severity in (Severity.ERROR, Severity.CRITICAL):
         if not by_severity[severity].stops:
-            raise _fail(severities.child(severity.name.lower()), "must stop the robot (safe_stop, power_down or damp)")
+            raise _fail(severities.child(severity.name.lower()),
+                        "must stop the robot (safe_stop, power_down, tuck or damp)")
     kinds = section.section("kind_responses")
     by_kind = {_name(kind, kinds.child(str(kind)), "anomaly kind"): _response(kinds.take(kind), kinds.child(kind))
                for kind in kinds.keys()}  # noqa: SIM118 - a _Section, not a dict

@@ -25,7 +25,9 @@ Rules kept here:
   runs. A request not confirmed within ``actuation_retry`` seconds is repeated; a refused NORMAL is
   retried (the hardware refuses it until it has heard the guard's heartbeat).
 * **POWER_DOWN**: action LOWER starts the sequencer (lower to rest through the gate's own commands, then
-  DAMPING, then POWER_OFF); action DAMP aborts it to DAMPING at once.
+  DAMPING, then POWER_OFF); action TUCK (a fall under way) has it answer the fall (a protective tuck
+  through the gate when falling forwards or backwards, sideways DAMPING; then DAMPING, POWER_OFF), also in
+  the middle of a lowering; action DAMP aborts it to DAMPING at once.
 * The detectors' tracking check pauses whenever the gate forwards nothing.
 """
 
@@ -54,7 +56,14 @@ from ftrobot_guard.safety.envelope import Envelope
 from ftrobot_guard.safety.intrusion_check import IntrusionCheck, Publisher
 from ftrobot_guard.safety.modes import SafetyMode
 from ftrobot_guard.safety.response_policy import Severity
-from ftrobot_guard.safety.rest_lowering import Lean, LoweringConfig, LoweringStep, PowerDownSequencer
+from ftrobot_guard.safety.rest_lowering import (
+    PHASE_LOWERING,
+    PHASE_TUCK,
+    Lean,
+    LoweringConfig,
+    LoweringStep,
+    PowerDownSequencer,
+)
 from ftrobot_guard.safety.supervisor import (
     AnomalyEvent,
     StopAction,
@@ -155,6 +164,7 @@ class GuardCore:
         self._actuation = _Actuation()
         self._sequencer: PowerDownSequencer | None = None
         self._sequencer_step: LoweringStep | None = None
+        self._sequencer_stepped_at = -math.inf
         self._lowering_anchored = False
         self._gate_events: dict[tuple[str, str], AnomalyReport] = {}
         self._gate_raised_at: dict[tuple[str, str], float] = {}
@@ -448,34 +458,43 @@ class GuardCore:
 
     def _run_sequencer(self, now: float) -> None:
         output = self.output
-        if output.action not in (StopAction.LOWER, StopAction.DAMP) or self._envelope is None:
+        if output.action not in (StopAction.LOWER, StopAction.TUCK, StopAction.DAMP) or self._envelope is None:
             if self._sequencer is not None:
                 self._sequencer = None
                 self._sequencer_step = None
             return
         inputs_fresh = self._inputs_fresh(now)
+        phase = self._sequencer_step.phase if self._sequencer_step is not None else ""
         if self._sequencer is None:
             self._sequencer = PowerDownSequencer(self._envelope, self._config.lowering)
             self._lowering_anchored = False
             if output.action == StopAction.DAMP:
                 step = self._sequencer.abort_to_damping(now, output.cause)
+            elif output.action == StopAction.TUCK:
+                step = self._sequencer.fall_response(now, self._measured.copy(), self._lean)
             else:
                 step = self._sequencer.start(now, self._measured.copy())
-        elif output.action == StopAction.DAMP and self._sequencer_step is not None \
-                and self._sequencer_step.phase == "lowering":
+        elif output.action == StopAction.DAMP and phase in (PHASE_LOWERING, PHASE_TUCK):
             step = self._sequencer.abort_to_damping(now, output.cause)
+        elif output.action == StopAction.TUCK and phase == PHASE_LOWERING:
+            step = self._sequencer.fall_response(now, self._measured.copy(), self._lean)  # a fall while lowering
         else:
+            if self._sequencer_step is not None and now <= self._sequencer_stepped_at:
+                return  # already run at this instant (a fall decided in this tick ran it first): nothing new
             step = self._sequencer.step(now, self._measured.copy(), self._tilt, self._battery, inputs_fresh,
                                        self._lean)
+        self._sequencer_stepped_at = now
         previous = self._sequencer_step
         self._sequencer_step = step
         if previous is None or previous.phase != step.phase:
             self._sink.log("warn", f"POWER_DOWN: {step.phase}: {step.note}")
         if step.positions is not None and self._actuation.confirmed == ActuationMode.NORMAL and self._gate is not None:
             if not self._lowering_anchored:
-                # The hardware re-anchored its targets on entering NORMAL; so does the gate (its anchor may
-                # still be the controller's last command, far from where the joints are).
-                problem = self._gate.reanchor(now, self._measured.copy())
+                # The gate's anchor may still be the controller's last command: anchor it where the sequencer's
+                # stream starts (the measured posture, clipped into the soft range), so that the stream's steps
+                # are checked against the rated velocities from there. A fall's tuck starts mid-fall, with
+                # joints that may be a few centimetres of a radian beyond their soft range.
+                problem = self._gate.reanchor(now, step.positions)
                 if problem:
                     self._sequencer_step = self._sequencer.abort_to_damping(now, f"cannot re-anchor: {problem}")
                     return
@@ -534,8 +553,11 @@ class GuardCore:
             self._apply(self._supervisor.anomaly(event, now), now)
 
     def _apply(self, output: SupervisorOutput, now: float) -> None:
-        """Ask the hardware for its mode at once, then publish a changed state (the sequencer starts at the
-        next tick). The request goes on the wire before anything else is said about the change."""
+        """Ask the hardware for its mode at once, then publish a changed state. The request goes on the wire
+        before anything else is said about the change. A lowering starts at the next tick; a fall's tuck or
+        DAMPING is decided now (a fall leaves no tick to spare), so the first request is already the sequencer's."""
+        if output.changed and output.action in (StopAction.TUCK, StopAction.DAMP):
+            self._run_sequencer(now)
         self._send_actuation(now)
         if output.changed:
             self._publish_state(output)

@@ -2,7 +2,7 @@
 
 Severities are those of ``ftrobot_msgs/Anomaly`` (INFO 0, WARNING 1, ERROR 2, CRITICAL 3). Each severity
 maps to a :class:`Response`; an anomaly *kind* may override its severity's response (e.g. a fall under way
-answers DAMP whatever severity the detector gave it; an override never makes a response milder).
+answers TUCK whatever severity the detector gave it; an override never makes a response milder).
 Defaults follow the message's documentation:
 
 ========= ========== =====================================================================
@@ -12,8 +12,11 @@ INFO      RECORD     nothing but the record
 WARNING   REDUCE     REDUCED while the anomaly is active (not latched)
 ERROR     SAFE_STOP  category-2 stop, latched: hold posture, power kept
 CRITICAL  POWER_DOWN category-1 stop, latched: lower to rest, damp, power off
-—         DAMP       POWER_DOWN without lowering: DAMPING at once, then power off (a fall under way,
-                     inputs lost, battery nearly empty: lowering needs what is failing)
+—         TUCK       POWER_DOWN for a fall already under way: a protective tuck through the gate when
+                     falling forwards or backwards, then DAMPING; sideways DAMPING at once; then power
+                     off (safety/rest_lowering.py, ``fall_response``: lower peak impacts than DAMPING)
+—         DAMP       POWER_DOWN without lowering: DAMPING at once, then power off (inputs lost,
+                     battery nearly empty: lowering needs what is failing)
 ========= ========== =====================================================================
 """
 
@@ -41,6 +44,7 @@ class Response(enum.Enum):
     REDUCE = "reduce"
     SAFE_STOP = "safe_stop"
     POWER_DOWN = "power_down"
+    TUCK = "tuck"
     DAMP = "damp"
 
     @property
@@ -54,7 +58,7 @@ class Response(enum.Enum):
 
 
 _RESPONSE_RANK = {Response.RECORD: 0, Response.REDUCE: 1, Response.SAFE_STOP: 2, Response.POWER_DOWN: 3,
-                  Response.DAMP: 4}
+                  Response.TUCK: 4, Response.DAMP: 5}
 
 DEFAULT_SEVERITY_RESPONSES: Mapping[Severity, Response] = MappingProxyType({
     Severity.INFO: Response.RECORD,

@@ -10,8 +10,8 @@ Rules:
   stops; a failed self-check after boot) and takes effect in the same call: the returned output
   already holds the stop mode, ``forward_commands`` false and the actuation request.
 * **Never downgraded**: stops are ranked SAFE_STOP < POWER_DOWN < ESTOP; a lesser or equal stop
-  leaves the mode as it is. The stop *action* is ranked too, HOLD < LOWER < DAMP, and only rises (a
-  POWER_DOWN during an ESTOP of category 2 keeps ESTOP and lowers the robot).
+  leaves the mode as it is. The stop *action* is ranked too, HOLD < LOWER < TUCK < DAMP, and only rises
+  (a POWER_DOWN during an ESTOP of category 2 keeps ESTOP and lowers the robot).
 * **Escalation**: a stop that holds (SAFE_STOP, ESTOP of category 2) for ``safe_stop_escalation``
   seconds without a RESET is lowered: SAFE_STOP becomes POWER_DOWN; ESTOP stays ESTOP with action
   LOWER. Checked at every call, so a :class:`Tick` is only needed when nothing else happens.
@@ -31,7 +31,9 @@ Rules:
 Actuation (hardware contract, :mod:`ftrobot_guard.hardware.actuation_modes`): NORMAL/REDUCED → NORMAL;
 BOOT, PAUSED, SAFE_STOP, ESTOP category 2 → HOLD; POWER_DOWN and ESTOP category 1 → HOLD now, then the lowering
 sequence (action LOWER: lower to rest through the gate, DAMPING, POWER_OFF — run by the POWER_DOWN
-sequencer); action DAMP (fall under way, inputs or battery lost) → DAMPING now, then POWER_OFF.
+sequencer); action TUCK (a fall under way) → the sequencer's protective tuck through the gate (forwards or
+backwards; sideways DAMPING), then DAMPING, then POWER_OFF; action DAMP (inputs or battery lost) → DAMPING
+now, then POWER_OFF.
 """
 
 from __future__ import annotations
@@ -57,11 +59,25 @@ class StopAction(enum.IntEnum):
     NONE = 0    # motion forwarded (NORMAL, REDUCED)
     HOLD = 1    # hold the posture, power kept (BOOT, SAFE_STOP, ESTOP category 2)
     LOWER = 2   # lower to rest through the gate, then DAMPING, then POWER_OFF (POWER_DOWN, ESTOP category 1)
-    DAMP = 3    # DAMPING at once, then POWER_OFF (lowering impossible or too late)
+    TUCK = 3    # a fall under way: a protective tuck through the gate (sideways: DAMPING), then DAMPING, POWER_OFF
+    DAMP = 4    # DAMPING at once, then POWER_OFF (lowering impossible or too late)
 
 
+# What was done, in an incident report's words.
+STOP_MEASURES = {
+    StopAction.NONE: "none",
+    StopAction.HOLD: "stopped, posture held with power kept",
+    StopAction.LOWER: "stopped, lowering to rest, then damping and motor power off",
+    StopAction.TUCK: "fall under way: a protective tuck (forwards or backwards; sideways damped at once), then "
+                     "damping and motor power off",
+    StopAction.DAMP: "stopped, joints damped at once, then motor power off",
+}
+
+# The hardware mode asked for on entering the action. LOWER and TUCK hold until the guard's POWER_DOWN
+# sequencer says otherwise (safety/guard_core.py runs it at once for TUCK: the tuck streams through NORMAL).
 _ACTUATION = {StopAction.NONE: ActuationMode.NORMAL, StopAction.HOLD: ActuationMode.HOLD,
-              StopAction.LOWER: ActuationMode.HOLD, StopAction.DAMP: ActuationMode.DAMPING}
+              StopAction.LOWER: ActuationMode.HOLD, StopAction.TUCK: ActuationMode.HOLD,
+              StopAction.DAMP: ActuationMode.DAMPING}
 
 
 def _clip(text: str) -> str:
@@ -261,17 +277,21 @@ def _enter(state: SupervisorState, mode: SafetyMode, source: str, cause: str, ac
     )
 
 
-def _stop_action(config: SupervisorConfig, mode: SafetyMode, damp: bool) -> StopAction:
+def _stop_action(config: SupervisorConfig, mode: SafetyMode, damp: bool, tuck: bool) -> StopAction:
     if mode == SafetyMode.SAFE_STOP:
         return StopAction.HOLD
-    if mode == SafetyMode.ESTOP and config.policy.estop_category == 2 and not damp:
+    if damp:
+        return StopAction.DAMP
+    if tuck:
+        return StopAction.TUCK
+    if mode == SafetyMode.ESTOP and config.policy.estop_category == 2:
         return StopAction.HOLD
-    return StopAction.DAMP if damp else StopAction.LOWER
+    return StopAction.LOWER
 
 
 def _stop(config: SupervisorConfig, state: SupervisorState, mode: SafetyMode, source: str, cause: str,
-          damp: bool) -> tuple[SupervisorState, bool, str]:
-    action = _stop_action(config, mode, damp)
+          damp: bool, tuck: bool = False) -> tuple[SupervisorState, bool, str]:
+    action = _stop_action(config, mode, damp, tuck)
     current = state.action if state.mode in STOP_MODES else StopAction.NONE
     new_action = max(current, action)
     if _STOP_RANK[mode] > _STOP_RANK.get(state.mode, 0):
@@ -363,9 +383,9 @@ def _anomaly(config: SupervisorConfig, state: SupervisorState,
     if response == Response.SAFE_STOP:
         stopped, _, note = _stop(config, state, SafetyMode.SAFE_STOP, event.source, label, damp=False)
         return stopped, True, note
-    if response in (Response.POWER_DOWN, Response.DAMP):
+    if response in (Response.POWER_DOWN, Response.TUCK, Response.DAMP):
         stopped, _, note = _stop(config, state, SafetyMode.POWER_DOWN, event.source, label,
-                                 damp=response == Response.DAMP)
+                                 damp=response == Response.DAMP, tuck=response == Response.TUCK)
         return stopped, True, note
     if response == Response.REDUCE:
         return _settle_running(state, event.source, label), True, f"{label}: reduce"
