@@ -45,15 +45,15 @@ def _files(directory: Path) -> tuple[Path, Path]:
     return guard, sim
 
 
-def start_simulated_robot(directory: Path, domain: int, prefix: str
+def start_simulated_robot(directory: Path, domain: int, prefix: str, namespace: str = ""
                           ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]:
-    """The MuJoCo simulator and `ftrobot up guard` in a fresh namespace, their logs in ``directory``
-    (sim.log, guard.log): (sim, guard, namespace)."""
+    """The MuJoCo simulator and `ftrobot up guard` in ``namespace`` (default: a fresh one), their logs in
+    ``directory`` (sim.log, guard.log): (sim, guard, namespace)."""
     from bench_guard import ros_environment
 
     directory.mkdir(parents=True, exist_ok=True)
     guard_params, sim_params = _files(directory)
-    namespace = f"/{prefix}_{uuid.uuid4().hex[:6]}"
+    namespace = namespace or f"/{prefix}_{uuid.uuid4().hex[:6]}"
     env = ros_environment(domain)
     main = [sys.executable, "-m", "ftrobot_guard.cli.main", "up"]
     with open(directory / "sim.log", "wb") as sim_log, open(directory / "guard.log", "wb") as guard_log:
@@ -82,10 +82,14 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
     from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED, SENSOR_DATA
     from ftrobot_guard.ros.stack_runner import stop_processes
 
-    sim, guard, namespace = start_simulated_robot(directory, domain, "kill")
+    # The bench's own participant joins the domain before the robot's processes start: a participant joining
+    # mid-trial can block a publish() in the simulator or the guard for 333 ms (Fast DDS shared memory, see
+    # docs/design.md, hardware contract, "Known limit"), and the bench would be measuring its own arrival.
+    namespace = f"/kill_{uuid.uuid4().hex[:6]}"
     context = Context()
     rclpy.init(context=context, domain_id=domain)
     node = Node("bench_controller", context=context, namespace=namespace)
+    sim, guard, _ = start_simulated_robot(directory, domain, "kill", namespace)
     truth: list[tuple[float, SimGroundTruth]] = []
     states: list[SafetyState] = []
     node.create_subscription(SimGroundTruth, "sim/ground_truth", lambda m: truth.append((time.time(), m)), COMMANDS)

@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,11 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
     from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED, SENSOR_DATA
     from ftrobot_guard.ros.stack_runner import stop_processes
 
-    sim, guard, namespace = start_simulated_robot(directory, domain, "nominal")
-    context = Context()
+    namespace = f"/nominal_{uuid.uuid4().hex[:6]}"
+    context = Context()   # the bench joins first (bench/guard_kill_trials.py says why)
     rclpy.init(context=context, domain_id=domain)
     node = Node("bench_controller", context=context, namespace=namespace)
+    sim, guard, _ = start_simulated_robot(directory, domain, "nominal", namespace)
     states: list[SafetyState] = []
     anomalies: list[str] = []
     actuation: list[str] = []
