@@ -100,10 +100,11 @@ def reset_step(demo: GuardDemo, checks: Checklist, desk: GuardianDesk, processes
                                                  GuardianAction.RESET, "", "rogue node removed (it is not)"))
     print(f"    RESET: {'obeyed' if early.obeyed else 'not done'} ({early.refusal}): {early.detail}")
     state = demo.state()
+    active = list(state.active_anomalies) if state is not None else []
     checks.check(early.accepted and not early.obeyed and "still active" in early.detail and state is not None
-                 and state.latched,
+                 and state.latched and "rogue_hw_publisher" in active,
                  "a RESET while the cause is still present (the rogue publisher) is refused; the robot stays stopped",
-                 f"mode {demo.mode()}")
+                 f"mode {demo.mode()}; active: {', '.join(active) or 'none'}")
     accepted, message = demo.inject("clear", "{}")
     if not accepted:
         checks.check(False, f"the rogue publisher removed ({message})")
