@@ -179,7 +179,8 @@ def paced(config: LoweringConfig, pace: float) -> LoweringConfig:
 
 def trial_set(quick: bool) -> list[Trial]:
     """No push: noise x start posture (6). Pushes: direction x noise (0.005, 0.01) x start (16), the onsets
-    cycling through PUSH_ONSETS so that every phase of the lowering is pushed in some direction."""
+    cycling through PUSH_ONSETS so that every phase of the lowering is pushed in some direction; and early
+    pushes on straight legs, backwards and forwards, from both starts (6)."""
     if quick:
         return [Trial(0.01, "backward", 10.0, "standing"), Trial(0.01, "forward", 1.0, "arms_raised")]
     trials = [Trial(noise, "", 0.0, start) for noise in (0.0, 0.005, 0.01) for start in ("standing", "arms_raised")]
@@ -187,6 +188,11 @@ def trial_set(quick: bool) -> list[Trial]:
         cases = [(noise, start) for noise in (0.005, 0.01) for start in ("arms_raised", "standing")]
         for j, (noise, start) in enumerate(cases):   # each direction: four onsets from arms-down to recline
             trials.append(Trial(noise, direction, PUSH_ONSETS[(2 * j + i) % len(PUSH_ONSETS)], start))
+    # The first second, on straight legs, in the two directions a push tips a humanoid over its feet (session 7:
+    # these fall at 4-5.6 m/s; the set above pushes forwards and backwards there only later or from one start).
+    for start in ("standing", "arms_raised"):
+        for direction, onset in (("backward", 0.0), ("backward", 1.0), ("forward", 0.3)):
+            trials.append(Trial(0.01, direction, onset, start))
     return trials
 
 
