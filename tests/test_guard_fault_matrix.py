@@ -138,3 +138,22 @@ def test_a_trip_forwards_is_answered_by_a_tuck_that_hurts_less_than_damping(enve
     assert damped.core.output.action == StopAction.DAMP
     assert tucked.sim.peak_impact is not None and damped.sim.peak_impact is not None
     assert tucked.sim.peak_impact.speed < damped.sim.peak_impact.speed, (tucked.sim.peak_impact, damped.sim.peak_impact)
+
+
+@pytest.mark.clause("6.7b")
+def test_a_second_cause_of_a_stop_is_published_at_once_not_at_the_next_repeat(envelope: Envelope) -> None:
+    """safety_state goes out when the active anomalies change, also without a change of mode: a guardian
+    deciding on a RESET sees every cause that still holds."""
+    loop = GuardedSim(envelope, SimConfig(seed=1), controller=elbow_motion)
+    loop.run_for(SETTLE_S)
+    assert loop.sim.inject_fault("overheat", 0.0, 0.0, {"joint": "left_knee_joint", "rate": 30.0}).success
+    loop.run_for(WATCH_S)
+    assert loop.core.output.mode == SafetyMode.SAFE_STOP, loop.core.output.note
+    published = len(loop.record.states)
+    assert loop.sim.inject_fault("encoder_spike", 0.0, 0.0, {"joint": "left_elbow_joint", "offset": 0.5}).success
+    loop.run_for(0.1)
+    assert loop.core.output.mode == SafetyMode.SAFE_STOP
+    assert "encoder_jump" in loop.core.output.active_anomalies
+    newest = loop.record.states[-1][1]
+    assert len(loop.record.states) > published and "encoder_jump" in newest.active_anomalies, newest
+    assert "actuator_temperature" in newest.active_anomalies and newest.mode == SafetyMode.SAFE_STOP

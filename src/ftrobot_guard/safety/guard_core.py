@@ -168,6 +168,7 @@ class GuardCore:
         self._lowering_anchored = False
         self._gate_events: dict[tuple[str, str], AnomalyReport] = {}
         self._gate_raised_at: dict[tuple[str, str], float] = {}
+        self._published_anomalies: tuple[str, ...] = ()
         self._now = now
         if self._envelope_problem:
             self._sink.log("error", f"staying in BOOT: {self._envelope_problem}")
@@ -561,8 +562,14 @@ class GuardCore:
         self._send_actuation(now)
         if output.changed:
             self._publish_state(output)
+        elif output.active_anomalies != self._published_anomalies:
+            # The same mode with other anomalies active (a second cause of a stop, one cleared): safety_state
+            # says so now, not at its next 1 Hz repeat (a guardian deciding on a RESET reads it).
+            self._published_anomalies = output.active_anomalies
+            self._sink.publish_state(output)
 
     def _publish_state(self, output: SupervisorOutput) -> None:
+        self._published_anomalies = output.active_anomalies
         self._sink.publish_state(output)
         level = "warn" if output.mode not in (SafetyMode.NORMAL, SafetyMode.REDUCED) else "info"
         self._sink.log(level, f"safety mode {output.mode.name} ({output.action.name}): {output.note}")
