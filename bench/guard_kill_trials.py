@@ -45,15 +45,18 @@ def _files(directory: Path) -> tuple[Path, Path]:
     return guard, sim
 
 
-def start_simulated_robot(directory: Path, domain: int, prefix: str, namespace: str = ""
-                          ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]:
-    """The MuJoCo simulator and `ftrobot up guard` in ``namespace`` (default: a fresh one), their logs in
-    ``directory`` (sim.log, guard.log): (sim, guard, namespace)."""
+def fresh_namespace(prefix: str) -> str:
+    return f"/{prefix}_{uuid.uuid4().hex[:6]}"
+
+
+def start_simulated_robot(directory: Path, domain: int, namespace: str
+                          ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """The MuJoCo simulator and `ftrobot up guard` in ``namespace``, their logs in ``directory`` (sim.log,
+    guard.log): (sim, guard)."""
     from bench_guard import ros_environment
 
     directory.mkdir(parents=True, exist_ok=True)
     guard_params, sim_params = _files(directory)
-    namespace = namespace or f"/{prefix}_{uuid.uuid4().hex[:6]}"
     env = ros_environment(domain)
     main = [sys.executable, "-m", "ftrobot_guard.cli.main", "up"]
     with open(directory / "sim.log", "wb") as sim_log, open(directory / "guard.log", "wb") as guard_log:
@@ -62,7 +65,7 @@ def start_simulated_robot(directory: Path, domain: int, prefix: str, namespace: 
                                stdout=sim_log, stderr=subprocess.STDOUT, env=env)
         guard = subprocess.Popen([*main, "guard", "--namespace", namespace, "--params", str(guard_params)],
                                  stdout=guard_log, stderr=subprocess.STDOUT, env=env)
-    return sim, guard, namespace
+    return sim, guard
 
 
 def _stamp(truth: Any) -> float:
@@ -85,11 +88,11 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
     # The bench's own participant joins the domain before the robot's processes start: a participant joining
     # mid-trial can block a publish() in the simulator or the guard for 333 ms (Fast DDS shared memory, see
     # docs/design.md, hardware contract, "Known limit"), and the bench would be measuring its own arrival.
-    namespace = f"/kill_{uuid.uuid4().hex[:6]}"
+    namespace = fresh_namespace("kill")
     context = Context()
     rclpy.init(context=context, domain_id=domain)
     node = Node("bench_controller", context=context, namespace=namespace)
-    sim, guard, _ = start_simulated_robot(directory, domain, "kill", namespace)
+    sim, guard = start_simulated_robot(directory, domain, namespace)
     truth: list[tuple[float, SimGroundTruth]] = []
     states: list[SafetyState] = []
     node.create_subscription(SimGroundTruth, "sim/ground_truth", lambda m: truth.append((time.time(), m)), COMMANDS)

@@ -26,11 +26,10 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from guard_kill_trials import START_TIMEOUT_S, start_simulated_robot
+from guard_kill_trials import START_TIMEOUT_S, fresh_namespace, start_simulated_robot
 
 ARM_JOINTS = ("left_shoulder_pitch_joint", "left_elbow_joint", "right_shoulder_pitch_joint", "right_elbow_joint")
 ARM_SIGNS = (1.0, 1.0, -1.0, 1.0)   # the demo's swing: shoulders in opposition
@@ -57,11 +56,11 @@ def run(minutes: float, domain: int, directory: Path) -> dict[str, Any]:
     from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, LATCHED, SENSOR_DATA
     from ftrobot_guard.ros.stack_runner import stop_processes
 
-    namespace = f"/nominal_{uuid.uuid4().hex[:6]}"
+    namespace = fresh_namespace("nominal")
     context = Context()   # the bench joins first (bench/guard_kill_trials.py says why)
     rclpy.init(context=context, domain_id=domain)
     node = Node("bench_controller", context=context, namespace=namespace)
-    sim, guard, _ = start_simulated_robot(directory, domain, "nominal", namespace)
+    sim, guard = start_simulated_robot(directory, domain, namespace)
     states: list[SafetyState] = []
     anomalies: list[str] = []
     actuation: list[str] = []

@@ -560,16 +560,15 @@ class GuardCore:
         if output.changed and output.action in (StopAction.TUCK, StopAction.DAMP):
             self._run_sequencer(now)
         self._send_actuation(now)
-        if output.changed:
-            self._publish_state(output)
-        elif output.active_anomalies != self._published_anomalies:
-            # The same mode with other anomalies active (a second cause of a stop, one cleared): safety_state
-            # says so now, not at its next 1 Hz repeat (a guardian deciding on a RESET reads it).
-            self._published_anomalies = output.active_anomalies
-            self._sink.publish_state(output)
+        # Also the same mode with other anomalies active (a second cause of a stop, one cleared): safety_state
+        # says so now, not at its next 1 Hz repeat (a guardian deciding on a RESET reads it).
+        if output.changed or output.active_anomalies != self._published_anomalies:
+            self._publish_state(output, log=output.changed)
 
-    def _publish_state(self, output: SupervisorOutput) -> None:
+    def _publish_state(self, output: SupervisorOutput, log: bool = True) -> None:
         self._published_anomalies = output.active_anomalies
         self._sink.publish_state(output)
+        if not log:
+            return
         level = "warn" if output.mode not in (SafetyMode.NORMAL, SafetyMode.REDUCED) else "info"
         self._sink.log(level, f"safety mode {output.mode.name} ({output.action.name}): {output.note}")
