@@ -43,6 +43,7 @@ from ftrobot_guard.cli.guardian_commands import signed_command
 from ftrobot_guard.guardians.guardian_commands import GuardianAction
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, GUARDIAN_COMMANDS, INCIDENTS, LATCHED
+from ftrobot_guard.ros.stack_runner import log_tail
 from ftrobot_guard.safety.dev_envelope import write_signed_envelope
 from ftrobot_guard.trust.dev_credentials import DepartmentFiles, make_department, make_guardian, make_robot
 from ftrobot_guard.trust.identity import make_identity_number
@@ -124,16 +125,6 @@ def start_guard(files: BenchFiles, namespace: str, domain: int, log_path: Path) 
         return subprocess.Popen([sys.executable, "-m", "ftrobot_guard.cli.main", "up", "guard", "--params",
                                  str(files.params), "--namespace", namespace], stdout=log, stderr=subprocess.STDOUT,
                                 env=ros_environment(domain))
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join("    " + line for line in text[-lines:])
-
-
 
 
 class Spinner:

@@ -82,7 +82,6 @@ from bench_guard import (
     GuardianConsole,
     Spinner,
     guard_warnings,
-    log_tail,
     make_bench_files,
     recover,
     ros_environment,
@@ -101,7 +100,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
 from ftrobot_guard.ros.qos_profiles import COMMANDS, EVENTS, SENSOR_DATA
-from ftrobot_guard.ros.stack_runner import stop_processes
+from ftrobot_guard.ros.stack_runner import log_tail, stop_processes
 from ftrobot_guard.safety.envelope import load_envelope
 
 GIL_SWITCH_INTERVAL_S = 0.0005   # as the simulator node: a woken executor thread waits at most this for the GIL

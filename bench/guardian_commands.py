@@ -76,7 +76,6 @@ from bench_guard import (
     GuardianConsole,
     guard_warnings,
     load_ed25519,
-    log_tail,
     make_bench_files,
     start_guard,
     wait_started,
@@ -102,7 +101,7 @@ from ftrobot_guard.guardians.replay_memory import ReplayMemory
 from ftrobot_guard.guardians.revocation_list import RevocationList
 from ftrobot_guard.guardians.role_policy import DEFAULT_ROLE_POLICY
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
-from ftrobot_guard.ros.stack_runner import stop_processes
+from ftrobot_guard.ros.stack_runner import log_tail, stop_processes
 from ftrobot_guard.trust.certificates import CertificateVerifier
 from ftrobot_guard.trust.dev_credentials import make_department, make_guardian
 from ftrobot_guard.trust.identity import make_identity_number

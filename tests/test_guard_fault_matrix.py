@@ -15,6 +15,7 @@ import pytest
 
 from ftrobot_guard.safety.dev_envelope import always_open
 from ftrobot_guard.safety.envelope import Envelope, parse_envelope
+from ftrobot_guard.safety.guard_core import GuardCore
 from ftrobot_guard.safety.modes import SafetyMode
 from ftrobot_guard.safety.supervisor import StopAction
 from ftrobot_guard.sim.battery_model import BatteryParameters
@@ -51,7 +52,8 @@ CASES = [
     Case("sensor_dropout", {"topic": "actuator_temperatures"}, 0.0, "input_stale", SafetyMode.SAFE_STOP),
     Case("sensor_dropout", {"topic": "battery"}, 0.0, "input_stale", SafetyMode.SAFE_STOP),
     Case("sensor_dropout", {"topic": "hw/joint_command"}, 0.0, "tracking_error", SafetyMode.SAFE_STOP),
-    Case("sensor_dropout", {"topic": "guard/alive"}, 0.0, "tracking_error", SafetyMode.SAFE_STOP, watch=1.0),
+    # the hardware's own watchdog damps the robot; hw/actuation_state tells the guard, which agrees (DAMP)
+    Case("sensor_dropout", {"topic": "guard/alive"}, 0.0, "hardware_stopped", SafetyMode.POWER_DOWN, watch=1.0),
     Case("message_delay", {"topic": "joint_states", "delay": 0.2}, 0.0, "input_stale", SafetyMode.POWER_DOWN),
     Case("overheat", {"joint": "left_knee_joint", "rate": 30.0}, 0.0, "actuator_temperature", SafetyMode.SAFE_STOP),
     Case("battery_drain", {"power": 100000.0}, 0.0, "battery_minimum", SafetyMode.POWER_DOWN, battery=0.36),
@@ -157,3 +159,55 @@ def test_a_second_cause_of_a_stop_is_published_at_once_not_at_the_next_repeat(en
     newest = loop.record.states[-1][1]
     assert len(loop.record.states) > published and "encoder_jump" in newest.active_anomalies, newest
     assert "actuator_temperature" in newest.active_anomalies and newest.mode == SafetyMode.SAFE_STOP
+
+
+@pytest.mark.clause("4.5", "6.7b")
+def test_the_guard_learns_of_a_stop_the_hardware_made_by_itself_and_never_reports_normal_after_it(
+        envelope: Envelope) -> None:
+    """hw/actuation_state: the hardware's watchdog damps the robot (the guard stalled for 0.2 s); the guard
+    does not go on reporting NORMAL, forwarding commands or asking the hardware for NORMAL: it agrees with
+    DAMPING, powers off later, and only an authenticated RESET leaves the stop."""
+    loop = GuardedSim(envelope, SimConfig(seed=1), controller=elbow_motion)
+    loop.run_for(SETTLE_S)
+    assert loop.core.output.mode == SafetyMode.NORMAL
+    assert [a for _, a in loop.record.raised("hardware_stopped")] == []   # the guard's own requests are no fault
+    stall_end = loop.sim.time + 0.2
+    while loop.sim.time < stall_end:   # a stalled guard: the hardware steps, the guard neither ticks nor beats
+        loop.sim.step()
+    assert loop.sim.mode.name == "DAMPING"
+    loop.run_for(0.01)
+    (raised_at, report), = loop.record.raised("hardware_stopped")
+    assert report.subject == "guard_alive_timeout" and report.severity.name == "CRITICAL", report
+    output = loop.core.output
+    assert (output.mode, output.action, output.forward_commands) == (SafetyMode.POWER_DOWN, StopAction.DAMP, False)
+    assert "hardware_stopped" in output.cause
+    loop.run_for(WATCH_S)
+    assert [t for t in loop.record.controller_forwarded if t >= raised_at] == []
+    assert [m.name for t, m, _ in loop.record.actuation_requests if t >= raised_at and m.name in ("NORMAL", "HOLD")] == []
+    assert loop.sim.mode.name in ("DAMPING", "POWER_OFF")
+    cleared = [a for _, a in loop.record.anomalies if a.kind == "hardware_stopped" and not a.active]
+    assert cleared, "cleared once the guard asks for DAMPING itself"
+    assert loop.core.output.mode == SafetyMode.POWER_DOWN   # latched
+
+
+def test_the_hardware_state_is_judged_once_per_change_and_its_first_copy_is_history(envelope: Envelope) -> None:
+    loop = GuardedSim(envelope, SimConfig(seed=1), controller=elbow_motion)
+    loop.run_for(SETTLE_S)
+    core, now = loop.core, loop.sim.time
+    changes = len(loop.sim.recorder.mode_changes)
+    core.hardware_state(now, 2, "guard_alive_timeout", "a latched copy", changes)   # the count already taken
+    core.hardware_state(now, 2, "request", "the guard's own request", changes + 1)
+    assert core.output.mode == SafetyMode.NORMAL and loop.record.raised("hardware_stopped") == []
+    core.hardware_state(now, 7, "battery_empty", "no such mode", changes + 2)
+    assert core.output.mode == SafetyMode.NORMAL
+    assert any(level == "error" and "unknown mode 7" in text for _, level, text in loop.record.logs)
+
+    # A guard started after the hardware's watchdog tripped: that trip is history (a restart re-enters BOOT);
+    # the next trip, while this guard holds the robot in BOOT, is not.
+    sink = GuardedSim(envelope, SimConfig(seed=1))
+    restarted = GuardCore(sink, envelope, "", 0.0)
+    restarted.hardware_state(0.0, 2, "guard_alive_timeout", "before this guard", 4)
+    assert restarted.output.mode == SafetyMode.BOOT and sink.record.raised("hardware_stopped") == []
+    assert any("since before this guard started" in text for _, _, text in sink.record.logs), sink.record.logs
+    restarted.hardware_state(0.1, 2, "guard_alive_timeout", "again", 5)
+    assert (restarted.output.mode, restarted.output.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP)

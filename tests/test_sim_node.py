@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import rclpy
-from ftrobot_msgs.msg import SimGroundTruth
+from ftrobot_msgs.msg import ActuationState, SimGroundTruth
 from ftrobot_msgs.srv import InjectFault, SetActuationMode
 from rclpy.context import Context
 from rclpy.node import Node
@@ -26,7 +26,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ftrobot_guard.nodes.humanoid_sim_node import HumanoidSimNode, node_parameter_overrides
 from ftrobot_guard.ros.node_parameters import NodeConfigurationError
-from ftrobot_guard.ros.qos_profiles import COMMANDS, SENSOR_DATA
+from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED, SENSOR_DATA
 from ros_fixtures import SpinningExecutor, session_domain_id, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -166,12 +166,26 @@ def test_a_bad_joint_command_is_refused_and_nothing_applied(start_sim: Callable[
 
 @pytest.mark.clause("6.7c")
 def test_guard_alive_timeout_puts_the_robot_in_damping(start_sim: Callable[..., Harness]) -> None:
+    """...and hw/actuation_state says so (latched: a late subscriber gets the newest), with its source."""
     h = start_sim()
+    announced: list[ActuationState] = []
+    h.client.create_subscription(ActuationState, "hw/actuation_state", announced.append, LATCHED)
+    wait_until(lambda: bool(announced), what="the start state, latched")
+    assert (announced[0].mode_name, announced[0].source, announced[0].changes) == ("HOLD", "start", 0)
     h.start_heartbeat(period=0.01)
     wait_until(h.sim.sim.guard_alive_fresh, what="a fresh guard/alive")
     assert h.call_mode(SetActuationMode.Request.MODE_NORMAL).success
+    wait_until(lambda: announced[-1].mode_name == "NORMAL", what="NORMAL announced")
+    assert (announced[-1].source, announced[-1].changes, announced[-1].reason) == ("request", 1, "test")
     h.stop_heartbeat()
     wait_until(lambda: bool(h.truth) and h.truth[-1].actuation_mode_name == "DAMPING", what="DAMPING reported")
+    wait_until(lambda: announced[-1].mode_name == "DAMPING", what="DAMPING announced")
+    assert (announced[-1].source, announced[-1].changes) == ("guard_alive_timeout", 2)
+    assert "no guard/alive" in announced[-1].reason
+    late: list[ActuationState] = []
+    h.client.create_subscription(ActuationState, "hw/actuation_state", late.append, LATCHED)
+    wait_until(lambda: bool(late), what="the latched state for a late subscriber")
+    assert [(m.mode_name, m.changes) for m in late] == [("DAMPING", 2)]
     with h.sim.lock:
         change = h.sim.sim.recorder.mode_changes[-1]
         last_alive = h.sim.sim.last_guard_alive_time

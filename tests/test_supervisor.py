@@ -204,6 +204,18 @@ def test_kind_responses_only_make_things_stricter() -> None:
     assert out.mode is SafetyMode.POWER_DOWN and out.action is StopAction.DAMP
 
 
+@pytest.mark.parametrize("override", [None, *Response])
+def test_a_stop_the_hardware_made_by_itself_is_damped_whatever_the_envelope_says(override: Response | None) -> None:
+    """hardware_stopped: lowering would ask the hardware for NORMAL again (an automatic restart after its
+    protective stop); no envelope makes it milder than DAMP."""
+    policy = ResponsePolicy(kind_responses={} if override is None else {"hardware_stopped": override})
+    assert policy.response_to("hardware_stopped", Severity.WARNING) is Response.DAMP
+    out = running(config=SupervisorConfig(policy=policy)).anomaly(
+        AnomalyEvent("hardware_stopped", "guard_alive_timeout", Severity.CRITICAL, True), 1.0)
+    assert (out.mode, out.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP)
+    assert out.actuation_request is ActuationMode.DAMPING
+
+
 @pytest.mark.clause("6.7c")
 def test_a_fall_under_way_tucks_whatever_the_robot_was_doing_and_damp_still_wins() -> None:
     policy = ResponsePolicy(kind_responses={"fall_under_way": Response.TUCK})

@@ -143,6 +143,7 @@ def _recorder_params(path: Path, robot: RobotFiles, auditor_pub: Path, log_dir: 
         "guardian/command|ftrobot_msgs/msg/GuardianCommand|event",
         "guardian/result|ftrobot_msgs/msg/GuardianCommandResult|event",
         "estop|std_msgs/msg/Bool|event",
+        "hw/actuation_state|ftrobot_msgs/msg/ActuationState|event|0|latched",
         "hw/joint_command|trajectory_msgs/msg/JointTrajectory|state|1.0",
         "heartbeat|ftrobot_msgs/msg/Heartbeat|event",
         "/parameter_events|rcl_interfaces/msg/ParameterEvent|event",

@@ -18,6 +18,7 @@ guard/in/cmd_vel               geometry_msgs/Twist                 reliable
 guard/in/task_request          ftrobot_msgs/TaskRequest            reliable
 estop                          std_msgs/Bool (true = stop)         reliable
 guardian/command               ftrobot_msgs/GuardianCommand        reliable, keep-all
+hw/actuation_state             ftrobot_msgs/ActuationState         latched (optional: the hardware's own stops)
 =============================  ==================================  =========================================
 
 Out: ``hw/joint_command``, ``hw/cmd_vel`` (reliable), ``guard/out/task_request`` (reliable),
@@ -50,6 +51,7 @@ from typing import Any
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from ftrobot_msgs.msg import (
+    ActuationState,
     Anomaly,
     GuardianCommand,
     GuardianCommandResult,
@@ -306,6 +308,10 @@ class GuardNode(Node):
             self._intake.subscribe(msg_type, topic, sensor_qos, self._keeper(topic), raw=True)
         self.create_subscription(Bool, "estop", self._on_estop, COMMANDS,
                                  event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
+        # The hardware's own mode changes (its guard/alive watchdog, an empty battery): optional, a driver
+        # without it (Gazebo) is known only from its hw/set_actuation_mode replies.
+        self.create_subscription(ActuationState, "hw/actuation_state", self._on_actuation_state, LATCHED,
+                                 event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
         self.create_subscription(GuardianCommand, "guardian/command", self._on_guardian_command, GUARDIAN_COMMANDS,
                                  event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
         # Joint commands (up to 1 kHz) come in and go out as CDR bytes: no rclpy message objects on this path.
@@ -386,6 +392,9 @@ class GuardNode(Node):
 
     def _on_estop(self, msg: Bool) -> None:
         self._core.estop(self._now(), bool(msg.data))
+
+    def _on_actuation_state(self, msg: ActuationState) -> None:
+        self._core.hardware_state(self._now(), int(msg.mode), msg.source, msg.reason, int(msg.changes))
 
     def _on_guardian_command(self, msg: GuardianCommand) -> None:
         outcome = self._desk.handle(self._now(), dt.datetime.now(dt.UTC), message_fields(msg), bytes(msg.signature))

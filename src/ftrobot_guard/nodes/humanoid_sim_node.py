@@ -1,7 +1,8 @@
 """Simulated Unitree G1 behind the hardware contract (docs/design.md, § Hardware contract, § Topics and QoS).
 
 Publishes ``joint_states``, ``imu``, ``odom`` (sensor QoS), ``actuator_temperatures``, ``battery``,
-``sim/ground_truth`` and, in lock-step mode, ``/clock``. Takes ``hw/joint_command``, ``hw/cmd_vel``
+``sim/ground_truth``, ``hw/actuation_state`` (latched: at start and on every change of actuation mode)
+and, in lock-step mode, ``/clock``. Takes ``hw/joint_command``, ``hw/cmd_vel``
 and ``guard/alive``; serves ``hw/set_actuation_mode`` and ``sim/inject_fault``.
 
 A dedicated physics thread steps :class:`HumanoidSim` (2 ms steps): paced to wall time in real-time
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from builtin_interfaces.msg import Time as TimeMsg
-from ftrobot_msgs.msg import JointTemperatures, SimGroundTruth
+from ftrobot_msgs.msg import ActuationState, JointTemperatures, SimGroundTruth
 from ftrobot_msgs.srv import InjectFault, SetActuationMode
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
@@ -47,7 +48,7 @@ from ftrobot_guard.ros.node_parameters import (
     declare_int,
     declare_string,
 )
-from ftrobot_guard.ros.qos_profiles import COMMANDS, SENSOR_DATA
+from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED, SENSOR_DATA
 from ftrobot_guard.sim.battery_model import BatteryParameters
 from ftrobot_guard.sim.delay_queue import DelayQueue
 from ftrobot_guard.sim.faults import FaultKind
@@ -221,6 +222,8 @@ class HumanoidSimNode(Node):
             "sim/ground_truth": self.create_publisher(SimGroundTruth, "sim/ground_truth", COMMANDS),
         }
         self._clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if self._lockstep else None
+        self._actuation_pub = self.create_publisher(ActuationState, "hw/actuation_state", LATCHED)
+        self._publish_actuation_state(self._sim.mode, ActuationState.SOURCE_START, "driver started", 0)
         self.create_subscription(JointTrajectory, "hw/joint_command", self._on_joint_command, COMMANDS)
         self.create_subscription(Twist, "hw/cmd_vel", self._on_cmd_vel, COMMANDS)
         # guard/alive is taken by the physics thread itself before every step, not by the executor: a stalled
@@ -324,7 +327,7 @@ class HumanoidSimNode(Node):
         self, request: SetActuationMode.Request, response: SetActuationMode.Response
     ) -> SetActuationMode.Response:
         with self._lock:
-            outcome = self._sim.set_actuation_mode(int(request.mode), request.reason, "service")
+            outcome = self._sim.set_actuation_mode(int(request.mode), request.reason, "request")
             mode = outcome.mode if outcome.mode is not None else self._sim.mode
         response.success = outcome.success
         response.mode = int(mode)
@@ -372,7 +375,7 @@ class HumanoidSimNode(Node):
             self._rtf.add(time.monotonic(), sim_time)
             self._publish(sim_time, outputs)
             self._handle_rogue(rogue, rogue_active, sim_time)
-            self._log_mode_changes(mode_changes)
+            self._report_mode_changes(mode_changes)
             if self._viewer is not None:
                 self._sync_viewer()
             if self._lockstep:
@@ -490,16 +493,24 @@ class HumanoidSimNode(Node):
         self._mode_changes_logged += len(changes)
         return changes
 
-    def _log_mode_changes(self, changes: list[ModeChange]) -> None:
-        for change in changes:
+    def _report_mode_changes(self, changes: list[ModeChange]) -> None:
+        """Log each actuation change and publish it on hw/actuation_state (physics thread)."""
+        first = self._mode_changes_logged - len(changes) + 1
+        for count, change in enumerate(changes, start=first):
+            self._publish_actuation_state(change.mode, change.source, change.reason, count)
             text = (
                 f"actuation {change.previous.name} -> {change.mode.name} at t={change.time:.3f} s "
                 f"({change.source}: {change.reason})"
             )
-            if change.source == "service":
+            if change.source == "request":
                 self.get_logger().info(text)
             else:
                 self.get_logger().warning(text)
+
+    def _publish_actuation_state(self, mode: ActuationMode, source: str, reason: str, changes: int) -> None:
+        msg = ActuationState(mode=int(mode), mode_name=mode.name, source=source, reason=reason[:200], changes=changes)
+        msg.header.stamp = self._stamp(self._sim.time)
+        self._actuation_pub.publish(msg)
 
     # ------------------------------------------------------------------ optional viewer
     def _open_viewer(self) -> None:

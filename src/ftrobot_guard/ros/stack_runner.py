@@ -199,6 +199,15 @@ def run_processes(stack: str, child_args: Callable[[str], list[str]], poll_s: fl
     return code
 
 
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` of a child process's log, indented (for a failure message)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return f"    (no log at {path})"
+    return "\n".join("    " + line for line in text[-lines:])
+
+
 def stop_processes(*children: subprocess.Popen[bytes] | None, timeout_s: float = STOP_TIMEOUT_S) -> None:
     """Stop child processes: SIGTERM to every one still running (``ftrobot up`` and the nodes stop cleanly
     on it), then wait up to ``timeout_s`` for them together; SIGKILL what is left. ``None`` is skipped."""

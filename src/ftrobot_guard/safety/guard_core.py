@@ -28,6 +28,11 @@ Rules kept here:
   DAMPING, then POWER_OFF); action TUCK (a fall under way) has it answer the fall (a protective tuck
   through the gate when falling forwards or backwards, sideways DAMPING; then DAMPING, POWER_OFF), also in
   the middle of a lowering; action DAMP aborts it to DAMPING at once.
+* **The hardware's own stops** (``hw/actuation_state``, optional): a change of mode the hardware made by
+  itself (its ``guard/alive`` watchdog, an empty battery) to a mode more stopped than the guard asks for
+  raises ``hardware_stopped`` (CRITICAL, response DAMP whatever the envelope says): the guard never
+  re-energises a robot its hardware stopped, and never keeps reporting NORMAL for a robot that is not. It
+  clears once the guard asks for that mode or a more stopped one; leaving the stop needs a guardian RESET.
 * The detectors' tracking check pauses whenever the gate forwards nothing.
 """
 
@@ -43,7 +48,7 @@ import numpy as np
 
 from ftrobot_guard.guardians.command_authentication import AuthenticatedReset
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
-from ftrobot_guard.safety.anomaly_detectors import AnomalyDetectors, AnomalyReport, DetectorConfig
+from ftrobot_guard.safety.anomaly_detectors import HARDWARE_STOPPED, AnomalyDetectors, AnomalyReport, DetectorConfig
 from ftrobot_guard.safety.command_gate import (
     BaseGateDecision,
     CommandGate,
@@ -76,6 +81,8 @@ BOOT_INPUTS = ("joint_states", "imu")
 # Input anomalies that, before the self-check has passed, only keep the robot in BOOT (they are recorded,
 # not escalated): a cold start where the hardware driver comes up after the guard is not a fault.
 BOOT_WAITS_FOR = frozenset({"input_stale", "input_late"})
+# hw/actuation_state sources that are not the hardware's own decision (ftrobot_msgs/ActuationState).
+REQUESTED_SOURCES = frozenset({"start", "request"})
 
 
 class GuardSink(Protocol):
@@ -169,6 +176,8 @@ class GuardCore:
         self._gate_events: dict[tuple[str, str], AnomalyReport] = {}
         self._gate_raised_at: dict[tuple[str, str], float] = {}
         self._published_anomalies: tuple[str, ...] = ()
+        self._hardware_changes: int | None = None   # ActuationState.changes last taken
+        self._hardware_stop: AnomalyReport | None = None  # the raised hardware_stopped, until the guard agrees
         self._now = now
         if self._envelope_problem:
             self._sink.log("error", f"staying in BOOT: {self._envelope_problem}")
@@ -424,6 +433,49 @@ class GuardCore:
                            f"retrying in {self._config.actuation_retry:g} s")
         self._reanchor_if_due(now)
 
+    def hardware_state(self, now: float, mode: int, source: str, reason: str, changes: int) -> None:
+        """The hardware's mode as it announces it (``hw/actuation_state``, at start and on every change)."""
+        self._now = now
+        if changes == self._hardware_changes:
+            return  # the latched copy of a change already taken
+        first, self._hardware_changes = self._hardware_changes is None, changes
+        try:
+            in_effect = ActuationMode(mode)
+        except ValueError:
+            self._sink.log("error", f"hw/actuation_state announced an unknown mode {mode!r} ({source}: {reason})")
+            return
+        if first:
+            # What the hardware did before this guard started is history (a restart re-enters BOOT, which asks
+            # the hardware for its mode anyway); it is said, not judged.
+            if source not in REQUESTED_SOURCES:
+                self._sink.log("warn", f"the hardware is in {in_effect.name} since before this guard started "
+                               f"({source}: {reason})")
+            return
+        if source in REQUESTED_SOURCES:
+            return  # the guard's own request (its reply confirms it) or the driver's start mode
+        self._actuation.confirmed = in_effect
+        wanted = self._wanted_actuation()
+        if in_effect <= wanted:
+            self._sink.log("info", f"hardware went to {in_effect.name} by itself ({source}: {reason}); the guard "
+                           f"asks for {wanted.name} already")
+            return
+        report = AnomalyReport(
+            "hardware", HARDWARE_STOPPED, Severity.CRITICAL, True, source, float(in_effect), float(wanted),
+            f"the hardware went to {in_effect.name} by itself ({source}: {reason}) while the guard asked for "
+            f"{wanted.name}", now)
+        self._hardware_stop = report
+        self._reports([report], now)
+
+    def _hardware_stop_agreed(self, now: float) -> None:
+        """Clear ``hardware_stopped`` once the guard asks for the hardware's mode or a more stopped one."""
+        report = self._hardware_stop
+        if report is None or self._wanted_actuation() < report.value:
+            return
+        self._hardware_stop = None
+        self._reports([AnomalyReport(report.detector, report.kind, report.severity, False, report.subject,
+                                     report.value, float(self._wanted_actuation()),
+                                     f"the guard now asks for {self._wanted_actuation().name}", now)], now)
+
     def tick(self, now: float, wall_time: float) -> None:
         """Control-rate work: detector watchdogs, escalation, boot check, the POWER_DOWN sequence, retries."""
         self._now = now
@@ -435,6 +487,7 @@ class GuardCore:
         self._boot_check(now)
         self._run_sequencer(now)
         self._send_actuation(now)
+        self._hardware_stop_agreed(now)
         self._reanchor_if_due(now)
 
     def envelope_rechecked(self, now: float, problem: str) -> None:

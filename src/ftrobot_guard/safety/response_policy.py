@@ -2,7 +2,8 @@
 
 Severities are those of ``ftrobot_msgs/Anomaly`` (INFO 0, WARNING 1, ERROR 2, CRITICAL 3). Each severity
 maps to a :class:`Response`; an anomaly *kind* may override its severity's response (e.g. a fall under way
-answers TUCK whatever severity the detector gave it; an override never makes a response milder).
+answers TUCK whatever severity the detector gave it; an override never makes a response milder; a few
+kinds have a fixed response no envelope changes, :data:`FIXED_KIND_RESPONSES`).
 Defaults follow the message's documentation:
 
 ========= ========== =====================================================================
@@ -57,6 +58,11 @@ class Response(enum.Enum):
         return self.rank >= _RESPONSE_RANK[Response.SAFE_STOP]
 
 
+# Kinds whose response no envelope can make milder. hardware_stopped: the hardware stopped by itself (its
+# guard/alive watchdog, an empty battery); lowering would ask it for NORMAL again, and no automatic restart
+# may follow a protective stop (IEC 60204-1, 9.2.5.3): the guard agrees with DAMPING, then powers off.
+FIXED_KIND_RESPONSES: Mapping[str, Response] = MappingProxyType({"hardware_stopped": Response.DAMP})
+
 _RESPONSE_RANK = {Response.RECORD: 0, Response.REDUCE: 1, Response.SAFE_STOP: 2, Response.POWER_DOWN: 3,
                   Response.TUCK: 4, Response.DAMP: 5}
 
@@ -83,6 +89,6 @@ class ResponsePolicy:
 
         A kind's own response can only make the answer stricter than its severity's, never milder.
         """
-        by_severity = self.severity_responses[severity]
-        override = self.kind_responses.get(kind)
-        return override if override is not None and override.rank > by_severity.rank else by_severity
+        candidates = [self.severity_responses[severity]]
+        candidates += [r for r in (self.kind_responses.get(kind), FIXED_KIND_RESPONSES.get(kind)) if r is not None]
+        return max(candidates, key=lambda response: response.rank)

@@ -55,7 +55,7 @@ class ModeChange:
     time: float
     previous: ActuationMode
     mode: ActuationMode
-    source: str     # "service", "api", "guard_alive_timeout", "battery_empty", ...
+    source: str     # "request" (hw/set_actuation_mode), "api", "guard_alive_timeout", "battery_empty", ...
     reason: str
 
 

@@ -75,6 +75,8 @@ class GuardedSim:
         self.wall_start = dt.datetime(2026, 12, 2, 3, 0, tzinfo=dt.UTC)  # 11:00 in Shanghai: inside service hours
         intrusion = IntrusionCheck([GUARD_NODE], {}, namespace=NAMESPACE)
         self.core = GuardCore(self, envelope, "", self.sim.time, guard_config, intrusion)
+        self._mode_changes_taken = 0
+        self.core.hardware_state(self.sim.time, int(self.sim.mode), "start", "driver started", 0)  # hw/actuation_state
 
     # ------------------------------------------------------------------ GuardSink
 
@@ -91,7 +93,7 @@ class GuardedSim:
 
     def request_actuation(self, mode: ActuationMode, reason: str) -> bool:
         self.record.actuation_requests.append((self.sim.time, mode, reason))
-        outcome = self.sim.set_actuation_mode(int(mode), reason=reason, source="guard")
+        outcome = self.sim.set_actuation_mode(int(mode), reason=reason, source="request")
         in_effect = outcome.mode if outcome.mode is not None else self.sim.mode
         # The reply comes back a step later, as a service reply would.
         self._replies.append(lambda: self.core.actuation_reply(self.sim.time, mode, outcome.success, int(in_effect),
@@ -134,6 +136,10 @@ class GuardedSim:
         replies, self._replies = self._replies, []
         for reply in replies:
             reply()
+        changes = sim.recorder.mode_changes[self._mode_changes_taken:]
+        for change in changes:  # hw/actuation_state, as the simulator node publishes it
+            self._mode_changes_taken += 1
+            self.core.hardware_state(now, int(change.mode), change.source, change.reason, self._mode_changes_taken)
         for deliver in self._delayed.pop_due(now):
             deliver()
         for topic in self._schedule.due(now):
