@@ -3,13 +3,16 @@
 * The fault matrix (tests/test_detectors_on_sim.py's scenarios, plus a few that take too long for CI):
   the expected kind, its severity and detection delay from the fault's onset (sim time), the first report
   at ERROR or above, and for falls the ground-truth fall time.
+* The guard in the loop (tests/test_guard_fault_matrix.py's cases, sim/guarded_sim.py): per fault kind of
+  ``sim/inject_fault``, when the expected anomaly was raised, when and into which mode the guard stopped, and
+  the peak impact speed.
 * Falls again, acting on the detection the way the supervisor would: nothing (the detectors only
   watch), DAMPING at the first fall_under_way, POWER_OFF at the first fall_under_way. Peak impact speed
   of each (the simulator's own figure).
 * Cost per call of each detector entry point, replaying recorded sensor streams (nominal standing with
   arm motion, and a trip where every detector is busy): median, p99 and max in µs on this machine.
 
-Run: ``PYTHONPATH=src python bench/fault_detection.py [matrix] [falls] [costs]`` (default all three; or against
+Run: ``PYTHONPATH=src python bench/fault_detection.py [matrix] [guard] [falls] [costs]`` (default all four; or against
 the installed package).
 """
 
@@ -73,6 +76,35 @@ def matrix() -> list[str]:
               f"{fell:9.3f}")
         slug = scenario.name.split(":")[0].replace(" ", "_").replace("/", "_").replace(",", "")
         lines.append(figure(f"delay_{slug}_{scenario.expect}_s", outcome.delay, "s", 1, detected=detected is not None))
+    return lines
+
+
+def guard_matrix() -> list[str]:
+    """tests/test_guard_fault_matrix.py's cases through the guard itself (sim/guarded_sim.py: detectors,
+    supervisor and the hardware's own watchdog in the loop): per fault, when the expected anomaly was raised,
+    when the guard stopped and in which mode, and the peak impact speed."""
+    from ftrobot_guard.safety.dev_envelope import always_open
+    from ftrobot_guard.safety.envelope import parse_envelope
+    from test_guard_fault_matrix import CASES, run_case
+    from test_guard_fault_matrix import ENVELOPE as ENVELOPE_FILE
+
+    envelope = parse_envelope(always_open(ENVELOPE_FILE.read_text(encoding="utf-8")).encode("utf-8"))
+    lines = []
+    print("\nthe guard in the loop (tests/test_guard_fault_matrix.py's cases; delays from the fault's onset, sim time):")
+    print(f"{'fault':44s} {'expected anomaly':22s} {'raised s':>8s}   {'mode':10s} {'stopped s':>9s} {'peak m/s':>8s}")
+    for case in CASES:
+        loop, onset = run_case(envelope, case)
+        raised = [t for t, a in loop.record.raised(case.anomaly or None) if t >= onset and a.detector != "gate"]
+        delay = raised[0] - onset if raised and case.anomaly else math.nan
+        stops = [t for t, state in loop.record.states if t >= onset and state.mode.latched]
+        stopped = stops[0] - onset if stops else math.nan
+        peak = loop.sim.peak_impact.speed if loop.sim.peak_impact is not None else 0.0
+        name = f"{case.kind} {' '.join(f'{k}={v}' for k, v in case.parameters.items())}"[:44]
+        print(f"{name:44s} {case.anomaly or '(none)':22s} {delay:8.3f}   {loop.core.output.mode.name:10s} "
+              f"{stopped:9.3f} {peak:8.2f}")
+        slug = name.replace(" ", "_").replace("/", "_").replace("=", "_").replace(",", "")
+        lines.append(figure(f"guard_{slug}_raised_s", delay, "s", 1, anomaly=case.anomaly,
+                            mode=loop.core.output.mode.name, stopped_s=round(stopped, 6), peak_impact=round(peak, 3)))
     return lines
 
 
@@ -200,8 +232,9 @@ def costs() -> list[str]:
 
 def main() -> None:
     started = time.perf_counter()
-    parts = set(sys.argv[1:]) or {"matrix", "falls", "costs"}   # any of them, e.g. `costs` alone
+    parts = set(sys.argv[1:]) or {"matrix", "guard", "falls", "costs"}   # any of them, e.g. `costs` alone
     lines = matrix() if "matrix" in parts else []
+    lines += guard_matrix() if "guard" in parts else []
     lines += falls() if "falls" in parts else []
     lines += costs() if "costs" in parts else []
     print(f"\n(bench took {time.perf_counter() - started:.0f} s)")

@@ -1,7 +1,7 @@
 """The fault matrix: every fault kind of sim/inject_fault, on the simulated G1 with the guard in the loop
 (sim/guarded_sim.py: the guard node's own core, fed at the simulator node's rates), gives the anomaly and
 the safety mode expected. The robot stands in NORMAL, its left elbow moving through the gate, when the
-fault begins. Detection delays and peak impact speeds are printed by bench/guard_fault_matrix.py."""
+fault begins. Detection delays and peak impact speeds are printed by bench/fault_detection.py (part guard)."""
 
 from __future__ import annotations
 
