@@ -162,32 +162,62 @@ def test_a_second_cause_of_a_stop_is_published_at_once_not_at_the_next_repeat(en
 
 
 @pytest.mark.clause("4.5", "6.7b")
-def test_the_guard_learns_of_a_stop_the_hardware_made_by_itself_and_never_reports_normal_after_it(
+def test_the_guard_learns_of_a_stop_the_hardware_made_by_itself_holds_the_robot_and_damps_a_second(
         envelope: Envelope) -> None:
-    """hw/actuation_state: the hardware's watchdog damps the robot (the guard stalled for 0.2 s); the guard
-    does not go on reporting NORMAL, forwarding commands or asking the hardware for NORMAL: it agrees with
-    DAMPING, powers off later, and only an authenticated RESET leaves the stop."""
+    """hw/actuation_state: the hardware's watchdog damps the robot (the guard stalled for 0.2 s). The guard does
+    not go on reporting NORMAL or forwarding: it stops (SAFE_STOP) and asks for HOLD, which catches the robot
+    before it sags (left in DAMPING it falls: the same stall with a DAMP answer strikes the floor). A second
+    stop by the hardware before a guardian's RESET is damped (POWER_DOWN, DAMP): nothing is re-energised."""
+    def stall(loop: GuardedSim, seconds: float) -> None:
+        end = loop.sim.time + seconds
+        while loop.sim.time < end:   # a stalled guard: the hardware steps, the guard neither ticks nor beats
+            loop.sim.step()
+
     loop = GuardedSim(envelope, SimConfig(seed=1), controller=elbow_motion)
     loop.run_for(SETTLE_S)
     assert loop.core.output.mode == SafetyMode.NORMAL
     assert [a for _, a in loop.record.raised("hardware_stopped")] == []   # the guard's own requests are no fault
-    stall_end = loop.sim.time + 0.2
-    while loop.sim.time < stall_end:   # a stalled guard: the hardware steps, the guard neither ticks nor beats
-        loop.sim.step()
+    stall(loop, 0.2)
     assert loop.sim.mode.name == "DAMPING"
     loop.run_for(0.01)
     (raised_at, report), = loop.record.raised("hardware_stopped")
-    assert report.subject == "guard_alive_timeout" and report.severity.name == "CRITICAL", report
+    assert report.subject == "guard_alive_timeout" and report.severity.name == "ERROR", report
     output = loop.core.output
-    assert (output.mode, output.action, output.forward_commands) == (SafetyMode.POWER_DOWN, StopAction.DAMP, False)
+    assert (output.mode, output.action, output.forward_commands) == (SafetyMode.SAFE_STOP, StopAction.HOLD, False)
     assert "hardware_stopped" in output.cause
     loop.run_for(WATCH_S)
+    assert loop.sim.mode.name == "HOLD" and not loop.sim.ground_truth().fallen, loop.sim.ground_truth()
+    assert loop.sim.peak_impact is None
     assert [t for t in loop.record.controller_forwarded if t >= raised_at] == []
-    assert [m.name for t, m, _ in loop.record.actuation_requests if t >= raised_at and m.name in ("NORMAL", "HOLD")] == []
-    assert loop.sim.mode.name in ("DAMPING", "POWER_OFF")
+    assert [m.name for t, m, _ in loop.record.actuation_requests if t >= raised_at] == ["HOLD"]
     cleared = [a for _, a in loop.record.anomalies if a.kind == "hardware_stopped" and not a.active]
-    assert cleared, "cleared once the guard asks for DAMPING itself"
-    assert loop.core.output.mode == SafetyMode.POWER_DOWN   # latched
+    assert cleared, "cleared once the hardware holds, as the guard asks"
+    assert loop.core.output.mode == SafetyMode.SAFE_STOP   # latched
+
+    stall(loop, 0.2)   # again, before any RESET: the hardware's verdict stands
+    loop.run_for(0.01)
+    assert [a.severity.name for _, a in loop.record.raised("hardware_stopped")] == ["ERROR", "CRITICAL"]
+    output = loop.core.output
+    assert (output.mode, output.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP), output.note
+    loop.run_for(WATCH_S)
+    assert "NORMAL" not in [m.name for t, m, _ in loop.record.actuation_requests if t >= raised_at]
+
+
+def test_a_watchdog_stop_left_in_damping_drops_the_robot(envelope: Envelope) -> None:
+    """Why the first hardware stop is held, not damped: the same 0.2 s stall answered with DAMP (an envelope
+    may choose it: kind_responses {hardware_stopped: damp}) lets the standing robot fall."""
+    text = always_open(ENVELOPE.read_text(encoding="utf-8"))
+    damping = parse_envelope(text.replace("kind_responses: {", "kind_responses: {hardware_stopped: damp, ")
+                             .encode("utf-8"))
+    loop = GuardedSim(damping, SimConfig(seed=1), controller=elbow_motion)
+    loop.run_for(SETTLE_S)
+    end = loop.sim.time + 0.2
+    while loop.sim.time < end:
+        loop.sim.step()
+    loop.run_for(WATCH_S)
+    assert (loop.core.output.mode, loop.core.output.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP)
+    assert loop.sim.ground_truth().fallen and loop.sim.peak_impact is not None
+    assert loop.sim.peak_impact.speed > 1.0, loop.sim.peak_impact
 
 
 def test_the_hardware_state_is_judged_once_per_change_and_its_first_copy_is_history(envelope: Envelope) -> None:
@@ -210,4 +240,6 @@ def test_the_hardware_state_is_judged_once_per_change_and_its_first_copy_is_hist
     assert restarted.output.mode == SafetyMode.BOOT and sink.record.raised("hardware_stopped") == []
     assert any("since before this guard started" in text for _, _, text in sink.record.logs), sink.record.logs
     restarted.hardware_state(0.1, 2, "guard_alive_timeout", "again", 5)
+    assert (restarted.output.mode, restarted.output.action) == (SafetyMode.SAFE_STOP, StopAction.HOLD)
+    restarted.hardware_state(0.2, 4, "battery_empty", "motor power cut", 6)   # beyond DAMPING: never held
     assert (restarted.output.mode, restarted.output.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP)

@@ -115,8 +115,9 @@ def test_a_rogue_publisher_on_the_hardware_topic_stops_the_robot(guard_stack: Ca
 @pytest.mark.clause("4.5", "6.7b")
 def test_a_stop_the_hardware_makes_by_itself_stops_the_guard_too(guard_stack: Callable[..., GuardStack]) -> None:
     """guard/alive lost on the way (the simulator's sensor_dropout fault): the driver's watchdog damps the robot
-    and says so on hw/actuation_state; the guard leaves NORMAL at once (POWER_DOWN, DAMP) instead of going on
-    reporting NORMAL for a damped robot."""
+    and says so on hw/actuation_state; the guard leaves NORMAL at once instead of going on reporting NORMAL for
+    a damped robot. It asks for HOLD first (SAFE_STOP); the watchdog damps again (guard/alive is still lost),
+    and the second stop is damped (POWER_DOWN, DAMP)."""
     stack = guard_stack()
     wait_standing_in_normal(stack)
     client = stack.observer.node.create_client(InjectFault, "sim/inject_fault")
@@ -126,9 +127,11 @@ def test_a_stop_the_hardware_makes_by_itself_stops_the_guard_too(guard_stack: Ca
     wait_until(done.done, 10.0, "the fault injected")
     assert done.result() is not None and done.result().accepted, done.result()
     wait_until(lambda: bool(stack.observer.raised("hardware_stopped")), 10.0, "hardware_stopped raised")
-    report = stack.observer.raised("hardware_stopped")[-1]
-    assert report.subject == "guard_alive_timeout" and report.severity == Anomaly.SEVERITY_CRITICAL
+    first = stack.observer.raised("hardware_stopped")[0]
+    assert first.subject == "guard_alive_timeout" and first.severity == Anomaly.SEVERITY_ERROR
     stack.wait_mode("POWER_DOWN", 10.0)
+    assert [a.severity for a in stack.observer.raised("hardware_stopped")][-1] == Anomaly.SEVERITY_CRITICAL
+    assert "SAFE_STOP" in [s.mode_name for s in stack.observer.states]
     assert "hardware_stopped" in stack.observer.states[-1].cause
     assert stack.guard.core.output.action.name == "DAMP"
 

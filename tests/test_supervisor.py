@@ -205,11 +205,17 @@ def test_kind_responses_only_make_things_stricter() -> None:
 
 
 @pytest.mark.parametrize("override", [None, *Response])
-def test_a_stop_the_hardware_made_by_itself_is_damped_whatever_the_envelope_says(override: Response | None) -> None:
-    """hardware_stopped: lowering would ask the hardware for NORMAL again (an automatic restart after its
-    protective stop); no envelope makes it milder than DAMP."""
+def test_a_stop_the_hardware_made_by_itself_is_damped_at_critical_whatever_the_envelope_says(
+        override: Response | None) -> None:
+    """hardware_stopped at CRITICAL (a power cut, a second stop): lowering would ask the hardware for NORMAL
+    again (an automatic restart after its protective stop); no envelope makes it milder than DAMP. At ERROR
+    (a first DAMPING) the envelope's answer stands (SAFE_STOP by default: the guard holds the robot)."""
     policy = ResponsePolicy(kind_responses={} if override is None else {"hardware_stopped": override})
-    assert policy.response_to("hardware_stopped", Severity.WARNING) is Response.DAMP
+    assert policy.response_to("hardware_stopped", Severity.CRITICAL) is Response.DAMP
+    at_error = policy.response_to("hardware_stopped", Severity.ERROR)
+    assert at_error is (Response.SAFE_STOP if override is None or override.rank <= Response.SAFE_STOP.rank
+                        else override)
+    assert policy.response_to("other_kind", Severity.CRITICAL) is Response.POWER_DOWN  # this kind's answer only
     out = running(config=SupervisorConfig(policy=policy)).anomaly(
         AnomalyEvent("hardware_stopped", "guard_alive_timeout", Severity.CRITICAL, True), 1.0)
     assert (out.mode, out.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP)

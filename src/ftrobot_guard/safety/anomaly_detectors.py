@@ -150,13 +150,13 @@ KIND_SEVERITY: Mapping[str, Severity] = MappingProxyType({
     "detector_fault": Severity.ERROR,
     "rogue_hw_publisher": Severity.ERROR,
     "unauthorised_publisher": Severity.ERROR,
-    "hardware_stopped": Severity.CRITICAL,    # raised by the guard core from hw/actuation_state
+    "hardware_stopped": Severity.CRITICAL,    # ERROR for a first DAMPING (guard core, from hw/actuation_state)
 })
 """Every kind with its highest default severity (two-level kinds raise WARNING first)."""
 
 
 HARDWARE_STOPPED = "hardware_stopped"
-"""The hardware stopped by itself (safety/guard_core.py): answered with DAMP whatever the envelope says."""
+"""The hardware stopped by itself (safety/guard_core.py): a first DAMPING is held, anything more is damped."""
 
 
 def _clip(text: str) -> str:

@@ -29,10 +29,13 @@ Rules kept here:
   through the gate when falling forwards or backwards, sideways DAMPING; then DAMPING, POWER_OFF), also in
   the middle of a lowering; action DAMP aborts it to DAMPING at once.
 * **The hardware's own stops** (``hw/actuation_state``, optional): a change of mode the hardware made by
-  itself (its ``guard/alive`` watchdog, an empty battery) to a mode more stopped than the guard asks for
-  raises ``hardware_stopped`` (CRITICAL, response DAMP whatever the envelope says): the guard never
-  re-energises a robot its hardware stopped, and never keeps reporting NORMAL for a robot that is not. It
-  clears once the guard asks for that mode or a more stopped one; leaving the stop needs a guardian RESET.
+  itself to a mode more stopped than the guard asks for raises ``hardware_stopped``, so the guard never
+  keeps reporting NORMAL for a robot that is not. The first DAMPING (the driver's ``guard/alive`` watchdog
+  after the guard stalled) is ERROR: SAFE_STOP, the hardware asked for HOLD, which catches a standing robot
+  before it sags (DAMPING left alone, it falls: 3.7 m/s measured). A second stop by itself before a
+  guardian's RESET, or a motor power cut (ZERO_TORQUE, POWER_OFF), is CRITICAL: DAMP whatever the envelope
+  says (``response_policy.FIXED_RESPONSES``): the guard agrees, then powers off. It clears once the
+  hardware is where the guard asks; leaving the stop needs a guardian RESET.
 * The detectors' tracking check pauses whenever the gate forwards nothing.
 """
 
@@ -178,6 +181,7 @@ class GuardCore:
         self._published_anomalies: tuple[str, ...] = ()
         self._hardware_changes: int | None = None   # ActuationState.changes last taken
         self._hardware_stop: AnomalyReport | None = None  # the raised hardware_stopped, until the guard agrees
+        self._hardware_trips = 0                     # stops the hardware made by itself since the robot last ran
         self._now = now
         if self._envelope_problem:
             self._sink.log("error", f"staying in BOOT: {self._envelope_problem}")
@@ -459,22 +463,28 @@ class GuardCore:
             self._sink.log("info", f"hardware went to {in_effect.name} by itself ({source}: {reason}); the guard "
                            f"asks for {wanted.name} already")
             return
+        if self.output.mode.forwards_motion:
+            self._hardware_trips = 0  # the robot ran since the last one: a first stop again
+        self._hardware_trips += 1
+        first_damping = in_effect == ActuationMode.DAMPING and self._hardware_trips == 1
+        severity = Severity.ERROR if first_damping else Severity.CRITICAL
+        answer = "the guard holds the robot" if first_damping else "the guard agrees with DAMPING, then power off"
         report = AnomalyReport(
-            "hardware", HARDWARE_STOPPED, Severity.CRITICAL, True, source, float(in_effect), float(wanted),
+            "hardware", HARDWARE_STOPPED, severity, True, source, float(in_effect), float(wanted),
             f"the hardware went to {in_effect.name} by itself ({source}: {reason}) while the guard asked for "
-            f"{wanted.name}", now)
+            f"{wanted.name}: {answer}", now)
         self._hardware_stop = report
         self._reports([report], now)
 
     def _hardware_stop_agreed(self, now: float) -> None:
-        """Clear ``hardware_stopped`` once the guard asks for the hardware's mode or a more stopped one."""
-        report = self._hardware_stop
-        if report is None or self._wanted_actuation() < report.value:
+        """Clear ``hardware_stopped`` once the hardware is where the guard asks (or less stopped)."""
+        report, confirmed = self._hardware_stop, self._actuation.confirmed
+        if report is None or confirmed is None or confirmed > self._wanted_actuation():
             return
         self._hardware_stop = None
         self._reports([AnomalyReport(report.detector, report.kind, report.severity, False, report.subject,
-                                     report.value, float(self._wanted_actuation()),
-                                     f"the guard now asks for {self._wanted_actuation().name}", now)], now)
+                                     float(confirmed), float(self._wanted_actuation()),
+                                     f"the hardware is in {confirmed.name}, as the guard asks", now)], now)
 
     def tick(self, now: float, wall_time: float) -> None:
         """Control-rate work: detector watchdogs, escalation, boot check, the POWER_DOWN sequence, retries."""

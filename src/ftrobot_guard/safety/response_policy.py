@@ -3,7 +3,7 @@
 Severities are those of ``ftrobot_msgs/Anomaly`` (INFO 0, WARNING 1, ERROR 2, CRITICAL 3). Each severity
 maps to a :class:`Response`; an anomaly *kind* may override its severity's response (e.g. a fall under way
 answers TUCK whatever severity the detector gave it; an override never makes a response milder; a few
-kinds have a fixed response no envelope changes, :data:`FIXED_KIND_RESPONSES`).
+kinds have, at some severity, a fixed response no envelope changes, :data:`FIXED_RESPONSES`).
 Defaults follow the message's documentation:
 
 ========= ========== =====================================================================
@@ -58,10 +58,13 @@ class Response(enum.Enum):
         return self.rank >= _RESPONSE_RANK[Response.SAFE_STOP]
 
 
-# Kinds whose response no envelope can make milder. hardware_stopped: the hardware stopped by itself (its
-# guard/alive watchdog, an empty battery); lowering would ask it for NORMAL again, and no automatic restart
-# may follow a protective stop (IEC 60204-1, 9.2.5.3): the guard agrees with DAMPING, then powers off.
-FIXED_KIND_RESPONSES: Mapping[str, Response] = MappingProxyType({"hardware_stopped": Response.DAMP})
+# Responses no envelope can make milder, by kind and severity. hardware_stopped at CRITICAL: the hardware cut
+# motor power by itself, or stopped by itself again while the guard already held the robot after its first
+# stop (safety/guard_core.py); lowering would ask it for NORMAL again: the guard agrees with DAMPING, then
+# powers off. (At ERROR, a first DAMPING by the driver's guard/alive watchdog, the guard holds the robot.)
+FIXED_RESPONSES: Mapping[tuple[str, Severity], Response] = MappingProxyType({
+    ("hardware_stopped", Severity.CRITICAL): Response.DAMP,
+})
 
 _RESPONSE_RANK = {Response.RECORD: 0, Response.REDUCE: 1, Response.SAFE_STOP: 2, Response.POWER_DOWN: 3,
                   Response.TUCK: 4, Response.DAMP: 5}
@@ -90,5 +93,6 @@ class ResponsePolicy:
         A kind's own response can only make the answer stricter than its severity's, never milder.
         """
         candidates = [self.severity_responses[severity]]
-        candidates += [r for r in (self.kind_responses.get(kind), FIXED_KIND_RESPONSES.get(kind)) if r is not None]
+        overrides = (self.kind_responses.get(kind), FIXED_RESPONSES.get((kind, severity)))
+        candidates += [response for response in overrides if response is not None]
         return max(candidates, key=lambda response: response.rank)
