@@ -109,7 +109,11 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
                                                   and truth[-1][1].actuation_mode_name == "NORMAL"):
             time.sleep(0.05)
         if not (states and states[-1].mode_name == "NORMAL"):
-            result["error"] = f"guard never NORMAL (last {states[-1].mode_name if states else 'none'})"
+            last = f"{states[-1].mode_name}: {states[-1].cause}" if states else "no safety_state"
+            was_normal = any(state.mode_name == "NORMAL" for state in states)
+            # A stop before the kill (a Fast DDS stall: stale inputs, or the driver's watchdog) voids the trial.
+            result["error"] = (f"the guard stopped the robot before the kill ({last})" if was_normal
+                               else f"guard never NORMAL ({last})")
             return result
         time.sleep(1.0)   # re-anchored and forwarding once the hardware confirms NORMAL
         start = time.monotonic()
