@@ -231,6 +231,10 @@ def test_the_hardware_state_is_judged_once_per_change_and_its_first_copy_is_hist
     core.hardware_state(now, 7, "battery_empty", "no such mode", changes + 2)
     assert core.output.mode == SafetyMode.NORMAL
     assert any(level == "error" and "unknown mode 7" in text for _, level, text in loop.record.logs)
+    # the driver restarted under a running guard: it is in its start mode (HOLD), not the NORMAL the guard asked for
+    core.hardware_state(now, 1, "start", "driver started", 0)
+    assert (core.output.mode, core.output.action) == (SafetyMode.SAFE_STOP, StopAction.HOLD)
+    assert [a.subject for _, a in loop.record.raised("hardware_stopped")] == ["start"]
 
     # A guard started after the hardware's watchdog tripped: that trip is history (a restart re-enters BOOT);
     # the next trip, while this guard holds the robot in BOOT, is not.

@@ -30,12 +30,12 @@ Rules kept here:
   the middle of a lowering; action DAMP aborts it to DAMPING at once.
 * **The hardware's own stops** (``hw/actuation_state``, optional): a change of mode the hardware made by
   itself to a mode more stopped than the guard asks for raises ``hardware_stopped``, so the guard never
-  keeps reporting NORMAL for a robot that is not. The first DAMPING (the driver's ``guard/alive`` watchdog
-  after the guard stalled) is ERROR: SAFE_STOP, the hardware asked for HOLD, which catches a standing robot
-  before it sags (DAMPING left alone, it falls: 3.7 m/s measured). A second stop by itself before a
-  guardian's RESET, or a motor power cut (ZERO_TORQUE, POWER_OFF), is CRITICAL: DAMP whatever the envelope
-  says (``response_policy.FIXED_RESPONSES``): the guard agrees, then powers off. It clears once the
-  hardware is where the guard asks; leaving the stop needs a guardian RESET.
+  keeps reporting NORMAL for a robot that is not. A first DAMPING (the driver's ``guard/alive`` watchdog
+  after the guard stalled) or HOLD (a driver restarted in its start mode) is ERROR: SAFE_STOP, the hardware
+  asked for HOLD, which catches a standing robot before it sags (left in DAMPING, it falls: 3.7 m/s). A
+  second stop by itself before a guardian's RESET, or a motor power cut (ZERO_TORQUE, POWER_OFF), is
+  CRITICAL: DAMP whatever the envelope says (``response_policy.FIXED_RESPONSES``): the guard agrees, then
+  powers off. It clears once the hardware is where the guard asks; leaving the stop needs a RESET.
 * The detectors' tracking check pauses whenever the gate forwards nothing.
 """
 
@@ -84,8 +84,10 @@ BOOT_INPUTS = ("joint_states", "imu")
 # Input anomalies that, before the self-check has passed, only keep the robot in BOOT (they are recorded,
 # not escalated): a cold start where the hardware driver comes up after the guard is not a fault.
 BOOT_WAITS_FOR = frozenset({"input_stale", "input_late"})
-# hw/actuation_state sources that are not the hardware's own decision (ftrobot_msgs/ActuationState).
-REQUESTED_SOURCES = frozenset({"start", "request"})
+# hw/actuation_state sources (ftrobot_msgs/ActuationState): a change the guard asked for, and the driver's
+# start mode (the first state a guard receives; later, a driver that restarted under it).
+REQUESTED_SOURCE = "request"
+START_SOURCE = "start"
 
 
 class GuardSink(Protocol):
@@ -451,12 +453,12 @@ class GuardCore:
         if first:
             # What the hardware did before this guard started is history (a restart re-enters BOOT, which asks
             # the hardware for its mode anyway); it is said, not judged.
-            if source not in REQUESTED_SOURCES:
+            if source not in (REQUESTED_SOURCE, START_SOURCE):
                 self._sink.log("warn", f"the hardware is in {in_effect.name} since before this guard started "
                                f"({source}: {reason})")
             return
-        if source in REQUESTED_SOURCES:
-            return  # the guard's own request (its reply confirms it) or the driver's start mode
+        if source == REQUESTED_SOURCE:
+            return  # the guard's own request (its reply confirms it); a later "start" is a driver that restarted
         self._actuation.confirmed = in_effect
         wanted = self._wanted_actuation()
         if in_effect <= wanted:
@@ -466,9 +468,9 @@ class GuardCore:
         if self.output.mode.forwards_motion:
             self._hardware_trips = 0  # the robot ran since the last one: a first stop again
         self._hardware_trips += 1
-        first_damping = in_effect == ActuationMode.DAMPING and self._hardware_trips == 1
-        severity = Severity.ERROR if first_damping else Severity.CRITICAL
-        answer = "the guard holds the robot" if first_damping else "the guard agrees with DAMPING, then power off"
+        held = in_effect <= ActuationMode.DAMPING and self._hardware_trips == 1   # a first HOLD or DAMPING
+        severity = Severity.ERROR if held else Severity.CRITICAL
+        answer = "the guard holds the robot" if held else "the guard agrees with DAMPING, then power off"
         report = AnomalyReport(
             "hardware", HARDWARE_STOPPED, severity, True, source, float(in_effect), float(wanted),
             f"the hardware went to {in_effect.name} by itself ({source}: {reason}) while the guard asked for "
