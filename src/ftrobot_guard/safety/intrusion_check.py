@@ -1,9 +1,10 @@
 """Intrusion check: who publishes on the robot's hardware and command-gate topics, against who may.
 
-Only the guard may publish on ``hw/*`` (the hardware contract's inputs: a second publisher there bypasses
-the envelope, the gate and the supervisor). Only allowlisted nodes may publish on ``guard/in/*`` (the
-gate's inputs: joint commands, base velocity, task requests). The guard node asks the ROS graph
-(``Node.get_publishers_info_by_topic``) periodically and on graph events and passes each topic's
+Only the guard may publish on the ``hw/*`` topics the guard node passes here (the hardware contract's inputs,
+``hw/joint_command`` and ``hw/cmd_vel``: a second publisher there bypasses the envelope, the gate and the
+supervisor; ``hw/actuation_state`` is the driver's output and is not passed). Only allowlisted nodes may
+publish on ``guard/in/*`` (the gate's inputs: joint commands, base velocity, task requests). The guard node
+asks the ROS graph (``Node.get_publishers_info_by_topic``) periodically and on graph events and passes each topic's
 publishers here; this module is pure and keeps which (kind, subject) is active, so a report is sent once
 when an intruder appears and once when it is gone (same edge rules as
 :mod:`~ftrobot_guard.safety.anomaly_detectors`).
