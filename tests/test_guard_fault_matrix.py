@@ -228,9 +228,10 @@ def test_the_hardware_state_is_judged_once_per_change_and_its_first_copy_is_hist
     core.hardware_state(now, 2, "guard_alive_timeout", "a latched copy", changes)   # the count already taken
     core.hardware_state(now, 2, "request", "the guard's own request", changes + 1)
     assert core.output.mode == SafetyMode.NORMAL and loop.record.raised("hardware_stopped") == []
-    core.hardware_state(now, 7, "battery_empty", "no such mode", changes + 2)
+    core.hardware_state(now, 7, "battery_empty", "no such mode\n" + "x" * 100_000, changes + 2)
     assert core.output.mode == SafetyMode.NORMAL
     assert any(level == "error" and "unknown mode 7" in text for _, level, text in loop.record.logs)
+    assert all(len(text) < 1000 and "\n" not in text for _, _, text in loop.record.logs)   # one clipped line
     # the driver restarted under a running guard: it is in its start mode (HOLD), not the NORMAL the guard asked for
     core.hardware_state(now, 1, "start", "driver started", 0)
     assert (core.output.mode, core.output.action) == (SafetyMode.SAFE_STOP, StopAction.HOLD)

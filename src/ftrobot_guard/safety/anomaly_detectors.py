@@ -159,7 +159,8 @@ HARDWARE_STOPPED = "hardware_stopped"
 """The hardware stopped by itself (safety/guard_core.py): a first DAMPING is held, anything more is damped."""
 
 
-def _clip(text: str) -> str:
+def clip_text(text: str) -> str:
+    """One line of at most MAX_TEXT characters (whitespace collapsed), for text that came from a message."""
     text = " ".join(str(text).split())
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
 
@@ -611,12 +612,12 @@ class AnomalyDetectors:
                 return
             del self._active[key]
             report = AnomalyReport(detector, kind, current.severity, False, subject, float(value), float(limit),
-                                   _clip(description), now)
+                                   clip_text(description), now)
         else:
             if current is not None and current.severity == severity:
                 return
             report = AnomalyReport(detector, kind, severity, True, subject, float(value), float(limit),
-                                   _clip(description), now)
+                                   clip_text(description), now)
             self._active[key] = report
             self._raised[detector] = self._raised.get(detector, 0) + 1
         self._out.append(report)
@@ -1333,7 +1334,7 @@ class AnomalyDetectors:
             if reports:
                 first = reports[0]
                 more = f" (+{len(reports) - 1} more)" if len(reports) > 1 else ""
-                message = _clip(f"{first.kind} {first.subject}: {first.description}{more}".replace("  ", " "))
+                message = clip_text(f"{first.kind} {first.subject}: {first.description}{more}".replace("  ", " "))
             else:
                 message = "OK"
             pairs = (("active", str(len(reports))), ("raised", str(self._raised.get(detector, 0))),

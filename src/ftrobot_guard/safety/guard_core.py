@@ -51,7 +51,13 @@ import numpy as np
 
 from ftrobot_guard.guardians.command_authentication import AuthenticatedReset
 from ftrobot_guard.hardware.actuation_modes import ActuationMode
-from ftrobot_guard.safety.anomaly_detectors import HARDWARE_STOPPED, AnomalyDetectors, AnomalyReport, DetectorConfig
+from ftrobot_guard.safety.anomaly_detectors import (
+    HARDWARE_STOPPED,
+    AnomalyDetectors,
+    AnomalyReport,
+    DetectorConfig,
+    clip_text,
+)
 from ftrobot_guard.safety.command_gate import (
     BaseGateDecision,
     CommandGate,
@@ -445,6 +451,7 @@ class GuardCore:
         if changes == self._hardware_changes:
             return  # the latched copy of a change already taken
         first, self._hardware_changes = self._hardware_changes is None, changes
+        source, reason = clip_text(source), clip_text(reason)   # from a message: any size, any bytes
         try:
             in_effect = ActuationMode(mode)
         except ValueError:
