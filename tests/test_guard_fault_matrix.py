@@ -15,7 +15,7 @@ import pytest
 
 from ftrobot_guard.safety.dev_envelope import always_open
 from ftrobot_guard.safety.envelope import Envelope, parse_envelope
-from ftrobot_guard.safety.guard_core import GuardCore
+from ftrobot_guard.safety.guard_core import GuardConfig, GuardCore
 from ftrobot_guard.safety.modes import SafetyMode
 from ftrobot_guard.safety.supervisor import StopAction
 from ftrobot_guard.sim.battery_model import BatteryParameters
@@ -54,6 +54,8 @@ CASES = [
     Case("sensor_dropout", {"topic": "hw/joint_command"}, 0.0, "tracking_error", SafetyMode.SAFE_STOP),
     # the hardware's own watchdog damps the robot; hw/actuation_state tells the guard, which agrees (DAMP)
     Case("sensor_dropout", {"topic": "guard/alive"}, 0.0, "hardware_stopped", SafetyMode.POWER_DOWN, watch=1.0),
+    # the guard's actuation requests lost: nothing to notice while it asks for nothing (the stop is tested below)
+    Case("sensor_dropout", {"topic": "hw/set_actuation_mode"}, 0.0, "", SafetyMode.NORMAL),
     Case("message_delay", {"topic": "joint_states", "delay": 0.2}, 0.0, "input_stale", SafetyMode.POWER_DOWN),
     Case("overheat", {"joint": "left_knee_joint", "rate": 30.0}, 0.0, "actuator_temperature", SafetyMode.SAFE_STOP),
     Case("battery_drain", {"power": 100000.0}, 0.0, "battery_minimum", SafetyMode.POWER_DOWN, battery=0.36),
@@ -248,3 +250,46 @@ def test_the_hardware_state_is_judged_once_per_change_and_its_first_copy_is_hist
     assert (restarted.output.mode, restarted.output.action) == (SafetyMode.SAFE_STOP, StopAction.HOLD)
     restarted.hardware_state(0.2, 4, "battery_empty", "motor power cut", 6)   # beyond DAMPING: never held
     assert (restarted.output.mode, restarted.output.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP)
+
+
+@pytest.mark.clause("4.5", "6.7b")
+def test_a_stop_the_hardware_does_not_confirm_is_left_to_its_watchdog(envelope: Envelope) -> None:
+    """The guard's actuation requests are lost (sensor_dropout on hw/set_actuation_mode) when it stops the robot:
+    the hardware never confirms HOLD. After stop_unconfirmed_limit the guard raises hardware_unresponsive
+    (CRITICAL, DAMP) and withholds guard/alive, so the driver's own watchdog damps the robot; once the hardware
+    says it is in DAMPING (hw/actuation_state) guard/alive goes out again. With the link up, the same stop is
+    confirmed at once and nothing of this happens."""
+    limit = GuardConfig().stop_unconfirmed_limit
+
+    def stopped_with(link_up: bool) -> tuple[GuardedSim, float, list[float]]:
+        """A SAFE_STOP of the standing robot: (the loop, when, the sim times guard/alive was withheld at)."""
+        loop = GuardedSim(envelope, SimConfig(seed=1), controller=elbow_motion)
+        loop.run_for(SETTLE_S)
+        if not link_up:
+            assert loop.sim.inject_fault("sensor_dropout", 0.0, 0.0, {"topic": "hw/set_actuation_mode"}).success
+        stopped_at = loop.sim.time
+        loop.core.stop(stopped_at, SafetyMode.SAFE_STOP, "guardian:test", "a guardian's SAFE_STOP")
+        withheld: list[float] = []
+        loop.run_for(limit + 0.5, lambda g: None if g.core.keeps_hardware_alive else withheld.append(g.sim.time))
+        return loop, stopped_at, withheld
+
+    for link_up in (True, False):
+        loop, stopped_at, withheld = stopped_with(link_up)
+        raised = loop.record.raised("hardware_unresponsive")
+        if link_up:
+            assert (raised, withheld, loop.sim.mode.name) == ([], [], "HOLD")
+            assert loop.core.output.mode == SafetyMode.SAFE_STOP
+            continue
+        (raised_at, report), = raised
+        assert report.severity.name == "CRITICAL" and report.subject == "HOLD", report
+        assert limit <= raised_at - stopped_at <= limit + 0.01, raised_at - stopped_at
+        assert "NORMAL" in report.description   # what the hardware is in instead
+        assert withheld and withheld[0] - raised_at <= 0.01
+        # the driver's watchdog (90 ms) damped the robot by itself; the guard heard it and agrees (DAMP)
+        damped = [c for c in loop.sim.recorder.mode_changes if c.time > stopped_at]
+        assert [(c.mode.name, c.source) for c in damped][:1] == [("DAMPING", "guard_alive_timeout")], damped
+        assert damped[0].time - raised_at <= loop.sim.config.guard_alive_timeout + 0.01
+        assert (loop.core.output.mode, loop.core.output.action) == (SafetyMode.POWER_DOWN, StopAction.DAMP)
+        assert loop.core.keeps_hardware_alive and loop.sim.mode.name == "DAMPING"
+        assert [a for _, a in loop.record.anomalies if a.kind == "hardware_unresponsive" and not a.active]
+        assert [t for t in loop.record.controller_forwarded if t > stopped_at] == []

@@ -4,6 +4,7 @@ someone else publishes on hw/joint_command."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import time
@@ -16,10 +17,10 @@ from ftrobot_msgs.msg import Anomaly, SafetyState, SimGroundTruth
 from ftrobot_msgs.srv import InjectFault
 from rclpy.context import Context
 from rclpy.node import Node
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Header
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED
+from ftrobot_guard.ros.qos_profiles import COMMANDS, LATCHED, SENSOR_DATA
 from ftrobot_guard.ros.stack_runner import log_tail, stop_processes
 from guard_harness import (
     SIM_GUARD_ALIVE_TIMEOUT_S,
@@ -134,6 +135,40 @@ def test_a_stop_the_hardware_makes_by_itself_stops_the_guard_too(guard_stack: Ca
     assert "SAFE_STOP" in [s.mode_name for s in stack.observer.states]
     assert "hardware_stopped" in stack.observer.states[-1].cause
     assert stack.guard.core.output.action.name == "DAMP"
+
+
+@pytest.mark.clause("4.5", "6.7b")
+def test_a_stop_the_hardware_does_not_confirm_is_left_to_its_watchdog(guard_stack: Callable[..., GuardStack]) -> None:
+    """The simulator loses the guard's actuation requests (sensor_dropout on hw/set_actuation_mode) when a rogue
+    publisher makes the guard hold the robot: HOLD is never confirmed, so the guard raises hardware_unresponsive
+    and withholds guard/alive; the driver's own watchdog damps the robot, which the guard hears and agrees with."""
+    stack = guard_stack()
+    wait_standing_in_normal(stack)
+    observer = stack.observer
+    alive: list[float] = []
+    observer.node.create_subscription(Header, "guard/alive", lambda _m: alive.append(time.monotonic()), SENSOR_DATA)
+    client = observer.node.create_client(InjectFault, "sim/inject_fault")
+    assert client.wait_for_service(timeout_sec=10.0)
+    done = client.call_async(InjectFault.Request(kind="sensor_dropout", onset=0.0, duration=0.0,
+                                                 parameters='{"topic": "hw/set_actuation_mode"}'))
+    wait_until(done.done, 10.0, "the fault injected")
+    assert done.result() is not None and done.result().accepted, done.result()
+    wait_until(lambda: bool(alive), 10.0, "guard/alive heard")
+    rogue = observer.node.create_publisher(JointTrajectory, "hw/joint_command", COMMANDS)
+    stack.wait_mode("SAFE_STOP", 10.0)
+    stopped = time.monotonic()
+    wait_until(lambda: bool(observer.raised("hardware_unresponsive")), 10.0, "hardware_unresponsive raised")
+    report = observer.raised("hardware_unresponsive")[0]
+    assert report.severity == Anomaly.SEVERITY_CRITICAL and report.subject == "HOLD", report
+    wait_until(lambda: observer.actuation() == "DAMPING", 10.0, f"DAMPING by the watchdog (now {observer.actuation()})")
+    stack.wait_mode("POWER_DOWN", 10.0)
+    wait_until(lambda: stack.guard.core.keeps_hardware_alive, 10.0, "guard/alive again once DAMPING is confirmed")
+    resumed = time.monotonic()
+    wait_until(lambda: alive[-1] > resumed, 10.0, "guard/alive heard again")
+    gaps = [b - a for a, b in itertools.pairwise(alive) if b > stopped]
+    assert max(gaps) >= SIM_GUARD_ALIVE_TIMEOUT_S, f"guard/alive never withheld (largest gap {max(gaps):.3f} s)"
+    assert "NORMAL" not in [s.mode_name for s in observer.states[-3:]]
+    observer.node.destroy_publisher(rogue)
 
 
 @pytest.mark.clause("4.5", "6.4c")

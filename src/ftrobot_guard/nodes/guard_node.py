@@ -588,7 +588,8 @@ class GuardNode(Node):
         header = Header()
         header.stamp = _stamp(now)
         header.frame_id = ""
-        self._alive_pub.publish(header)
+        if self._core.keeps_hardware_alive:  # withheld while a stop goes unconfirmed: the driver's watchdog stops
+            self._alive_pub.publish(header)
         self._intake.drain()
         newest, self._newest = self._newest, {}
         for topic, raw in newest.items():

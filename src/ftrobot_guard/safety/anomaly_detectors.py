@@ -83,7 +83,10 @@ detector_fault           a detector raised internally, or a    at once / next ca
 ======================== ===================================== ====================== ========= ======== ==============
 
 The intrusion kinds ``rogue_hw_publisher`` and ``unauthorised_publisher`` come from
-:mod:`.intrusion_check` (graph based, no debounce).
+:mod:`.intrusion_check` (graph based, no debounce). The guard core raises two kinds about the hardware
+itself: ``hardware_stopped`` (a stop the hardware made by itself, heard on ``hw/actuation_state``: at once)
+and ``hardware_unresponsive`` (a stop the guard asked for and the hardware did not confirm within
+``GuardConfig.stop_unconfirmed_limit``, 1.0 s: ``guard/alive`` is withheld until it does).
 
 Notes on the choices:
 
@@ -151,12 +154,16 @@ KIND_SEVERITY: Mapping[str, Severity] = MappingProxyType({
     "rogue_hw_publisher": Severity.ERROR,
     "unauthorised_publisher": Severity.ERROR,
     "hardware_stopped": Severity.CRITICAL,    # ERROR for a first DAMPING (guard core, from hw/actuation_state)
+    "hardware_unresponsive": Severity.CRITICAL,  # a stop asked for, unconfirmed (guard core; guard/alive withheld)
 })
 """Every kind with its highest default severity (two-level kinds raise WARNING first)."""
 
 
 HARDWARE_STOPPED = "hardware_stopped"
 """The hardware stopped by itself (safety/guard_core.py): a first DAMPING is held, anything more is damped."""
+
+HARDWARE_UNRESPONSIVE = "hardware_unresponsive"
+"""A stop the guard asked for went unconfirmed (safety/guard_core.py): guard/alive is withheld until it is."""
 
 
 def clip_text(text: str) -> str:

@@ -24,6 +24,12 @@ Rules kept here:
 * **Actuation**: the hardware mode asked for is the supervisor's, or the POWER_DOWN sequencer's while it
   runs. A request not confirmed within ``actuation_retry`` seconds is repeated; a refused NORMAL is
   retried (the hardware refuses it until it has heard the guard's heartbeat).
+* **A stop the hardware does not confirm**: once the robot has left BOOT, a stop mode asked for (HOLD,
+  DAMPING, ZERO_TORQUE, POWER_OFF) that the hardware has not confirmed (nor a more stopped one) within
+  ``stop_unconfirmed_limit`` seconds raises ``hardware_unresponsive`` (CRITICAL, DAMP whatever the envelope
+  says) and the guard withholds ``guard/alive`` (:attr:`GuardCore.keeps_hardware_alive`) until it is
+  confirmed: a driver that cannot be reached or will not obey is stopped by its own watchdog (DAMPING), by a
+  channel that does not need its request service. The guard never waits on the link for a stop.
 * **POWER_DOWN**: action LOWER starts the sequencer (lower to rest through the gate's own commands, then
   DAMPING, then POWER_OFF); action TUCK (a fall under way) has it answer the fall (a protective tuck
   through the gate when falling forwards or backwards, sideways DAMPING; then DAMPING, POWER_OFF), also in
@@ -50,9 +56,10 @@ from typing import Protocol
 import numpy as np
 
 from ftrobot_guard.guardians.command_authentication import AuthenticatedReset
-from ftrobot_guard.hardware.actuation_modes import ActuationMode
+from ftrobot_guard.hardware.actuation_modes import STOP_MODES, ActuationMode
 from ftrobot_guard.safety.anomaly_detectors import (
     HARDWARE_STOPPED,
+    HARDWARE_UNRESPONSIVE,
     AnomalyDetectors,
     AnomalyReport,
     DetectorConfig,
@@ -121,12 +128,13 @@ class GuardConfig:
     actuation_retry: float = 0.25        # s before an unconfirmed or refused actuation request is repeated
     boot_settle: float = 0.5             # s the inputs must have been fresh before the self-check passes
     gate_report_interval: float = 1.0    # s: a lasting refusal or clamp with a new reason is reported again after this
+    stop_unconfirmed_limit: float = 1.0  # s a requested stop may go unconfirmed before guard/alive is withheld
     gate: GateConfig = field(default_factory=GateConfig)
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
     lowering: LoweringConfig = field(default_factory=LoweringConfig)
 
     def __post_init__(self) -> None:
-        for name in ("actuation_retry", "boot_settle", "gate_report_interval"):
+        for name in ("actuation_retry", "boot_settle", "gate_report_interval", "stop_unconfirmed_limit"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 60.0):
                 raise ValueError(f"{name} must be in (0, 60] s, got {value!r}")
@@ -153,6 +161,8 @@ class _Actuation:
     sent: bool = False
     confirmed: ActuationMode | None = None
     reason: str = ""
+    stop_unconfirmed_since: float | None = None   # when the stop now wanted was first left unconfirmed
+    unresponsive: AnomalyReport | None = None     # the raised hardware_unresponsive, until the stop is confirmed
 
 
 class GuardCore:
@@ -218,6 +228,12 @@ class GuardCore:
     @property
     def hardware_mode(self) -> ActuationMode | None:
         return self._actuation.confirmed
+
+    @property
+    def keeps_hardware_alive(self) -> bool:
+        """Whether ``guard/alive`` goes out: False while a stop the guard asked for is left unconfirmed
+        (``hardware_unresponsive``), so that the driver's own watchdog stops the robot."""
+        return self._actuation.unresponsive is None
 
     @property
     def lowering_phase(self) -> str:
@@ -495,6 +511,39 @@ class GuardCore:
                                      float(confirmed), float(self._wanted_actuation()),
                                      f"the hardware is in {confirmed.name}, as the guard asks", now)], now)
 
+    def _stop_confirmed_check(self, now: float) -> None:
+        """Raise ``hardware_unresponsive`` (and withhold ``guard/alive``) when a stop asked for stays unconfirmed
+        for ``stop_unconfirmed_limit``; clear it once the hardware is in that stop or a more stopped mode."""
+        state, wanted = self._actuation, self._wanted_actuation()
+        confirmed = state.confirmed
+        waiting = (wanted in STOP_MODES and self.output.mode != SafetyMode.BOOT
+                   and (confirmed is None or confirmed < wanted))
+        if not waiting:
+            state.stop_unconfirmed_since = None
+            report, state.unresponsive = state.unresponsive, None
+            if report is not None:
+                in_effect = confirmed.name if confirmed is not None else "unknown"
+                self._sink.log("warn", f"the hardware confirmed {in_effect}: guard/alive goes out again")
+                self._reports([AnomalyReport(report.detector, report.kind, report.severity, False, report.subject,
+                                             float(confirmed) if confirmed is not None else math.nan,
+                                             float(wanted), f"the hardware is in {in_effect}", now)], now)
+            return
+        if state.stop_unconfirmed_since is None:
+            state.stop_unconfirmed_since = now
+        waited = now - state.stop_unconfirmed_since
+        if state.unresponsive is not None or waited < self._config.stop_unconfirmed_limit:
+            return
+        in_effect = confirmed.name if confirmed is not None else "unknown (no answer)"
+        report = AnomalyReport(
+            "hardware", HARDWARE_UNRESPONSIVE, Severity.CRITICAL, True, wanted.name,
+            float(confirmed) if confirmed is not None else math.nan, float(wanted),
+            f"the hardware has not confirmed {wanted.name} for {waited:.2f} s (in effect: {in_effect}; last "
+            f"request {'sent' if state.sent else 'not sent: no service'}): guard/alive withheld, so the driver's "
+            "own watchdog stops the robot", now)
+        state.unresponsive = report
+        self._sink.log("error", report.description)
+        self._reports([report], now)
+
     def tick(self, now: float, wall_time: float) -> None:
         """Control-rate work: detector watchdogs, escalation, boot check, the POWER_DOWN sequence, retries."""
         self._now = now
@@ -507,6 +556,7 @@ class GuardCore:
         self._run_sequencer(now)
         self._send_actuation(now)
         self._hardware_stop_agreed(now)
+        self._stop_confirmed_check(now)
         self._reanchor_if_due(now)
 
     def envelope_rechecked(self, now: float, problem: str) -> None:

@@ -62,8 +62,11 @@ class Response(enum.Enum):
 # motor power by itself, or stopped by itself again while the guard already held the robot after its first
 # stop (safety/guard_core.py); lowering would ask it for NORMAL again: the guard agrees with DAMPING, then
 # powers off. (At ERROR, a first DAMPING by the driver's guard/alive watchdog, the guard holds the robot.)
+# hardware_unresponsive: a stop the guard asked for went unconfirmed; guard/alive is withheld so that the
+# driver's watchdog damps the robot, and the guard asks for nothing that needs the driver to obey more.
 FIXED_RESPONSES: Mapping[tuple[str, Severity], Response] = MappingProxyType({
     ("hardware_stopped", Severity.CRITICAL): Response.DAMP,
+    ("hardware_unresponsive", Severity.CRITICAL): Response.DAMP,
 })
 
 _RESPONSE_RANK = {Response.RECORD: 0, Response.REDUCE: 1, Response.SAFE_STOP: 2, Response.POWER_DOWN: 3,

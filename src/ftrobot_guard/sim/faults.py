@@ -22,6 +22,8 @@ MAX_DURATION_S = 1.0e6
 SENSOR_TOPICS = ("joint_states", "imu", "odom", "actuator_temperatures", "battery")
 INPUT_TOPICS = ("hw/joint_command", "guard/alive")
 FAULT_TOPICS = SENSOR_TOPICS + INPUT_TOPICS
+# sensor_dropout only: the guard's actuation requests lost (each answered "lost", nothing changes)
+DROPOUT_TOPICS = (*FAULT_TOPICS, "hw/set_actuation_mode")
 TRIP_DIRECTIONS = ("forward", "backward", "left", "right")
 
 
@@ -130,7 +132,7 @@ _PARAMETERS: dict[FaultKind, _Spec] = {
     FaultKind.ENCODER_SPIKE: {"joint": (True, None, _joint), "offset": (False, 0.5, _num(-10.0, 10.0))},
     FaultKind.ENCODER_NOISE: {"joint": (False, "all", _joint_or_all), "stddev": (False, 0.02, _num(0.0, 1.0, True))},
     FaultKind.ENCODER_NAN: {"joint": (True, None, _joint_or_all)},
-    FaultKind.SENSOR_DROPOUT: {"topic": (True, None, lambda k, v, _t: _choice(k, v, FAULT_TOPICS))},
+    FaultKind.SENSOR_DROPOUT: {"topic": (True, None, lambda k, v, _t: _choice(k, v, DROPOUT_TOPICS))},
     FaultKind.MESSAGE_DELAY: {
         "topic": (True, None, lambda k, v, _t: _choice(k, v, FAULT_TOPICS)),
         "delay": (False, 0.05, _num(0.0, 10.0, open_low=True)),

@@ -162,7 +162,8 @@ class GuardedSim:
                 if decision is not None and decision.forwarded:
                     self.record.controller_forwarded.append(now)
         self.core.tick(now, self.wall_start.timestamp() + now)
-        sim.guard_alive()
+        if self.core.keeps_hardware_alive:   # as the guard node: withheld while a stop goes unconfirmed
+            sim.guard_alive()
 
     def _reading(self, topic: str, stamp: float) -> Callable[[], None]:
         sim, core = self.sim, self.core

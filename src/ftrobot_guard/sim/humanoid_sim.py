@@ -240,6 +240,9 @@ class HumanoidSim:
             requested = parse_mode(mode)
         except UnknownModeError as exc:
             return Outcome(False, str(exc), self._mode)
+        if source == "request" and self._input_dropped("hw/set_actuation_mode"):
+            return Outcome(False, f"{requested.name} request lost (injected sensor_dropout on hw/set_actuation_mode)",
+                           self._mode)
         if (
             requested not in STOP_MODES and not self.guard_alive_fresh()
             and (self.config.require_guard_alive or self._alive_seen)
