@@ -8,7 +8,13 @@ guard at 100 Hz until it is forwarding, kills the guard with SIGKILL, and times 
 sample in DAMPING against the kill (both on the wall clock: the simulator stamps its messages with it
 in real-time mode). Prints each trial and the summary; target: every trial within 100 ms.
 
-    python bench/guard_kill_trials.py --trials 20 [--json out.json]
+A trial in which the robot never got to arm motion (the guard never NORMAL, or it stopped the robot before the
+kill: on this machine a Fast DDS stall of ~0.33 s makes its inputs stale, docs/design.md "Known limit") kills
+nothing that moves: it is *void*, counted and printed with its reason, and another attempt is made, up to
+``--max-attempts`` (default twice the trials). A kill during motion that is not followed by DAMPING within 100
+ms is a failure.
+
+    python bench/guard_kill_trials.py --trials 20 [--max-attempts 40] [--json out.json]
 """
 
 from __future__ import annotations
@@ -114,6 +120,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
             # A stop before the kill (a Fast DDS stall: stale inputs, or the driver's watchdog) voids the trial.
             result["error"] = (f"the guard stopped the robot before the kill ({last})" if was_normal
                                else f"guard never NORMAL ({last})")
+            result["void"] = True
             return result
         time.sleep(1.0)   # re-anchored and forwarding once the hardware confirms NORMAL
         start = time.monotonic()
@@ -131,6 +138,7 @@ def trial(directory: Path, domain: int) -> dict[str, Any]:
         if early is not None:   # the robot left NORMAL while the guard was alive: a false trip, not a figure
             result["error"] = (f"{early.actuation_mode_name} before the kill (the guard's state: "
                                f"{states[-1].mode_name if states else 'none'}, rtf {early.real_time_factor:.2f})")
+            result["void"] = True
             return result
         killed_at = time.time()
         guard.send_signal(signal.SIGKILL)
@@ -161,23 +169,31 @@ def main() -> int:
     parser.add_argument("--domain", type=int, default=150 + os.getpid() % 50)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep each trial's files and logs (sim.log, guard.log) here")
+    parser.add_argument("--max-attempts", type=int, help="attempts at most, void ones included (default 2 x trials)")
     args = parser.parse_args()
-    results = []
+    attempts = args.max_attempts or 2 * args.trials
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ftrobot-kill-") as tmp:
-        for i in range(args.trials):
+        for i in range(attempts):
+            if sum(1 for r in results if not r.get("void")) >= args.trials:
+                break
             result = trial((args.keep or Path(tmp)) / f"trial{i}", args.domain)
             results.append(result)
             text = (f"{result['kill_to_damping_ms']:6.1f} ms to DAMPING (rtf {result['real_time_factor']:.2f})"
-                    if result["ok"] else f"FAILED: {result.get('error')}")
-            print(f"trial {i + 1:2d}/{args.trials}: {text}", flush=True)
-    delays = [r["kill_to_damping_ms"] for r in results if r["ok"]]
+                    if result["ok"] else f"{'VOID' if result.get('void') else 'FAILED'}: {result.get('error')}")
+            print(f"attempt {i + 1:2d}: {text}", flush=True)
+    killed = [r for r in results if not r.get("void")]
+    delays = [r["kill_to_damping_ms"] for r in killed if r["ok"]]
     within = sum(1 for d in delays if d <= 100.0)
+    void = [r for r in results if r.get("void")]
     if delays:
-        print(f"SIGKILL -> DAMPING: {within}/{args.trials} within 100 ms; median {statistics.median(delays):.1f} ms, "
-              f"max {max(delays):.1f} ms")
+        print(f"SIGKILL during arm motion -> DAMPING: {within}/{len(killed)} within 100 ms; median "
+              f"{statistics.median(delays):.1f} ms, max {max(delays):.1f} ms")
+    print(f"{len(void)} of {len(results)} attempts void (no arm motion to kill: the robot was stopped before)"
+          + "".join(f"\n  - {r.get('error')}" for r in void))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    return 0 if within == args.trials else 1
+    return 0 if len(killed) == args.trials and within == args.trials else 1
 
 
 if __name__ == "__main__":
