@@ -293,3 +293,31 @@ def test_a_stop_the_hardware_does_not_confirm_is_left_to_its_watchdog(envelope: 
         assert loop.core.keeps_hardware_alive and loop.sim.mode.name == "DAMPING"
         assert [a for _, a in loop.record.anomalies if a.kind == "hardware_unresponsive" and not a.active]
         assert [t for t in loop.record.controller_forwarded if t > stopped_at] == []
+
+
+def test_a_refusal_the_hardware_repeats_is_logged_with_its_count_not_at_every_retry(envelope: Envelope) -> None:
+    """The driver refuses NORMAL while it hears no guard/alive (dropped for the first 11 s): the guard retries every
+    actuation_retry (0.25 s), ~40 times. Its log says the refusal at once, then again once per refusal_log_interval
+    with how often it came meanwhile, and when NORMAL is accepted, after how many refusals: every refusal counted,
+    no line per retry."""
+    config = GuardConfig()
+    loop = GuardedSim(envelope, SimConfig(seed=1), config)
+    dropped_s = 11.0
+    assert loop.sim.inject_fault("sensor_dropout", 0.0, dropped_s, {"topic": "guard/alive"}).success
+    assert loop.run_until(lambda g: g.core.hardware_mode is not None and g.core.hardware_mode.name == "NORMAL",
+                          dropped_s + 2.0)
+    asked = [t for t, mode, _reason in loop.record.actuation_requests if mode.name == "NORMAL"]
+    refused = [t for t in asked if t < dropped_s]
+    assert len(refused) >= 35, asked   # ~ (11 s - boot) / 0.25 s
+    lines = [(t, text) for t, _level, text in loop.record.logs if text.startswith("hardware refused NORMAL")]
+    assert len(lines) == 2, lines
+    (first_at, first), (second_at, second) = lines
+    assert "no guard/alive" in first and "retrying every 0.25 s" in first and "times" not in first
+    assert config.refusal_log_interval <= second_at - first_at <= config.refusal_log_interval + config.actuation_retry
+    reply = loop.sim.timestep   # a reply comes a step after its request
+    so_far = sum(1 for t in refused if t + reply <= second_at + 1e-9)   # the first line's refusal included
+    assert f"(refused {so_far - 1} times in the last 10." in second and f", {so_far} in a row)" in second, \
+        (second, so_far)
+    accepted = [text for _t, _level, text in loop.record.logs if text.startswith("the hardware accepted NORMAL")]
+    assert accepted == [f"the hardware accepted NORMAL after {len(refused)} refusal(s) in a row"], (accepted, refused)
+    assert loop.core.output.mode == SafetyMode.NORMAL

@@ -129,12 +129,14 @@ class GuardConfig:
     boot_settle: float = 0.5             # s the inputs must have been fresh before the self-check passes
     gate_report_interval: float = 1.0    # s: a lasting refusal or clamp with a new reason is reported again after this
     stop_unconfirmed_limit: float = 1.0  # s a requested stop may go unconfirmed before guard/alive is withheld
+    refusal_log_interval: float = 10.0   # s: a refusal the hardware repeats is logged again, with its count, after this
     gate: GateConfig = field(default_factory=GateConfig)
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
     lowering: LoweringConfig = field(default_factory=LoweringConfig)
 
     def __post_init__(self) -> None:
-        for name in ("actuation_retry", "boot_settle", "gate_report_interval", "stop_unconfirmed_limit"):
+        for name in ("actuation_retry", "boot_settle", "gate_report_interval", "stop_unconfirmed_limit",
+                     "refusal_log_interval"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 60.0):
                 raise ValueError(f"{name} must be in (0, 60] s, got {value!r}")
@@ -163,6 +165,10 @@ class _Actuation:
     reason: str = ""
     stop_unconfirmed_since: float | None = None   # when the stop now wanted was first left unconfirmed
     unresponsive: AnomalyReport | None = None     # the raised hardware_unresponsive, until the stop is confirmed
+    refusal: tuple[str, str] | None = None        # (asked, in effect) of the refusal last logged
+    refusal_logged_at: float = -math.inf
+    refusals_unlogged: int = 0                    # the same refusal since that line, said in the next one
+    refusals: int = 0                             # refusals in a row (until the hardware accepts a request)
 
 
 class GuardCore:
@@ -456,10 +462,37 @@ class GuardCore:
             self._sink.log("error", f"hw/set_actuation_mode answered an unknown mode {mode!r}: {message}")
             return
         self._actuation.confirmed = in_effect
-        if not success:
-            self._sink.log("warn", f"hardware refused {requested.name}: {message} (in effect: {in_effect.name}); "
-                           f"retrying in {self._config.actuation_retry:g} s")
+        if success:
+            self._refusals_ended(requested)
+        else:
+            self._refused(now, requested, in_effect, message)
         self._reanchor_if_due(now)
+
+    def _refused(self, now: float, requested: ActuationMode, in_effect: ActuationMode, message: str) -> None:
+        """Log a refusal by the hardware: a new one (another mode asked for or in effect) at once, the same one
+        again (it is retried every ``actuation_retry``) once per ``refusal_log_interval`` with its newest message
+        and how often it came meanwhile; none goes uncounted."""
+        state = self._actuation
+        state.refusals += 1
+        refusal = (requested.name, in_effect.name)
+        if refusal == state.refusal and now - state.refusal_logged_at < self._config.refusal_log_interval:
+            state.refusals_unlogged += 1
+            return
+        repeated = ""
+        if refusal == state.refusal:
+            repeated = (f" (refused {state.refusals_unlogged + 1} times in the last "
+                        f"{now - state.refusal_logged_at:.1f} s, {state.refusals} in a row)")
+        elif state.refusals_unlogged:
+            repeated = f" (the previous refusal came {state.refusals_unlogged} more times after its last line)"
+        state.refusal, state.refusal_logged_at, state.refusals_unlogged = refusal, now, 0
+        self._sink.log("warn", f"hardware refused {requested.name}: {clip_text(message)} (in effect: "
+                       f"{in_effect.name}); retrying every {self._config.actuation_retry:g} s{repeated}")
+
+    def _refusals_ended(self, requested: ActuationMode) -> None:
+        state = self._actuation
+        if state.refusals:
+            self._sink.log("info", f"the hardware accepted {requested.name} after {state.refusals} refusal(s) in a row")
+        state.refusal, state.refusal_logged_at, state.refusals_unlogged, state.refusals = None, -math.inf, 0, 0
 
     def hardware_state(self, now: float, mode: int, source: str, reason: str, changes: int) -> None:
         """The hardware's mode as it announces it (``hw/actuation_state``, at start and on every change)."""
@@ -507,9 +540,16 @@ class GuardCore:
         if report is None or confirmed is None or confirmed > self._wanted_actuation():
             return
         self._hardware_stop = None
+        self._clear_hardware_report(report, confirmed, now, "as the guard asks")
+
+    def _clear_hardware_report(self, report: AnomalyReport, confirmed: ActuationMode | None, now: float,
+                               note: str = "") -> None:
+        """Publish the clearing of a raised hardware anomaly: value the mode in effect, limit the mode wanted."""
+        in_effect = confirmed.name if confirmed is not None else "unknown"
         self._reports([AnomalyReport(report.detector, report.kind, report.severity, False, report.subject,
-                                     float(confirmed), float(self._wanted_actuation()),
-                                     f"the hardware is in {confirmed.name}, as the guard asks", now)], now)
+                                     float(confirmed) if confirmed is not None else math.nan,
+                                     float(self._wanted_actuation()),
+                                     f"the hardware is in {in_effect}{', ' + note if note else ''}", now)], now)
 
     def _stop_confirmed_check(self, now: float) -> None:
         """Raise ``hardware_unresponsive`` (and withhold ``guard/alive``) when a stop asked for stays unconfirmed
@@ -524,9 +564,7 @@ class GuardCore:
             if report is not None:
                 in_effect = confirmed.name if confirmed is not None else "unknown"
                 self._sink.log("warn", f"the hardware confirmed {in_effect}: guard/alive goes out again")
-                self._reports([AnomalyReport(report.detector, report.kind, report.severity, False, report.subject,
-                                             float(confirmed) if confirmed is not None else math.nan,
-                                             float(wanted), f"the hardware is in {in_effect}", now)], now)
+                self._clear_hardware_report(report, confirmed, now)
             return
         if state.stop_unconfirmed_since is None:
             state.stop_unconfirmed_since = now
