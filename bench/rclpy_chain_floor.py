@@ -1,0 +1,172 @@
+"""The floor under bench/estop_latency.py: a bare rclpy chain of two hops in three processes, nothing else.
+
+The e-stop target (p50 <= 0.4 ms from the ``estop`` message to the actuation request at the hardware) crosses
+two DDS hops: operator -> guard, guard -> hardware. This bench measures what those two hops alone cost with
+rclpy on this machine, without the guard, without sensor traffic and without the bench's fake driver:
+
+* ``--role hardware`` (a child process): serves ``floor/set_actuation_mode`` (ftrobot_msgs/SetActuationMode)
+  and subscribes ``floor/request`` (std_msgs/Bool); records ``time.perf_counter_ns()`` of every arrival;
+* ``--role relay`` (a child process): on ``floor/estop`` (std_msgs/Bool) it calls the service at once
+  (``--via service``, the hardware contract's way) or publishes ``floor/request`` (``--via topic``);
+* this process: publishes ``floor/estop`` ``--trials`` times, 5-15 ms apart, recording ``t0`` before each.
+
+Every node runs on rclpy's EventsExecutor (as the guard does) with the guard's reliable command QoS. Latency =
+arrival - t0; both are ``CLOCK_MONOTONIC`` (``perf_counter_ns`` on Linux), one clock for every process of the
+machine. Prints count, p50/p90/p99/max (µs) per way, the load average before and after, and one JSON object
+per figure.
+
+    python bench/rclpy_chain_floor.py [--trials 3000] [--via service topic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import rclpy
+from ftrobot_msgs.srv import SetActuationMode
+from rclpy.context import Context
+from rclpy.experimental import EventsExecutor
+from rclpy.node import Node
+from std_msgs.msg import Bool
+
+from ftrobot_guard.hardware.actuation_modes import ActuationMode
+from ftrobot_guard.ros.qos_profiles import COMMANDS
+
+MATCH_WINDOW_NS = 20_000_000   # an arrival later than this after t0 is not counted as that trial's
+
+
+def _spin_for(executor: EventsExecutor, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+
+
+def child(role: str, via: str, seconds: float, out: Path | None) -> int:
+    context = Context()
+    rclpy.init(context=context)
+    node = Node(f"floor_{role}", context=context)
+    executor = EventsExecutor(context=context)
+    executor.add_node(node)
+    arrivals: list[int] = []
+    if role == "hardware":
+        def on_request(request: SetActuationMode.Request,
+                       response: SetActuationMode.Response) -> SetActuationMode.Response:
+            arrivals.append(time.perf_counter_ns())
+            response.success, response.mode, response.message = True, request.mode, "ok"
+            return response
+
+        node.create_service(SetActuationMode, "floor/set_actuation_mode", on_request)
+        node.create_subscription(Bool, "floor/request", lambda _msg: arrivals.append(time.perf_counter_ns()),
+                                 COMMANDS)
+    elif via == "service":
+        client = node.create_client(SetActuationMode, "floor/set_actuation_mode")
+        hold = int(ActuationMode.HOLD)
+        node.create_subscription(
+            Bool, "floor/estop",
+            lambda _msg: client.call_async(SetActuationMode.Request(mode=hold, reason="estop")), COMMANDS)
+    else:
+        publisher = node.create_publisher(Bool, "floor/request", COMMANDS)
+        node.create_subscription(Bool, "floor/estop", lambda _msg: publisher.publish(Bool(data=True)), COMMANDS)
+    try:
+        _spin_for(executor, seconds)
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    if out is not None:
+        out.write_text(json.dumps(arrivals), encoding="utf-8")
+    return 0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return math.nan
+    return values[min(len(values), max(1, math.ceil(fraction * len(values)))) - 1]
+
+
+def run(via: str, trials: int, domain: int, directory: Path) -> dict[str, float]:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    seconds = 6.0 + trials * 0.0125
+    arrivals_file = directory / f"arrivals_{via}.json"
+    children = [
+        subprocess.Popen([sys.executable, __file__, "--role", "hardware", "--via", via, "--seconds", f"{seconds:.1f}",
+                          "--out", str(arrivals_file)], env=env),
+        subprocess.Popen([sys.executable, __file__, "--role", "relay", "--via", via, "--seconds", f"{seconds:.1f}"],
+                         env=env),
+    ]
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    context = Context()
+    rclpy.init(context=context)
+    node = Node("floor_operator", context=context)
+    publisher = node.create_publisher(Bool, "floor/estop", COMMANDS)
+    deadline = time.monotonic() + 5.0
+    while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)   # the relay's client matches the service too
+    sent: list[int] = []
+    for _ in range(trials):
+        sent.append(time.perf_counter_ns())
+        publisher.publish(Bool(data=True))
+        time.sleep(0.005 + 0.010 * random.random())
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+    for process in children:
+        if process.wait(timeout=seconds + 30.0) != 0:
+            raise RuntimeError(f"a child process failed ({process.args})")
+    arrived = sorted(json.loads(arrivals_file.read_text(encoding="utf-8")))
+    latencies: list[float] = []
+    for t0 in sent:
+        i = bisect.bisect_left(arrived, t0)
+        if i < len(arrived) and arrived[i] - t0 <= MATCH_WINDOW_NS:
+            latencies.append((arrived[i] - t0) / 1000.0)
+    latencies.sort()
+    return {"count": len(latencies), "trials": trials, "p50_us": percentile(latencies, 0.5),
+            "p90_us": percentile(latencies, 0.9), "p99_us": percentile(latencies, 0.99),
+            "max_us": latencies[-1] if latencies else math.nan}
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} cores)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=3000)
+    parser.add_argument("--via", nargs="+", choices=("service", "topic"), default=["service", "topic"])
+    parser.add_argument("--domain", type=int, default=200 + os.getpid() % 30)
+    parser.add_argument("--role", choices=("hardware", "relay"), help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role is not None:
+        return child(args.role, args.via[0], args.seconds, args.out)
+    print(f"bare rclpy chain, two hops in three processes, {args.trials} trials per way; load {load_average()}")
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="ftrobot_floor_") as directory:
+        for via in args.via:
+            result = run(via, args.trials, args.domain, Path(directory))
+            print(f"  estop -> relay -> hardware via {via:7s}: {result['count']:5.0f} of {result['trials']} arrived; "
+                  f"p50 {result['p50_us']:5.0f} µs, p90 {result['p90_us']:5.0f}, p99 {result['p99_us']:5.0f}, "
+                  f"max {result['max_us']:6.0f}", flush=True)
+            figures.append({"bench": "rclpy_chain_floor", "figure": f"two_hops_via_{via}", **result, "unit": "us"})
+    print(f"load after {load_average()}")
+    for figure in figures:
+        print(json.dumps(figure))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
