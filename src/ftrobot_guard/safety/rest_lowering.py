@@ -177,6 +177,13 @@ class LoweringConfig:
     balance_rate_gain: float = 0.1     # rad per rad/s of lean rate
     balance_limit: float = 0.25        # rad, largest pitch or roll correction
     leg_length_gain: float = 1.0       # rad of knee difference per rad of roll correction
+    sit_down_lean: float = 0.0         # rad of backward lean error on the feet: sit down at once (0: never)
+    sit_down_posture: str = "sit"      # the key posture the sit-down goes to, then the path goes on from it
+    sit_down_duration: float = 0.9     # s at least for the sit-down segment (at the soft velocity limit)
+    sit_down_knee: float = 3.0         # rad: only while the plan's knees are below this (straight legs)
+    sit_down_rate: float = 0.0         # s: the trigger looks ahead by lean rate x this
+    sit_down_via: str = ""             # an intermediate key posture (reached first, fast), "" for none
+    sit_down_via_duration: float = 0.5 # s at least to it; then the seat at sit_down_duration
     joint_names: Mapping[str, str] = field(default_factory=lambda: _frozen({
         "left_ankle_pitch": "left_ankle_pitch_joint", "right_ankle_pitch": "right_ankle_pitch_joint",
         "left_ankle_roll": "left_ankle_roll_joint", "right_ankle_roll": "right_ankle_roll_joint",
@@ -194,7 +201,9 @@ class LoweringConfig:
             "settle_change": (0.001, 1.0), "settle_window": (0.1, 10.0), "fallback_settle": (0.0, 60.0),
             "min_battery": (0.0, 1.0), "lean_pause": (0.0, 1.5), "lean_resume": (0.0, 1.5), "lean_fall": (0.0, 1.5),
             "pace_ramp": (0.01, 100.0), "balance_gain": (0.0, 10.0), "balance_rate_gain": (0.0, 10.0),
-            "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0),
+            "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0), "sit_down_lean": (0.0, 1.5),
+            "sit_down_duration": (0.05, 10.0), "sit_down_knee": (0.0, 3.0), "sit_down_rate": (0.0, 2.0),
+            "sit_down_via_duration": (0.05, 10.0),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -320,6 +329,8 @@ class PowerDownSequencer:
         self._smoothed: np.ndarray | None = None       # low-passed measured posture (settle detection)
         self._smoothed_at = math.nan
         self._settle_marks: list[tuple[float, np.ndarray]] = []
+        self._sat_down = False         # the sit-down has been triggered (once per lowering)
+        self._fast = False             # current segment streamed at the soft velocity limit
 
     # ------------------------------------------------------------------ public
     @property
@@ -499,6 +510,7 @@ class PowerDownSequencer:
         self._last_advance = now
         error = self._lean_error_of(tilt, lean)
         self._lean_error = error
+        self._maybe_sit_down(lean)
         if self._on_feet and error > config.lean_pause:
             self._paused = True
         elif error < config.lean_resume or not self._on_feet:
@@ -512,6 +524,7 @@ class PowerDownSequencer:
             if self._tau >= 1.0:
                 leftover = (self._tau - 1.0) * segment.duration   # s of this step that belong to the next segment
                 self._segment += 1
+                self._fast = False
                 if self._segment >= len(self._segments):
                     self._tau, self._rest_since = 1.0, now
                     self._note = f"rest posture '{segment.name}' reached"
@@ -530,9 +543,46 @@ class PowerDownSequencer:
             return LoweringStep(ActuationMode.DAMPING, None, PHASE_DAMPING, False, self._note, 1.0, 0.0, error)
         desired = np.clip(self._plan + self._balance_offset(lean), self._lower, self._upper)
         assert self._target is not None
-        limit = self._speed * dt
+        limit = (self._soft_speed if self._fast else self._speed) * dt
         self._target = np.clip(self._target + np.clip(desired - self._target, -limit, limit), self._lower, self._upper)
         return self._lowering_step()
+
+    def _maybe_sit_down(self, lean: Lean | None) -> None:
+        """Pushed backwards over the heels on the feet: instead of a fall from full height, go at the soft
+        velocity limit to the seat posture (pelvis down to the floor), then on along the path from there."""
+        config = self._config
+        if (self._sat_down or config.sit_down_lean <= 0.0 or lean is None or not self._on_feet
+                or self._target is None):
+            return
+        names = [p.name for p in config.postures]
+        if config.sit_down_posture not in names:
+            return
+        knees = 0.5 * (self._plan[self._j["left_knee"]] + self._plan[self._j["right_knee"]])
+        ahead = lean.pitch - self._planned_pitch() + config.sit_down_rate * min(0.0, lean.pitch_rate)
+        if knees >= config.sit_down_knee or ahead > -config.sit_down_lean:
+            return
+        index = names.index(config.sit_down_posture)
+        posture = config.postures[index]
+        start = self._target.copy()
+        segments = []
+        if config.sit_down_via in names:
+            via = names.index(config.sit_down_via)
+            end = self._postures[via]
+            duration = max(config.sit_down_via_duration,
+                           MINIMUM_JERK_PEAK * float(np.max(np.abs(end - start) / self._soft_speed)))
+            segments.append(_Segment(start, end, duration, self._balance, 0.0, config.sit_down_via))
+            start = end
+        end = self._postures[index]
+        duration = max(config.sit_down_duration,
+                       MINIMUM_JERK_PEAK * float(np.max(np.abs(end - start) / self._soft_speed)))
+        segments.append(_Segment(start, end, duration, segments[0].balance_to if segments else self._balance,
+                                 posture.balance, posture.name))
+        rest = [seg for seg in self._segments if seg.name in names[index + 1:]]
+        self._segments = [*segments, *rest]
+        self._segment, self._tau, self._pace, self._paused = 0, 0.0, 1.0, False
+        self._plan = self._target.copy()
+        self._sat_down = self._fast = True
+        self._note = f"pushed backwards over the heels: sitting down to '{posture.name}', then on to rest"
 
     def _balance_offset(self, lean: Lean | None) -> np.ndarray:
         """Joint offsets that lean the body back against a measured lean error.
