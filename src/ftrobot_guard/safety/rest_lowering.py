@@ -177,6 +177,11 @@ class LoweringConfig:
     balance_rate_gain: float = 0.1     # rad per rad/s of lean rate
     balance_limit: float = 0.25        # rad, largest pitch or roll correction
     leg_length_gain: float = 1.0       # rad of knee difference per rad of roll correction
+    compliance_gain: float = 0.0       # fraction of the measured deflection (target - encoder) added back
+    compliance_filter: float = 0.01    # s, time constant of the low-pass on that deflection (encoder noise)
+    compliance_limit: float = 0.05     # rad, largest deflection compensation
+    compliance_joints: tuple[str, ...] = ("left_knee_joint", "right_knee_joint", "left_hip_pitch_joint",
+                                          "right_hip_pitch_joint", "waist_pitch_joint")
     sit_down_lean: float = 0.0         # rad of backward lean error on the feet: sit down at once (0: never)
     sit_down_posture: str = "sit"      # the key posture the sit-down goes to, then the path goes on from it
     sit_down_duration: float = 0.9     # s at least for the sit-down segment (at the soft velocity limit)
@@ -203,7 +208,8 @@ class LoweringConfig:
             "pace_ramp": (0.01, 100.0), "balance_gain": (0.0, 10.0), "balance_rate_gain": (0.0, 10.0),
             "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0), "sit_down_lean": (0.0, 1.5),
             "sit_down_duration": (0.05, 10.0), "sit_down_knee": (0.0, 3.0), "sit_down_rate": (0.0, 2.0),
-            "sit_down_via_duration": (0.05, 10.0),
+            "sit_down_via_duration": (0.05, 10.0), "compliance_gain": (0.0, 2.0),
+            "compliance_filter": (0.002, 1.0), "compliance_limit": (0.0, 0.5),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -329,6 +335,8 @@ class PowerDownSequencer:
         self._smoothed: np.ndarray | None = None       # low-passed measured posture (settle detection)
         self._smoothed_at = math.nan
         self._settle_marks: list[tuple[float, np.ndarray]] = []
+        self._compliant = np.asarray([index[n] for n in config.compliance_joints], dtype=np.intp)
+        self._deflection = np.zeros(len(self._compliant))  # low-passed deflection (target - measured)
         self._sat_down = False         # the sit-down has been triggered (once per lowering)
         self._fast = False             # current segment streamed at the soft velocity limit
 
@@ -374,7 +382,7 @@ class PowerDownSequencer:
         reason = self._fallback_reason(now, measured_positions, tilt, battery_fraction, inputs_fresh, lean)
         if reason:
             return self._fallback(now, reason)
-        return self._advance(now, tilt, lean)
+        return self._advance(now, tilt, lean, self._measured(measured_positions))
 
     def abort_to_damping(self, now: float, reason: str) -> LoweringStep:
         """DAMPING at once (a fall under way, the supervisor's DAMP); POWER_OFF after ``fallback_settle``.
@@ -504,10 +512,14 @@ class PowerDownSequencer:
             return math.hypot(lean.pitch - pitch, lean.roll)
         return abs(float(tilt) - abs(pitch))
 
-    def _advance(self, now: float, tilt: float, lean: Lean | None) -> LoweringStep:
+    def _advance(self, now: float, tilt: float, lean: Lean | None, measured: np.ndarray | None = None) -> LoweringStep:
         config = self._config
         dt = min(MAX_DT, now - self._last_advance)
         self._last_advance = now
+        if measured is not None and self._target is not None and config.compliance_gain > 0.0:
+            c = self._compliant
+            alpha = min(1.0, dt / config.compliance_filter)
+            self._deflection += alpha * ((self._target[c] - measured[c]) - self._deflection)
         error = self._lean_error_of(tilt, lean)
         self._lean_error = error
         self._maybe_sit_down(lean)
@@ -541,11 +553,22 @@ class PowerDownSequencer:
             self._smoothed, self._settle_marks = None, []
             self._note = "lowered to rest: DAMPING until the body has settled, then POWER_OFF"
             return LoweringStep(ActuationMode.DAMPING, None, PHASE_DAMPING, False, self._note, 1.0, 0.0, error)
-        desired = np.clip(self._plan + self._balance_offset(lean), self._lower, self._upper)
+        desired = np.clip(self._plan + self._balance_offset(lean) + self._compliance_offset(), self._lower, self._upper)
         assert self._target is not None
         limit = (self._soft_speed if self._fast else self._speed) * dt
         self._target = np.clip(self._target + np.clip(desired - self._target, -limit, limit), self._lower, self._upper)
         return self._lowering_step()
+
+    def _compliance_offset(self) -> np.ndarray:
+        """The measured deflection under load (target - encoder, low-passed) of the compliance joints added
+        back on the feet, so they hold the planned posture stiffer than the driver's PD alone."""
+        offset = np.zeros(self._count)
+        config = self._config
+        if config.compliance_gain <= 0.0 or self._balance <= 0.0:
+            return offset
+        limit = config.compliance_limit
+        offset[self._compliant] = np.clip(self._balance * config.compliance_gain * self._deflection, -limit, limit)
+        return offset
 
     def _maybe_sit_down(self, lean: Lean | None) -> None:
         """Pushed backwards over the heels on the feet: instead of a fall from full height, go at the soft
