@@ -182,6 +182,12 @@ class LoweringConfig:
     compliance_limit: float = 0.05     # rad, largest deflection compensation
     compliance_joints: tuple[str, ...] = ("left_knee_joint", "right_knee_joint", "left_hip_pitch_joint",
                                           "right_hip_pitch_joint", "waist_pitch_joint")
+    reflex_rate: float = 0.0           # rad/s of pitch rate away from the plan on straight legs: push reflex (0: off)
+    reflex_step: float = 0.0255        # rad of ankle lean into the push, stepped at the reflex ...
+    reflex_decay: float = 2.0          # s, ... and fading with this time constant
+    reflex_knee: float = 0.3           # rad: only while the plan's knees are below this (straight legs)
+    reflex_grace: float = 0.0          # s after the start in which a forward reflex (backward push on the front) is not armed
+    reflex_forward: bool = True        # also react to forward pitch rates (a push from behind)
     sit_down_lean: float = 0.0         # rad of backward lean error on the feet: sit down at once (0: never)
     sit_down_posture: str = "sit"      # the key posture the sit-down goes to, then the path goes on from it
     sit_down_duration: float = 0.9     # s at least for the sit-down segment (at the soft velocity limit)
@@ -208,7 +214,8 @@ class LoweringConfig:
             "pace_ramp": (0.01, 100.0), "balance_gain": (0.0, 10.0), "balance_rate_gain": (0.0, 10.0),
             "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0), "sit_down_lean": (0.0, 1.5),
             "sit_down_duration": (0.05, 10.0), "sit_down_knee": (0.0, 3.0), "sit_down_rate": (0.0, 2.0),
-            "sit_down_via_duration": (0.05, 10.0), "compliance_gain": (0.0, 2.0),
+            "sit_down_via_duration": (0.05, 10.0), "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2),
+            "reflex_decay": (0.01, 100.0), "reflex_knee": (0.0, 3.0), "reflex_grace": (0.0, 10.0), "compliance_gain": (0.0, 2.0),
             "compliance_filter": (0.002, 1.0), "compliance_limit": (0.0, 0.5),
         }
         for name, (low, high) in ranges.items():
@@ -337,6 +344,8 @@ class PowerDownSequencer:
         self._settle_marks: list[tuple[float, np.ndarray]] = []
         self._compliant = np.asarray([index[n] for n in config.compliance_joints], dtype=np.intp)
         self._deflection = np.zeros(len(self._compliant))  # low-passed deflection (target - measured)
+        self._reflex = 0.0             # rad, current ankle pitch offset of the push reflex
+        self._reflexed = False         # fired already (once per lowering)
         self._sat_down = False         # the sit-down has been triggered (once per lowering)
         self._fast = False             # current segment streamed at the soft velocity limit
 
@@ -523,6 +532,7 @@ class PowerDownSequencer:
         error = self._lean_error_of(tilt, lean)
         self._lean_error = error
         self._maybe_sit_down(lean)
+        self._push_reflex(now, dt, lean)
         if self._on_feet and error > config.lean_pause:
             self._paused = True
         elif error < config.lean_resume or not self._on_feet:
@@ -569,6 +579,26 @@ class PowerDownSequencer:
         limit = config.compliance_limit
         offset[self._compliant] = np.clip(self._balance * config.compliance_gain * self._deflection, -limit, limit)
         return offset
+
+    def _push_reflex(self, now: float, dt: float, lean: Lean | None) -> None:
+        """A push on straight legs: the pelvis starts to pitch (gyro) before the lean shows; step the ankles
+        into the push by the joints' static deflection under it, then let the step fade (the IMU balance
+        feedback takes over)."""
+        config = self._config
+        if self._reflex != 0.0:
+            self._reflex *= math.exp(-dt / config.reflex_decay)
+        if self._reflexed or config.reflex_rate <= 0.0 or lean is None or not self._on_feet:
+            return
+        knees = 0.5 * (self._plan[self._j["left_knee"]] + self._plan[self._j["right_knee"]])
+        if knees >= config.reflex_knee:
+            return
+        rate = lean.pitch_rate
+        if rate < -config.reflex_rate:
+            self._reflex, self._reflexed = -config.reflex_step, True
+            self._note += "; push reflex: backwards"
+        elif config.reflex_forward and rate > config.reflex_rate and now - self._started_at >= config.reflex_grace:
+            self._reflex, self._reflexed = config.reflex_step, True
+            self._note += "; push reflex: forwards"
 
     def _maybe_sit_down(self, lean: Lean | None) -> None:
         """Pushed backwards over the heels on the feet: instead of a fall from full height, go at the soft
@@ -626,7 +656,7 @@ class PowerDownSequencer:
             knee = sign * config.leg_length_gain * roll   # leaning left (roll < 0): the left knee extends
             offset[j[f"{side}_knee"]] = knee
             offset[j[f"{side}_hip_pitch"]] = -0.5 * knee
-            offset[j[f"{side}_ankle_pitch"]] = pitch - 0.5 * knee
+            offset[j[f"{side}_ankle_pitch"]] = pitch - 0.5 * knee + self._reflex
             offset[j[f"{side}_ankle_roll"]] = roll
         return offset
 
