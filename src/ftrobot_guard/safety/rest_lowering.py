@@ -188,6 +188,9 @@ class LoweringConfig:
     reflex_knee: float = 0.3           # rad: only while the plan's knees are below this (straight legs)
     reflex_grace: float = 0.0          # s after the start in which a forward reflex (backward push on the front) is not armed
     reflex_forward: bool = True        # also react to forward pitch rates (a push from behind)
+    arm_counterbalance: float = 0.0    # rad of ankle lean back per unit of arm reach (sin of shoulder pitch) ...
+    arm_deadband: float = 0.25         # ... beyond this, while the first segment brings the arms down (0: off)
+    arm_ramp: float = 0.5              # s over which that lean comes in from the start
     sit_down_lean: float = 0.0         # rad of backward lean error on the feet: sit down at once (0: never)
     sit_down_posture: str = "sit"      # the key posture the sit-down goes to, then the path goes on from it
     sit_down_duration: float = 0.9     # s at least for the sit-down segment (at the soft velocity limit)
@@ -214,7 +217,8 @@ class LoweringConfig:
             "pace_ramp": (0.01, 100.0), "balance_gain": (0.0, 10.0), "balance_rate_gain": (0.0, 10.0),
             "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0), "sit_down_lean": (0.0, 1.5),
             "sit_down_duration": (0.05, 10.0), "sit_down_knee": (0.0, 3.0), "sit_down_rate": (0.0, 2.0),
-            "sit_down_via_duration": (0.05, 10.0), "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2),
+            "sit_down_via_duration": (0.05, 10.0), "arm_counterbalance": (0.0, 0.5), "arm_deadband": (0.0, 2.0),
+            "arm_ramp": (0.01, 10.0), "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2),
             "reflex_decay": (0.01, 100.0), "reflex_knee": (0.0, 3.0), "reflex_grace": (0.0, 10.0), "compliance_gain": (0.0, 2.0),
             "compliance_filter": (0.002, 1.0), "compliance_limit": (0.0, 0.5),
         }
@@ -344,6 +348,7 @@ class PowerDownSequencer:
         self._settle_marks: list[tuple[float, np.ndarray]] = []
         self._compliant = np.asarray([index[n] for n in config.compliance_joints], dtype=np.intp)
         self._deflection = np.zeros(len(self._compliant))  # low-passed deflection (target - measured)
+        self._shoulders = {side: index[f"{side}_shoulder_pitch_joint"] for side in LEG_SIDES}
         self._reflex = 0.0             # rad, current ankle pitch offset of the push reflex
         self._reflexed = False         # fired already (once per lowering)
         self._sat_down = False         # the sit-down has been triggered (once per lowering)
@@ -563,7 +568,7 @@ class PowerDownSequencer:
             self._smoothed, self._settle_marks = None, []
             self._note = "lowered to rest: DAMPING until the body has settled, then POWER_OFF"
             return LoweringStep(ActuationMode.DAMPING, None, PHASE_DAMPING, False, self._note, 1.0, 0.0, error)
-        desired = np.clip(self._plan + self._balance_offset(lean) + self._compliance_offset(), self._lower, self._upper)
+        desired = np.clip(self._plan + self._balance_offset(lean) + self._arm_offset(now) + self._compliance_offset(), self._lower, self._upper)
         assert self._target is not None
         limit = (self._soft_speed if self._fast else self._speed) * dt
         self._target = np.clip(self._target + np.clip(desired - self._target, -limit, limit), self._lower, self._upper)
@@ -599,6 +604,24 @@ class PowerDownSequencer:
         elif config.reflex_forward and rate > config.reflex_rate and now - self._started_at >= config.reflex_grace:
             self._reflex, self._reflexed = config.reflex_step, True
             self._note += "; push reflex: forwards"
+
+    def _arm_offset(self, now: float) -> np.ndarray:
+        """First segment only: arms reaching forward (raised arms coming down pass in front of the body) put
+        the centre of mass towards the toes; lean back at the ankles by their reach beyond the segment end's."""
+        offset = np.zeros(self._count)
+        config = self._config
+        if config.arm_counterbalance <= 0.0 or self._segment != 0 or not self._segments or self._balance <= 0.0:
+            return offset
+        end = self._segments[0].end
+        reach = 0.0
+        for side in LEG_SIDES:
+            i = self._shoulders[side]
+            reach += 0.5 * (math.sin(end[i]) - math.sin(self._plan[i]))
+        lean = config.arm_counterbalance * max(0.0, reach - config.arm_deadband)
+        ramp = _minimum_jerk((now - self._started_at) / config.arm_ramp)
+        for side in LEG_SIDES:
+            offset[self._j[f"{side}_ankle_pitch"]] = self._balance * lean * ramp
+        return offset
 
     def _maybe_sit_down(self, lean: Lean | None) -> None:
         """Pushed backwards over the heels on the feet: instead of a fall from full height, go at the soft
