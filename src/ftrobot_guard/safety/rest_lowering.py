@@ -191,6 +191,7 @@ class LoweringConfig:
     arm_counterbalance: float = 0.0    # rad of ankle lean back per unit of arm reach (sin of shoulder pitch) ...
     arm_deadband: float = 0.25         # ... beyond this, while the first segment brings the arms down (0: off)
     arm_ramp: float = 0.5              # s over which that lean comes in from the start
+    arm_skip: str = "stand"            # key posture skipped when the arms start raised (the first segment goes on)
     sit_down_lean: float = 0.0         # rad of backward lean error on the feet: sit down at once (0: never)
     sit_down_posture: str = "sit"      # the key posture the sit-down goes to, then the path goes on from it
     sit_down_duration: float = 0.9     # s at least for the sit-down segment (at the soft velocity limit)
@@ -349,6 +350,8 @@ class PowerDownSequencer:
         self._compliant = np.asarray([index[n] for n in config.compliance_joints], dtype=np.intp)
         self._deflection = np.zeros(len(self._compliant))  # low-passed deflection (target - measured)
         self._shoulders = {side: index[f"{side}_shoulder_pitch_joint"] for side in LEG_SIDES}
+        self._arm_lean = 0.0           # rad, mean ankle offset of the arm counterbalance (part of the planned pitch)
+        self._arms_raised = False      # raised arms at the start: counterbalanced first segment
         self._reflex = 0.0             # rad, current ankle pitch offset of the push reflex
         self._reflexed = False         # fired already (once per lowering)
         self._sat_down = False         # the sit-down has been triggered (once per lowering)
@@ -368,7 +371,14 @@ class PowerDownSequencer:
             return self._fallback(now, "measured posture not finite or wrong size")
         anchor = np.clip(measured, self._lower, self._upper)
         entry = self._entry_posture(anchor)
-        self._segments = self._plan_segments(anchor, entry)
+        self._arms_raised = False
+        if self._config.arm_counterbalance > 0.0:
+            end = self._postures[entry]
+            reach = sum(0.5 * (math.sin(end[self._shoulders[s]]) - math.sin(anchor[self._shoulders[s]]))
+                        for s in LEG_SIDES)
+            self._arms_raised = reach > self._config.arm_deadband
+        skip = self._config.arm_skip if self._arms_raised else ""
+        self._segments = self._plan_segments(anchor, entry, skip)
         self._segment, self._tau, self._pace, self._paused = 0, 0.0, 1.0, False
         self._plan = anchor.copy()
         self._target = anchor.copy()
@@ -466,14 +476,16 @@ class PowerDownSequencer:
         distances = [float(np.max(np.abs(self._postures[i][legs] - anchor[legs]))) for i in candidates]
         return candidates[int(np.argmin(distances))]
 
-    def _plan_segments(self, anchor: np.ndarray, entry: int) -> list[_Segment]:
+    def _plan_segments(self, anchor: np.ndarray, entry: int, skip: str = "") -> list[_Segment]:
         config = self._config
         segments = []
         previous, balance = anchor, config.postures[entry].balance
         for i in range(entry, len(self._postures)):
             target, posture = self._postures[i], config.postures[i]
+            if posture.name == skip and i + 1 < len(self._postures):
+                continue
             duration = max(posture.duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous) / self._speed)))
-            if i == entry:
+            if not segments:
                 duration = max(duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous)))
                                / config.first_segment_speed)
             segments.append(_Segment(previous, target, duration, balance, posture.balance, posture.name))
@@ -518,7 +530,8 @@ class PowerDownSequencer:
     def _planned_pitch(self) -> float:
         """Pelvis pitch the plan implies with the feet flat: −(ankle + knee + hip pitch), legs averaged."""
         q, j = self._plan, self._j
-        return -0.5 * float(sum(q[j[f"{s}_{k}"]] for s in LEG_SIDES for k in ("ankle_pitch", "knee", "hip_pitch")))
+        return -0.5 * float(sum(q[j[f"{s}_{k}"]] for s in LEG_SIDES for k in ("ankle_pitch", "knee", "hip_pitch"))) \
+            - self._arm_lean
 
     def _lean_error_of(self, tilt: float, lean: Lean | None) -> float:
         pitch = self._planned_pitch()
@@ -568,7 +581,9 @@ class PowerDownSequencer:
             self._smoothed, self._settle_marks = None, []
             self._note = "lowered to rest: DAMPING until the body has settled, then POWER_OFF"
             return LoweringStep(ActuationMode.DAMPING, None, PHASE_DAMPING, False, self._note, 1.0, 0.0, error)
-        desired = np.clip(self._plan + self._balance_offset(lean) + self._arm_offset(now) + self._compliance_offset(), self._lower, self._upper)
+        arms = self._arm_offset(now)   # first: the balance feedback's reference includes its lean
+        desired = np.clip(self._plan + arms + self._balance_offset(lean) + self._compliance_offset(),
+                          self._lower, self._upper)
         assert self._target is not None
         limit = (self._soft_speed if self._fast else self._speed) * dt
         self._target = np.clip(self._target + np.clip(desired - self._target, -limit, limit), self._lower, self._upper)
@@ -606,21 +621,23 @@ class PowerDownSequencer:
             self._note += "; push reflex: forwards"
 
     def _arm_offset(self, now: float) -> np.ndarray:
-        """First segment only: arms reaching forward (raised arms coming down pass in front of the body) put
-        the centre of mass towards the toes; lean back at the ankles by their reach beyond the segment end's."""
+        """Raised arms at the start (reach beyond ``arm_deadband``), first segment only: hold the centre of mass
+        where the segment's end puts it. The arms coming down pass in front of the body (centre of mass
+        towards the toes, then back): the ankles lean back by their reach beyond the end's, and take the
+        end's ankle pitch (the forward lean) at once rather than at the end; ramped in over ``arm_ramp``."""
         offset = np.zeros(self._count)
         config = self._config
-        if config.arm_counterbalance <= 0.0 or self._segment != 0 or not self._segments or self._balance <= 0.0:
+        self._arm_lean = 0.0
+        if not self._arms_raised or self._segment != 0 or not self._segments or self._balance <= 0.0:
             return offset
         end = self._segments[0].end
-        reach = 0.0
-        for side in LEG_SIDES:
-            i = self._shoulders[side]
-            reach += 0.5 * (math.sin(end[i]) - math.sin(self._plan[i]))
-        lean = config.arm_counterbalance * max(0.0, reach - config.arm_deadband)
+        reach = sum(0.5 * (math.sin(end[self._shoulders[side]]) - math.sin(self._plan[self._shoulders[side]]))
+                    for side in LEG_SIDES)
         ramp = _minimum_jerk((now - self._started_at) / config.arm_ramp)
         for side in LEG_SIDES:
-            offset[self._j[f"{side}_ankle_pitch"]] = self._balance * lean * ramp
+            a = self._j[f"{side}_ankle_pitch"]
+            offset[a] = self._balance * ramp * (end[a] - self._plan[a] + config.arm_counterbalance * reach)
+        self._arm_lean = 0.5 * float(sum(offset[self._j[f"{side}_ankle_pitch"]] for side in LEG_SIDES))
         return offset
 
     def _maybe_sit_down(self, lean: Lean | None) -> None:
