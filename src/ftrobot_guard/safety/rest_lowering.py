@@ -191,6 +191,8 @@ class LoweringConfig:
     arm_counterbalance: float = 0.0    # rad of ankle lean back per unit of arm reach (sin of shoulder pitch) ...
     arm_deadband: float = 0.25         # ... beyond this, while the first segment brings the arms down (0: off)
     arm_ramp: float = 0.5              # s over which that lean comes in from the start
+    arm_knee: float = 0.0              # rad of knee flexion per unit of reach meanwhile (hip and ankle take half
+                                       # each: pelvis pitch kept), off the knees' stop under the arms' load
     arm_skip: str = "stand"            # key posture skipped when the arms start raised (the first segment goes on)
     sit_down_lean: float = 0.0         # rad of backward lean error on the feet: sit down at once (0: never)
     sit_down_posture: str = "sit"      # the key posture the sit-down goes to, then the path goes on from it
@@ -219,7 +221,7 @@ class LoweringConfig:
             "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0), "sit_down_lean": (0.0, 1.5),
             "sit_down_duration": (0.05, 10.0), "sit_down_knee": (0.0, 3.0), "sit_down_rate": (0.0, 2.0),
             "sit_down_via_duration": (0.05, 10.0), "arm_counterbalance": (0.0, 0.5), "arm_deadband": (0.0, 2.0),
-            "arm_ramp": (0.01, 10.0), "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2),
+            "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5), "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2),
             "reflex_decay": (0.01, 100.0), "reflex_knee": (0.0, 3.0), "reflex_grace": (0.0, 10.0), "compliance_gain": (0.0, 2.0),
             "compliance_filter": (0.002, 1.0), "compliance_limit": (0.0, 0.5),
         }
@@ -636,8 +638,12 @@ class PowerDownSequencer:
         ramp = _minimum_jerk((now - self._started_at) / config.arm_ramp)
         for side in LEG_SIDES:
             a = self._j[f"{side}_ankle_pitch"]
-            offset[a] = self._balance * ramp * (end[a] - self._plan[a] + config.arm_counterbalance * reach)
-        self._arm_lean = 0.5 * float(sum(offset[self._j[f"{side}_ankle_pitch"]] for side in LEG_SIDES))
+            knee = self._balance * ramp * config.arm_knee * max(0.0, reach)
+            offset[a] = self._balance * ramp * (end[a] - self._plan[a] + config.arm_counterbalance * reach) - 0.5 * knee
+            offset[self._j[f"{side}_knee"]] = knee
+            offset[self._j[f"{side}_hip_pitch"]] = -0.5 * knee
+        self._arm_lean = 0.5 * float(sum(offset[self._j[f"{side}_{k}"]] for side in LEG_SIDES
+                                         for k in ("ankle_pitch", "knee", "hip_pitch")))
         return offset
 
     def _maybe_sit_down(self, lean: Lean | None) -> None:
