@@ -159,7 +159,7 @@ class LoweringConfig:
 
     postures: tuple[KeyPosture, ...] = G1_POSTURES
     time_budget: float = 60.0          # s from start to the rest posture (nominal 43 s); beyond: DAMPING
-    first_segment_speed: float = 3.0   # rad/s, peak speed from the measured posture to the first key posture
+    first_segment_speed: float = 1.0   # rad/s, peak speed from the measured posture to the first key posture
     max_joint_speed: float = 3.0       # rad/s, cap on every streamed target's speed (and the soft limit)
     rest_hold: float = 1.0             # s of streaming the rest posture before DAMPING (motion settles)
     tuck: KeyPosture = G1_TUCK         # fall_response: streamed at the soft velocity limit for tuck.duration s
@@ -177,30 +177,16 @@ class LoweringConfig:
     balance_rate_gain: float = 0.1     # rad per rad/s of lean rate
     balance_limit: float = 0.25        # rad, largest pitch or roll correction
     leg_length_gain: float = 1.0       # rad of knee difference per rad of roll correction
-    compliance_gain: float = 0.0       # fraction of the measured deflection (target - encoder) added back
-    compliance_filter: float = 0.01    # s, time constant of the low-pass on that deflection (encoder noise)
-    compliance_limit: float = 0.05     # rad, largest deflection compensation
-    compliance_joints: tuple[str, ...] = ("left_knee_joint", "right_knee_joint", "left_hip_pitch_joint",
-                                          "right_hip_pitch_joint", "waist_pitch_joint")
-    reflex_rate: float = 0.0           # rad/s of pitch rate away from the plan on straight legs: push reflex (0: off)
-    reflex_step: float = 0.0255        # rad of ankle lean into the push, stepped at the reflex ...
-    reflex_decay: float = 2.0          # s, ... and fading with this time constant
-    reflex_knee: float = 0.3           # rad: only while the plan's knees are below this (straight legs)
-    reflex_grace: float = 0.0          # s after the start in which a forward reflex (backward push on the front) is not armed
-    reflex_forward: bool = True        # also react to forward pitch rates (a push from behind)
-    arm_counterbalance: float = 0.0    # rad of ankle lean back per unit of arm reach (sin of shoulder pitch) ...
-    arm_deadband: float = 0.25         # ... beyond this, while the first segment brings the arms down (0: off)
-    arm_ramp: float = 0.5              # s over which that lean comes in from the start
-    arm_knee: float = 0.0              # rad of knee flexion per unit of reach meanwhile (hip and ankle take half
-                                       # each: pelvis pitch kept), off the knees' stop under the arms' load
-    arm_skip: str = "stand"            # key posture skipped when the arms start raised (the first segment goes on)
-    sit_down_lean: float = 0.0         # rad of backward lean error on the feet: sit down at once (0: never)
-    sit_down_posture: str = "sit"      # the key posture the sit-down goes to, then the path goes on from it
-    sit_down_duration: float = 0.9     # s at least for the sit-down segment (at the soft velocity limit)
-    sit_down_knee: float = 3.0         # rad: only while the plan's knees are below this (straight legs)
-    sit_down_rate: float = 0.0         # s: the trigger looks ahead by lean rate x this
-    sit_down_via: str = ""             # an intermediate key posture (reached first, fast), "" for none
-    sit_down_via_duration: float = 0.5 # s at least to it; then the seat at sit_down_duration
+    reflex_rate: float = 0.05          # rad/s of backward pelvis pitch rate (gyro), straight legs: push reflex (0: off)
+    reflex_step: float = 0.0255        # rad of ankle lean forward (into the push), stepped at the reflex ...
+    reflex_decay: float = 2.0          # s, ... and fading with this time constant (the lean feedback takes over)
+    reflex_knee: float = 0.3           # rad: armed only while the plan's knees are below this (straight legs)
+    arm_counterbalance: float = 0.0725  # rad of ankle lean back per unit of arm reach (mean sin of shoulder pitch)
+    arm_deadband: float = 0.25         # reach beyond the first key posture's at the start: arms raised (0: always)
+    arm_ramp: float = 0.5              # s over which the counterbalance comes in from the start
+    arm_knee: float = 0.1              # rad of knee flexion per unit of reach meanwhile (hip and ankle take half
+                                       # each: pelvis pitch kept), off the knee's stop under the arms' load
+    arm_skip: str = "stand"            # key posture skipped when the arms start raised (straight to the next)
     joint_names: Mapping[str, str] = field(default_factory=lambda: _frozen({
         "left_ankle_pitch": "left_ankle_pitch_joint", "right_ankle_pitch": "right_ankle_pitch_joint",
         "left_ankle_roll": "left_ankle_roll_joint", "right_ankle_roll": "right_ankle_roll_joint",
@@ -218,12 +204,10 @@ class LoweringConfig:
             "settle_change": (0.001, 1.0), "settle_window": (0.1, 10.0), "fallback_settle": (0.0, 60.0),
             "min_battery": (0.0, 1.0), "lean_pause": (0.0, 1.5), "lean_resume": (0.0, 1.5), "lean_fall": (0.0, 1.5),
             "pace_ramp": (0.01, 100.0), "balance_gain": (0.0, 10.0), "balance_rate_gain": (0.0, 10.0),
-            "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0), "sit_down_lean": (0.0, 1.5),
-            "sit_down_duration": (0.05, 10.0), "sit_down_knee": (0.0, 3.0), "sit_down_rate": (0.0, 2.0),
-            "sit_down_via_duration": (0.05, 10.0), "arm_counterbalance": (0.0, 0.5), "arm_deadband": (0.0, 2.0),
-            "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5), "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2),
-            "reflex_decay": (0.01, 100.0), "reflex_knee": (0.0, 3.0), "reflex_grace": (0.0, 10.0), "compliance_gain": (0.0, 2.0),
-            "compliance_filter": (0.002, 1.0), "compliance_limit": (0.0, 0.5),
+            "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0),
+            "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2), "reflex_decay": (0.01, 100.0),
+            "reflex_knee": (0.0, 3.0), "arm_counterbalance": (0.0, 0.5), "arm_deadband": (0.0, 2.0),
+            "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -349,15 +333,11 @@ class PowerDownSequencer:
         self._smoothed: np.ndarray | None = None       # low-passed measured posture (settle detection)
         self._smoothed_at = math.nan
         self._settle_marks: list[tuple[float, np.ndarray]] = []
-        self._compliant = np.asarray([index[n] for n in config.compliance_joints], dtype=np.intp)
-        self._deflection = np.zeros(len(self._compliant))  # low-passed deflection (target - measured)
         self._shoulders = {side: index[f"{side}_shoulder_pitch_joint"] for side in LEG_SIDES}
         self._arm_lean = 0.0           # rad, mean ankle offset of the arm counterbalance (part of the planned pitch)
         self._arms_raised = False      # raised arms at the start: counterbalanced first segment
         self._reflex = 0.0             # rad, current ankle pitch offset of the push reflex
         self._reflexed = False         # fired already (once per lowering)
-        self._sat_down = False         # the sit-down has been triggered (once per lowering)
-        self._fast = False             # current segment streamed at the soft velocity limit
 
     # ------------------------------------------------------------------ public
     @property
@@ -408,7 +388,7 @@ class PowerDownSequencer:
         reason = self._fallback_reason(now, measured_positions, tilt, battery_fraction, inputs_fresh, lean)
         if reason:
             return self._fallback(now, reason)
-        return self._advance(now, tilt, lean, self._measured(measured_positions))
+        return self._advance(now, tilt, lean)
 
     def abort_to_damping(self, now: float, reason: str) -> LoweringStep:
         """DAMPING at once (a fall under way, the supervisor's DAMP); POWER_OFF after ``fallback_settle``.
@@ -541,18 +521,13 @@ class PowerDownSequencer:
             return math.hypot(lean.pitch - pitch, lean.roll)
         return abs(float(tilt) - abs(pitch))
 
-    def _advance(self, now: float, tilt: float, lean: Lean | None, measured: np.ndarray | None = None) -> LoweringStep:
+    def _advance(self, now: float, tilt: float, lean: Lean | None) -> LoweringStep:
         config = self._config
         dt = min(MAX_DT, now - self._last_advance)
         self._last_advance = now
-        if measured is not None and self._target is not None and config.compliance_gain > 0.0:
-            c = self._compliant
-            alpha = min(1.0, dt / config.compliance_filter)
-            self._deflection += alpha * ((self._target[c] - measured[c]) - self._deflection)
         error = self._lean_error_of(tilt, lean)
         self._lean_error = error
-        self._maybe_sit_down(lean)
-        self._push_reflex(now, dt, lean)
+        self._push_reflex(dt, lean)
         if self._on_feet and error > config.lean_pause:
             self._paused = True
         elif error < config.lean_resume or not self._on_feet:
@@ -566,7 +541,6 @@ class PowerDownSequencer:
             if self._tau >= 1.0:
                 leftover = (self._tau - 1.0) * segment.duration   # s of this step that belong to the next segment
                 self._segment += 1
-                self._fast = False
                 if self._segment >= len(self._segments):
                     self._tau, self._rest_since = 1.0, now
                     self._note = f"rest posture '{segment.name}' reached"
@@ -584,28 +558,19 @@ class PowerDownSequencer:
             self._note = "lowered to rest: DAMPING until the body has settled, then POWER_OFF"
             return LoweringStep(ActuationMode.DAMPING, None, PHASE_DAMPING, False, self._note, 1.0, 0.0, error)
         arms = self._arm_offset(now)   # first: the balance feedback's reference includes its lean
-        desired = np.clip(self._plan + arms + self._balance_offset(lean) + self._compliance_offset(),
-                          self._lower, self._upper)
+        desired = np.clip(self._plan + arms + self._balance_offset(lean), self._lower, self._upper)
         assert self._target is not None
-        limit = (self._soft_speed if self._fast else self._speed) * dt
+        limit = self._speed * dt
         self._target = np.clip(self._target + np.clip(desired - self._target, -limit, limit), self._lower, self._upper)
         return self._lowering_step()
 
-    def _compliance_offset(self) -> np.ndarray:
-        """The measured deflection under load (target - encoder, low-passed) of the compliance joints added
-        back on the feet, so they hold the planned posture stiffer than the driver's PD alone."""
-        offset = np.zeros(self._count)
-        config = self._config
-        if config.compliance_gain <= 0.0 or self._balance <= 0.0:
-            return offset
-        limit = config.compliance_limit
-        offset[self._compliant] = np.clip(self._balance * config.compliance_gain * self._deflection, -limit, limit)
-        return offset
-
-    def _push_reflex(self, now: float, dt: float, lean: Lean | None) -> None:
-        """A push on straight legs: the pelvis starts to pitch (gyro) before the lean shows; step the ankles
-        into the push by the joints' static deflection under it, then let the step fade (the IMU balance
-        feedback takes over)."""
+    def _push_reflex(self, dt: float, lean: Lean | None) -> None:
+        """A push from the front on straight legs: the pelvis starts to pitch backwards (gyro) well before the
+        lean shows, and standing the G1 has 1.1 cm of centre of pressure to spare behind it (module docstring).
+        Step both ankles forward by the joints' static deflection under a 15 N push at the chest (0.0255 rad),
+        once, then let the step fade while the lean feedback takes over. Backwards only: a push from behind on
+        straight legs is held by the lean feedback alone, and a forward reflex would fire on the start's own
+        jolt (+0.085 rad/s: the first targets are a noisy encoder reading)."""
         config = self._config
         if self._reflex != 0.0:
             self._reflex *= math.exp(-dt / config.reflex_decay)
@@ -614,13 +579,9 @@ class PowerDownSequencer:
         knees = 0.5 * (self._plan[self._j["left_knee"]] + self._plan[self._j["right_knee"]])
         if knees >= config.reflex_knee:
             return
-        rate = lean.pitch_rate
-        if rate < -config.reflex_rate:
+        if lean.pitch_rate < -config.reflex_rate:
             self._reflex, self._reflexed = -config.reflex_step, True
-            self._note += "; push reflex: backwards"
-        elif config.reflex_forward and rate > config.reflex_rate and now - self._started_at >= config.reflex_grace:
-            self._reflex, self._reflexed = config.reflex_step, True
-            self._note += "; push reflex: forwards"
+            self._note += "; push reflex (pitching backwards on straight legs)"
 
     def _arm_offset(self, now: float) -> np.ndarray:
         """Raised arms at the start (reach beyond ``arm_deadband``), first segment only: hold the centre of mass
@@ -645,43 +606,6 @@ class PowerDownSequencer:
         self._arm_lean = 0.5 * float(sum(offset[self._j[f"{side}_{k}"]] for side in LEG_SIDES
                                          for k in ("ankle_pitch", "knee", "hip_pitch")))
         return offset
-
-    def _maybe_sit_down(self, lean: Lean | None) -> None:
-        """Pushed backwards over the heels on the feet: instead of a fall from full height, go at the soft
-        velocity limit to the seat posture (pelvis down to the floor), then on along the path from there."""
-        config = self._config
-        if (self._sat_down or config.sit_down_lean <= 0.0 or lean is None or not self._on_feet
-                or self._target is None):
-            return
-        names = [p.name for p in config.postures]
-        if config.sit_down_posture not in names:
-            return
-        knees = 0.5 * (self._plan[self._j["left_knee"]] + self._plan[self._j["right_knee"]])
-        ahead = lean.pitch - self._planned_pitch() + config.sit_down_rate * min(0.0, lean.pitch_rate)
-        if knees >= config.sit_down_knee or ahead > -config.sit_down_lean:
-            return
-        index = names.index(config.sit_down_posture)
-        posture = config.postures[index]
-        start = self._target.copy()
-        segments = []
-        if config.sit_down_via in names:
-            via = names.index(config.sit_down_via)
-            end = self._postures[via]
-            duration = max(config.sit_down_via_duration,
-                           MINIMUM_JERK_PEAK * float(np.max(np.abs(end - start) / self._soft_speed)))
-            segments.append(_Segment(start, end, duration, self._balance, 0.0, config.sit_down_via))
-            start = end
-        end = self._postures[index]
-        duration = max(config.sit_down_duration,
-                       MINIMUM_JERK_PEAK * float(np.max(np.abs(end - start) / self._soft_speed)))
-        segments.append(_Segment(start, end, duration, segments[0].balance_to if segments else self._balance,
-                                 posture.balance, posture.name))
-        rest = [seg for seg in self._segments if seg.name in names[index + 1:]]
-        self._segments = [*segments, *rest]
-        self._segment, self._tau, self._pace, self._paused = 0, 0.0, 1.0, False
-        self._plan = self._target.copy()
-        self._sat_down = self._fast = True
-        self._note = f"pushed backwards over the heels: sitting down to '{posture.name}', then on to rest"
 
     def _balance_offset(self, lean: Lean | None) -> np.ndarray:
         """Joint offsets that lean the body back against a measured lean error.
