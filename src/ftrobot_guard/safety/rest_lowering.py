@@ -159,7 +159,7 @@ class LoweringConfig:
 
     postures: tuple[KeyPosture, ...] = G1_POSTURES
     time_budget: float = 60.0          # s from start to the rest posture (nominal 43 s); beyond: DAMPING
-    first_segment_speed: float = 1.0   # rad/s, peak speed from the measured posture to the first key posture
+    first_segment_speed: float = 3.0   # rad/s, peak speed from the measured posture to the first key posture
     max_joint_speed: float = 3.0       # rad/s, cap on every streamed target's speed (and the soft limit)
     rest_hold: float = 1.0             # s of streaming the rest posture before DAMPING (motion settles)
     tuck: KeyPosture = G1_TUCK         # fall_response: streamed at the soft velocity limit for tuck.duration s
@@ -187,6 +187,7 @@ class LoweringConfig:
     arm_knee: float = 0.1              # rad of knee flexion per unit of reach meanwhile (hip and ankle take half
                                        # each: pelvis pitch kept), off the knee's stop under the arms' load
     arm_skip: str = "stand"            # key posture skipped when the arms start raised (straight to the next)
+    arm_segment_speed: float = 1.0     # rad/s, first_segment_speed when the arms start raised (slower swing)
     joint_names: Mapping[str, str] = field(default_factory=lambda: _frozen({
         "left_ankle_pitch": "left_ankle_pitch_joint", "right_ankle_pitch": "right_ankle_pitch_joint",
         "left_ankle_roll": "left_ankle_roll_joint", "right_ankle_roll": "right_ankle_roll_joint",
@@ -207,7 +208,7 @@ class LoweringConfig:
             "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0),
             "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2), "reflex_decay": (0.01, 100.0),
             "reflex_knee": (0.0, 3.0), "arm_counterbalance": (0.0, 0.5), "arm_deadband": (0.0, 2.0),
-            "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5),
+            "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5), "arm_segment_speed": (0.01, 10.0),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -360,7 +361,7 @@ class PowerDownSequencer:
                         for s in LEG_SIDES)
             self._arms_raised = reach > self._config.arm_deadband
         skip = self._config.arm_skip if self._arms_raised else ""
-        self._segments = self._plan_segments(anchor, entry, skip)
+        self._segments = self._plan_segments(anchor, entry, skip, self._arms_raised)
         self._segment, self._tau, self._pace, self._paused = 0, 0.0, 1.0, False
         self._plan = anchor.copy()
         self._target = anchor.copy()
@@ -458,7 +459,8 @@ class PowerDownSequencer:
         distances = [float(np.max(np.abs(self._postures[i][legs] - anchor[legs]))) for i in candidates]
         return candidates[int(np.argmin(distances))]
 
-    def _plan_segments(self, anchor: np.ndarray, entry: int, skip: str = "") -> list[_Segment]:
+    def _plan_segments(self, anchor: np.ndarray, entry: int, skip: str = "",
+                       arms_raised: bool = False) -> list[_Segment]:
         config = self._config
         segments = []
         previous, balance = anchor, config.postures[entry].balance
@@ -468,8 +470,8 @@ class PowerDownSequencer:
                 continue
             duration = max(posture.duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous) / self._speed)))
             if not segments:
-                duration = max(duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous)))
-                               / config.first_segment_speed)
+                speed = config.arm_segment_speed if arms_raised else config.first_segment_speed
+                duration = max(duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous))) / speed)
             segments.append(_Segment(previous, target, duration, balance, posture.balance, posture.name))
             previous, balance = target, posture.balance
         return segments
