@@ -182,7 +182,7 @@ class LoweringConfig:
     reflex_decay: float = 2.0          # s, ... and fading with this time constant (the lean feedback takes over)
     reflex_knee: float = 0.3           # rad: armed only while the plan's knees are below this (straight legs)
     anchor_window: float = 0.1         # s: the first segment's start is the mean of the readings over this
-    reflex_at_start: bool = False      # step at the start too (a push there cannot be told from the start's jolt)
+    reflex_at_start: bool = True       # step at the start too (a push there cannot be told from the start's jolt)
     arm_counterbalance: float = 0.0725  # rad of ankle lean back per unit of arm reach (mean sin of shoulder pitch)
     arm_deadband: float = 0.25         # reach beyond the first key posture's at the start: arms raised (0: always)
     arm_ramp: float = 0.5              # s over which the counterbalance comes in from the start
@@ -597,14 +597,14 @@ class PowerDownSequencer:
         config = self._config
         if self._reflex != 0.0:
             self._reflex *= math.exp(-dt / config.reflex_decay)
-        if config.reflex_rate <= 0.0 or lean is None or not self._on_feet or self._arms_raised:
+        if config.reflex_rate <= 0.0 or lean is None or not self._on_feet:
             return
-        if config.reflex_at_start and not self._reflexed:
+        if config.reflex_at_start and not self._reflexed and not self._arms_raised:
             self._reflex, self._reflexed = -config.reflex_step, True
             return
         knees = 0.5 * (self._plan[self._j["left_knee"]] + self._plan[self._j["right_knee"]])
-        if knees >= config.reflex_knee:
-            return
+        if knees >= config.reflex_knee or (self._arms_raised and self._reflexed):
+            return   # raised arms coming down rock the pelvis: once only there (re-stepping leans too far)
         if lean.pitch_rate < -config.reflex_rate:
             if not self._reflexed:
                 self._note += "; push reflex (pitching backwards on straight legs)"
