@@ -181,7 +181,8 @@ class LoweringConfig:
     reflex_step: float = 0.0255        # rad of ankle lean forward (into the push), stepped at the reflex ...
     reflex_decay: float = 2.0          # s, ... and fading with this time constant (the lean feedback takes over)
     reflex_knee: float = 0.3           # rad: armed only while the plan's knees are below this (straight legs)
-    anchor_window: float = 0.1         # s: the first segment's start is the mean of the readings over this
+    anchor_window: float = 0.0         # s: the first segment's start is the mean of the readings over this (0: off;
+                                       # measured: no better, and worse with raised arms)
     reflex_at_start: bool = True       # step at the start too (a push there cannot be told from the start's jolt)
     arm_counterbalance: float = 0.0725  # rad of ankle lean back per unit of arm reach (mean sin of shoulder pitch)
     arm_deadband: float = 0.25         # reach beyond the first key posture's at the start: arms raised (0: always)
