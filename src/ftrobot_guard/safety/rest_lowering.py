@@ -32,6 +32,12 @@ The lowering, for the Unitree G1 (the defaults of :class:`LoweringConfig`, about
    strategy); roll through the ankle rolls and a leg-length difference (the lower side's knee extends,
    the other flexes: in a squat a lateral lean is one leg giving way). The feedback fades out during
    ``sit``.
+   **Early pushes on straight legs** (the centre of pressure has 1.1 cm to spare behind the standing G1
+   under a 15 N push at the chest): a backward pelvis pitch rate beyond ``reflex_rate`` steps both ankles
+   forward by ``reflex_step`` (re-stepped while it lasts, fading with ``reflex_decay``; standing also at the
+   start, where a push cannot be told from the start's jolt). Arms that start raised come down at
+   ``arm_segment_speed`` straight to the next posture after ``stand``, the ankles leaning back by the arms'
+   reach in front of the body (``arm_counterbalance``) and the knees a little flexed (``arm_knee``).
 4. **Pacing by the measured lean.** While on the feet, a lean error beyond ``lean_pause`` stops the path
    (targets hold, the balance feedback keeps working) until it is back below ``lean_resume``; the pace
    ramps, so targets stay smooth.
