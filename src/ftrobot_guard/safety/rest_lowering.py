@@ -32,6 +32,12 @@ The lowering, for the Unitree G1 (the defaults of :class:`LoweringConfig`, about
    strategy); roll through the ankle rolls and a leg-length difference (the lower side's knee extends,
    the other flexes: in a squat a lateral lean is one leg giving way). The feedback fades out during
    ``sit``.
+   **Early pushes on straight legs** (the centre of pressure has 1.1 cm to spare behind the standing G1
+   under a 15 N push at the chest): a backward pelvis pitch rate beyond ``reflex_rate`` steps both ankles
+   forward by ``reflex_step`` (re-stepped while it lasts, fading with ``reflex_decay``; standing also at the
+   start, where a push cannot be told from the start's jolt). Arms that start raised come down at
+   ``arm_segment_speed`` straight to the next posture after ``stand``, the ankles leaning back by the arms'
+   reach in front of the body (``arm_counterbalance``) and the knees a little flexed (``arm_knee``).
 4. **Pacing by the measured lean.** While on the feet, a lean error beyond ``lean_pause`` stops the path
    (targets hold, the balance feedback keeps working) until it is back below ``lean_resume``; the pace
    ramps, so targets stay smooth.
@@ -177,6 +183,20 @@ class LoweringConfig:
     balance_rate_gain: float = 0.1     # rad per rad/s of lean rate
     balance_limit: float = 0.25        # rad, largest pitch or roll correction
     leg_length_gain: float = 1.0       # rad of knee difference per rad of roll correction
+    reflex_rate: float = 0.05          # rad/s of backward pelvis pitch rate (gyro), straight legs: push reflex (0: off)
+    reflex_step: float = 0.0255        # rad of ankle lean forward (into the push), stepped at the reflex ...
+    reflex_decay: float = 2.0          # s, ... and fading with this time constant (the lean feedback takes over)
+    reflex_knee: float = 0.3           # rad: armed only while the plan's knees are below this (straight legs)
+    anchor_window: float = 0.0         # s: the first segment's start is the mean of the readings over this (0: off;
+                                       # measured: no better, and worse with raised arms)
+    reflex_at_start: bool = True       # step at the start too (a push there cannot be told from the start's jolt)
+    arm_counterbalance: float = 0.0725  # rad of ankle lean back per unit of arm reach (mean sin of shoulder pitch)
+    arm_deadband: float = 0.25         # reach beyond the first key posture's at the start: arms raised (0: always)
+    arm_ramp: float = 0.5              # s over which the counterbalance comes in from the start
+    arm_knee: float = 0.1              # rad of knee flexion per unit of reach meanwhile (hip and ankle take half
+                                       # each: pelvis pitch kept), off the knee's stop under the arms' load
+    arm_skip: str = "stand"            # key posture skipped when the arms start raised (straight to the next)
+    arm_segment_speed: float = 1.0     # rad/s, first_segment_speed when the arms start raised (slower swing)
     joint_names: Mapping[str, str] = field(default_factory=lambda: _frozen({
         "left_ankle_pitch": "left_ankle_pitch_joint", "right_ankle_pitch": "right_ankle_pitch_joint",
         "left_ankle_roll": "left_ankle_roll_joint", "right_ankle_roll": "right_ankle_roll_joint",
@@ -195,6 +215,10 @@ class LoweringConfig:
             "min_battery": (0.0, 1.0), "lean_pause": (0.0, 1.5), "lean_resume": (0.0, 1.5), "lean_fall": (0.0, 1.5),
             "pace_ramp": (0.01, 100.0), "balance_gain": (0.0, 10.0), "balance_rate_gain": (0.0, 10.0),
             "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0),
+            "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2), "reflex_decay": (0.01, 100.0),
+            "reflex_knee": (0.0, 3.0), "anchor_window": (0.0, 2.0), "arm_counterbalance": (0.0, 0.5),
+            "arm_deadband": (0.0, 2.0),
+            "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5), "arm_segment_speed": (0.01, 10.0),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -320,6 +344,13 @@ class PowerDownSequencer:
         self._smoothed: np.ndarray | None = None       # low-passed measured posture (settle detection)
         self._smoothed_at = math.nan
         self._settle_marks: list[tuple[float, np.ndarray]] = []
+        self._shoulders = {side: index[f"{side}_shoulder_pitch_joint"] for side in LEG_SIDES}
+        self._anchor_sum: np.ndarray | None = None   # sum of the readings within anchor_window of the start
+        self._anchor_count = 0
+        self._arm_lean = 0.0           # rad, mean ankle offset of the arm counterbalance (part of the planned pitch)
+        self._arms_raised = False      # raised arms at the start: counterbalanced first segment
+        self._reflex = 0.0             # rad, current ankle pitch offset of the push reflex
+        self._reflexed = False         # fired already (once per lowering)
 
     # ------------------------------------------------------------------ public
     @property
@@ -335,8 +366,16 @@ class PowerDownSequencer:
             return self._fallback(now, "measured posture not finite or wrong size")
         anchor = np.clip(measured, self._lower, self._upper)
         entry = self._entry_posture(anchor)
-        self._segments = self._plan_segments(anchor, entry)
+        self._arms_raised = False
+        if self._config.arm_counterbalance > 0.0:
+            end = self._postures[entry]
+            reach = sum(0.5 * (math.sin(end[self._shoulders[s]]) - math.sin(anchor[self._shoulders[s]]))
+                        for s in LEG_SIDES)
+            self._arms_raised = reach > self._config.arm_deadband
+        skip = self._config.arm_skip if self._arms_raised else ""
+        self._segments = self._plan_segments(anchor, entry, skip, self._arms_raised)
         self._segment, self._tau, self._pace, self._paused = 0, 0.0, 1.0, False
+        self._anchor_sum, self._anchor_count = anchor.copy(), 1
         self._plan = anchor.copy()
         self._target = anchor.copy()
         self._balance = self._segments[0].balance_from
@@ -363,6 +402,7 @@ class PowerDownSequencer:
         reason = self._fallback_reason(now, measured_positions, tilt, battery_fraction, inputs_fresh, lean)
         if reason:
             return self._fallback(now, reason)
+        self._refine_anchor(now, measured_positions)
         return self._advance(now, tilt, lean)
 
     def abort_to_damping(self, now: float, reason: str) -> LoweringStep:
@@ -433,16 +473,19 @@ class PowerDownSequencer:
         distances = [float(np.max(np.abs(self._postures[i][legs] - anchor[legs]))) for i in candidates]
         return candidates[int(np.argmin(distances))]
 
-    def _plan_segments(self, anchor: np.ndarray, entry: int) -> list[_Segment]:
+    def _plan_segments(self, anchor: np.ndarray, entry: int, skip: str = "",
+                       arms_raised: bool = False) -> list[_Segment]:
         config = self._config
         segments = []
         previous, balance = anchor, config.postures[entry].balance
         for i in range(entry, len(self._postures)):
             target, posture = self._postures[i], config.postures[i]
+            if posture.name == skip and i + 1 < len(self._postures):
+                continue
             duration = max(posture.duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous) / self._speed)))
-            if i == entry:
-                duration = max(duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous)))
-                               / config.first_segment_speed)
+            if not segments:
+                speed = config.arm_segment_speed if arms_raised else config.first_segment_speed
+                duration = max(duration, MINIMUM_JERK_PEAK * float(np.max(np.abs(target - previous))) / speed)
             segments.append(_Segment(previous, target, duration, balance, posture.balance, posture.name))
             previous, balance = target, posture.balance
         return segments
@@ -485,7 +528,8 @@ class PowerDownSequencer:
     def _planned_pitch(self) -> float:
         """Pelvis pitch the plan implies with the feet flat: −(ankle + knee + hip pitch), legs averaged."""
         q, j = self._plan, self._j
-        return -0.5 * float(sum(q[j[f"{s}_{k}"]] for s in LEG_SIDES for k in ("ankle_pitch", "knee", "hip_pitch")))
+        return -0.5 * float(sum(q[j[f"{s}_{k}"]] for s in LEG_SIDES for k in ("ankle_pitch", "knee", "hip_pitch"))) \
+            - self._arm_lean
 
     def _lean_error_of(self, tilt: float, lean: Lean | None) -> float:
         pitch = self._planned_pitch()
@@ -499,6 +543,7 @@ class PowerDownSequencer:
         self._last_advance = now
         error = self._lean_error_of(tilt, lean)
         self._lean_error = error
+        self._push_reflex(dt, lean)
         if self._on_feet and error > config.lean_pause:
             self._paused = True
         elif error < config.lean_resume or not self._on_feet:
@@ -528,11 +573,73 @@ class PowerDownSequencer:
             self._smoothed, self._settle_marks = None, []
             self._note = "lowered to rest: DAMPING until the body has settled, then POWER_OFF"
             return LoweringStep(ActuationMode.DAMPING, None, PHASE_DAMPING, False, self._note, 1.0, 0.0, error)
-        desired = np.clip(self._plan + self._balance_offset(lean), self._lower, self._upper)
+        arms = self._arm_offset(now)   # first: the balance feedback's reference includes its lean
+        desired = np.clip(self._plan + arms + self._balance_offset(lean), self._lower, self._upper)
         assert self._target is not None
         limit = self._speed * dt
         self._target = np.clip(self._target + np.clip(desired - self._target, -limit, limit), self._lower, self._upper)
         return self._lowering_step()
+
+    def _refine_anchor(self, now: float, measured_positions: np.ndarray) -> None:
+        """The first segment starts at the measured posture: one reading carries the encoders' noise (0.01 rad
+        on each leg joint rocks the standing robot at up to 0.18 rad/s). Within ``anchor_window`` of the start
+        the segment's start is the mean of the readings so far (the targets follow at the joint speed cap)."""
+        if (self._anchor_sum is None or self._segment != 0 or not self._segments
+                or now - self._started_at > self._config.anchor_window):
+            return
+        measured = self._measured(measured_positions)
+        if measured is None:
+            return
+        self._anchor_sum += np.clip(measured, self._lower, self._upper)
+        self._anchor_count += 1
+        self._segments[0].start = self._anchor_sum / self._anchor_count
+
+    def _push_reflex(self, dt: float, lean: Lean | None) -> None:
+        """A push from the front on straight legs: the pelvis starts to pitch backwards (gyro) well before the
+        lean shows, and standing the G1 has 1.1 cm of centre of pressure to spare behind it (module docstring).
+        Step both ankles forward by the joints' static deflection under a 15 N push at the chest (0.0255 rad),
+        once, then let the step fade while the lean feedback takes over. Backwards only: a push from behind on
+        straight legs is held by the lean feedback alone, and a forward reflex would fire on the start's own
+        jolt (+0.085 rad/s: the first targets are a noisy encoder reading)."""
+        config = self._config
+        if self._reflex != 0.0:
+            self._reflex *= math.exp(-dt / config.reflex_decay)
+        if config.reflex_rate <= 0.0 or lean is None or not self._on_feet:
+            return
+        if config.reflex_at_start and not self._reflexed and not self._arms_raised:
+            self._reflex, self._reflexed = -config.reflex_step, True
+            return
+        knees = 0.5 * (self._plan[self._j["left_knee"]] + self._plan[self._j["right_knee"]])
+        if knees >= config.reflex_knee or (self._arms_raised and self._reflexed):
+            return   # raised arms coming down rock the pelvis: once only there (re-stepping leans too far)
+        if lean.pitch_rate < -config.reflex_rate:
+            if not self._reflexed:
+                self._note += "; push reflex (pitching backwards on straight legs)"
+            self._reflex, self._reflexed = -config.reflex_step, True   # (re)stepped while it lasts
+
+    def _arm_offset(self, now: float) -> np.ndarray:
+        """Raised arms at the start (reach beyond ``arm_deadband``), first segment only: hold the centre of mass
+        where the segment's end puts it. The arms coming down pass in front of the body (centre of mass
+        towards the toes, then back): the ankles lean back by their reach beyond the end's, and take the
+        end's ankle pitch (the forward lean) at once rather than at the end; ramped in over ``arm_ramp``."""
+        offset = np.zeros(self._count)
+        config = self._config
+        self._arm_lean = 0.0
+        if not self._arms_raised or self._segment != 0 or not self._segments or self._balance <= 0.0:
+            return offset
+        end = self._segments[0].end
+        reach = sum(0.5 * (math.sin(end[self._shoulders[side]]) - math.sin(self._plan[self._shoulders[side]]))
+                    for side in LEG_SIDES)
+        ramp = _minimum_jerk((now - self._started_at) / config.arm_ramp)
+        for side in LEG_SIDES:
+            a = self._j[f"{side}_ankle_pitch"]
+            knee = self._balance * ramp * config.arm_knee * max(0.0, reach)
+            offset[a] = self._balance * ramp * (end[a] - self._plan[a] + config.arm_counterbalance * reach) - 0.5 * knee
+            offset[self._j[f"{side}_knee"]] = knee
+            offset[self._j[f"{side}_hip_pitch"]] = -0.5 * knee
+        self._arm_lean = 0.5 * float(sum(offset[self._j[f"{side}_{k}"]] for side in LEG_SIDES
+                                         for k in ("ankle_pitch", "knee", "hip_pitch")))
+        return offset
 
     def _balance_offset(self, lean: Lean | None) -> np.ndarray:
         """Joint offsets that lean the body back against a measured lean error.
@@ -553,7 +660,7 @@ class PowerDownSequencer:
             knee = sign * config.leg_length_gain * roll   # leaning left (roll < 0): the left knee extends
             offset[j[f"{side}_knee"]] = knee
             offset[j[f"{side}_hip_pitch"]] = -0.5 * knee
-            offset[j[f"{side}_ankle_pitch"]] = pitch - 0.5 * knee
+            offset[j[f"{side}_ankle_pitch"]] = pitch - 0.5 * knee + self._reflex
             offset[j[f"{side}_ankle_roll"]] = roll
         return offset
 
