@@ -382,7 +382,11 @@ def lower_in_sim(push: tuple[float, float, float], onset: float, arms_raised: bo
 @pytest.mark.parametrize(("push", "onset", "arms_raised"), [
     ((15.0, 0.0, 0.0), 1.0, True),      # pushed towards the toes while the raised arms come down
     ((0.0, 15.0, 0.0), 10.0, False),    # pushed sideways in the squat
-], ids=["forward-at-1s-arms-raised", "left-in-the-squat"])
+    # the early pushes on straight legs that tipped the robot over its feet before the push reflex and the arm
+    # counterbalance (3.9 and 5.3 m/s at this seed; docs/design.md "Known gap")
+    ((-15.0, 0.0, 0.0), 0.0, False),    # pushed towards the heels from the start, standing
+    ((15.0, 0.0, 0.0), 0.3, True),      # pushed towards the toes as the raised arms start to come down
+], ids=["forward-at-1s-arms-raised", "left-in-the-squat", "backward-at-0s-standing", "forward-at-0.3s-arms-raised"])
 def test_power_down_lowers_the_g1_to_rest_softly_despite_encoder_noise_and_a_push(
         push: tuple[float, float, float], onset: float, arms_raised: bool) -> None:
     sim, worst, note = lower_in_sim(push, onset, arms_raised)

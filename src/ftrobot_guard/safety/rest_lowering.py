@@ -187,8 +187,6 @@ class LoweringConfig:
     reflex_step: float = 0.0255        # rad of ankle lean forward (into the push), stepped at the reflex ...
     reflex_decay: float = 2.0          # s, ... and fading with this time constant (the lean feedback takes over)
     reflex_knee: float = 0.3           # rad: armed only while the plan's knees are below this (straight legs)
-    anchor_window: float = 0.0         # s: the first segment's start is the mean of the readings over this (0: off;
-                                       # measured: no better, and worse with raised arms)
     reflex_at_start: bool = True       # step at the start too (a push there cannot be told from the start's jolt)
     arm_counterbalance: float = 0.0725  # rad of ankle lean back per unit of arm reach (mean sin of shoulder pitch)
     arm_deadband: float = 0.25         # reach beyond the first key posture's at the start: arms raised (0: always)
@@ -216,7 +214,7 @@ class LoweringConfig:
             "pace_ramp": (0.01, 100.0), "balance_gain": (0.0, 10.0), "balance_rate_gain": (0.0, 10.0),
             "balance_limit": (0.0, 1.0), "leg_length_gain": (0.0, 10.0),
             "reflex_rate": (0.0, 10.0), "reflex_step": (0.0, 0.2), "reflex_decay": (0.01, 100.0),
-            "reflex_knee": (0.0, 3.0), "anchor_window": (0.0, 2.0), "arm_counterbalance": (0.0, 0.5),
+            "reflex_knee": (0.0, 3.0), "arm_counterbalance": (0.0, 0.5),
             "arm_deadband": (0.0, 2.0),
             "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5), "arm_segment_speed": (0.01, 10.0),
         }
@@ -345,8 +343,6 @@ class PowerDownSequencer:
         self._smoothed_at = math.nan
         self._settle_marks: list[tuple[float, np.ndarray]] = []
         self._shoulders = {side: index[f"{side}_shoulder_pitch_joint"] for side in LEG_SIDES}
-        self._anchor_sum: np.ndarray | None = None   # sum of the readings within anchor_window of the start
-        self._anchor_count = 0
         self._arm_lean = 0.0           # rad, mean ankle offset of the arm counterbalance (part of the planned pitch)
         self._arms_raised = False      # raised arms at the start: counterbalanced first segment
         self._reflex = 0.0             # rad, current ankle pitch offset of the push reflex
@@ -375,7 +371,6 @@ class PowerDownSequencer:
         skip = self._config.arm_skip if self._arms_raised else ""
         self._segments = self._plan_segments(anchor, entry, skip, self._arms_raised)
         self._segment, self._tau, self._pace, self._paused = 0, 0.0, 1.0, False
-        self._anchor_sum, self._anchor_count = anchor.copy(), 1
         self._plan = anchor.copy()
         self._target = anchor.copy()
         self._balance = self._segments[0].balance_from
@@ -402,7 +397,6 @@ class PowerDownSequencer:
         reason = self._fallback_reason(now, measured_positions, tilt, battery_fraction, inputs_fresh, lean)
         if reason:
             return self._fallback(now, reason)
-        self._refine_anchor(now, measured_positions)
         return self._advance(now, tilt, lean)
 
     def abort_to_damping(self, now: float, reason: str) -> LoweringStep:
@@ -476,7 +470,7 @@ class PowerDownSequencer:
     def _plan_segments(self, anchor: np.ndarray, entry: int, skip: str = "",
                        arms_raised: bool = False) -> list[_Segment]:
         config = self._config
-        segments = []
+        segments: list[_Segment] = []
         previous, balance = anchor, config.postures[entry].balance
         for i in range(entry, len(self._postures)):
             target, posture = self._postures[i], config.postures[i]
@@ -580,27 +574,14 @@ class PowerDownSequencer:
         self._target = np.clip(self._target + np.clip(desired - self._target, -limit, limit), self._lower, self._upper)
         return self._lowering_step()
 
-    def _refine_anchor(self, now: float, measured_positions: np.ndarray) -> None:
-        """The first segment starts at the measured posture: one reading carries the encoders' noise (0.01 rad
-        on each leg joint rocks the standing robot at up to 0.18 rad/s). Within ``anchor_window`` of the start
-        the segment's start is the mean of the readings so far (the targets follow at the joint speed cap)."""
-        if (self._anchor_sum is None or self._segment != 0 or not self._segments
-                or now - self._started_at > self._config.anchor_window):
-            return
-        measured = self._measured(measured_positions)
-        if measured is None:
-            return
-        self._anchor_sum += np.clip(measured, self._lower, self._upper)
-        self._anchor_count += 1
-        self._segments[0].start = self._anchor_sum / self._anchor_count
-
     def _push_reflex(self, dt: float, lean: Lean | None) -> None:
         """A push from the front on straight legs: the pelvis starts to pitch backwards (gyro) well before the
         lean shows, and standing the G1 has 1.1 cm of centre of pressure to spare behind it (module docstring).
         Step both ankles forward by the joints' static deflection under a 15 N push at the chest (0.0255 rad),
-        once, then let the step fade while the lean feedback takes over. Backwards only: a push from behind on
-        straight legs is held by the lean feedback alone, and a forward reflex would fire on the start's own
-        jolt (+0.085 rad/s: the first targets are a noisy encoder reading)."""
+        re-stepped while the backward pitch rate lasts (once only with raised arms, whose descent rocks the
+        pelvis), fading while the lean feedback takes over. Standing, also once at the start: the start's own
+        jolt (the first targets are a noisy encoder reading: up to 0.18 rad/s at 0.01 rad of noise) cannot be
+        told from a push. Backwards only: a push from behind on straight legs is held by the lean feedback."""
         config = self._config
         if self._reflex != 0.0:
             self._reflex *= math.exp(-dt / config.reflex_decay)
