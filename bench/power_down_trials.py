@@ -22,6 +22,7 @@ Fall under way through the guard (--guard-falls): the same trips with the guard 
 Postures (--derive): the balanced key postures of the G1 path, derived statically on the model.
 
     .venv/bin/python bench/power_down_trials.py [--quick] [--falls] [--guard-falls] [--derive]
+        [--seed N [N ...]] [--early]   (other encoder-noise seeds; only the raised-arms and first-second trials)
 """
 
 from __future__ import annotations
@@ -438,6 +439,10 @@ def main() -> None:
                         help="trips through the guard core: the envelope's tuck against DAMPING at once")
     parser.add_argument("--pace", type=float, default=1.0,
                         help="scale every key posture's duration (robustness to timing; push onsets scale too)")
+    parser.add_argument("--seed", type=int, nargs="+", default=[1],
+                        help="the simulator's seeds (encoder noise): the lowering set once per seed")
+    parser.add_argument("--early", action="store_true",
+                        help="only the trials with raised arms or pushed in the first second (the hardest)")
     args = parser.parse_args()
     if args.derive:
         derive_postures()
@@ -449,17 +454,21 @@ def main() -> None:
     if args.falls:
         print_falls(envelope)
         return
-    results = []
     started = time.perf_counter()
     config = paced(LoweringConfig(), args.pace)
-    for planned in trial_set(args.quick):
-        trial = dataclasses.replace(planned, push_onset=planned.push_onset * args.pace)
-        results.append(run_lowering(trial, envelope, config))
-        r = results[-1]
-        print(f"  {trial}: {r.peak_impact:.3f} m/s {r.peak_body}, rest {r.time_to_rest:.1f} s, "
-              f"excursion {1000 * r.hard_excursion:.2f} mrad, {r.fallback or 'no fallback'}", flush=True)
-    print(f"({time.perf_counter() - started:.0f} s wall)")
-    print_lowering(results)
+    trials = trial_set(args.quick)
+    if args.early:
+        trials = [t for t in trials if t.start == "arms_raised" or (t.push and t.push_onset <= 1.0)]
+    for seed in args.seed:
+        results = []
+        for planned in trials:
+            trial = dataclasses.replace(planned, push_onset=planned.push_onset * args.pace)
+            results.append(run_lowering(trial, envelope, config, seed=seed))
+            r = results[-1]
+            print(f"  seed {seed} {trial}: {r.peak_impact:.3f} m/s {r.peak_body}, rest {r.time_to_rest:.1f} s, "
+                  f"excursion {1000 * r.hard_excursion:.2f} mrad, {r.fallback or 'no fallback'}", flush=True)
+        print(f"seed {seed}: ({time.perf_counter() - started:.0f} s wall so far)")
+        print_lowering(results)
 
 
 if __name__ == "__main__":
