@@ -346,7 +346,7 @@ class PowerDownSequencer:
         self._arm_lean = 0.0           # rad, mean ankle offset of the arm counterbalance (part of the planned pitch)
         self._arms_raised = False      # raised arms at the start: counterbalanced first segment
         self._reflex = 0.0             # rad, current ankle pitch offset of the push reflex
-        self._reflexed = False         # fired already (once per lowering)
+        self._reflexed = False         # fired already in this lowering (re-stepped only on straight legs standing)
 
     # ------------------------------------------------------------------ public
     @property
@@ -364,10 +364,7 @@ class PowerDownSequencer:
         entry = self._entry_posture(anchor)
         self._arms_raised = False
         if self._config.arm_counterbalance > 0.0:
-            end = self._postures[entry]
-            reach = sum(0.5 * (math.sin(end[self._shoulders[s]]) - math.sin(anchor[self._shoulders[s]]))
-                        for s in LEG_SIDES)
-            self._arms_raised = reach > self._config.arm_deadband
+            self._arms_raised = self._arm_reach(self._postures[entry], anchor) > self._config.arm_deadband
         skip = self._config.arm_skip if self._arms_raised else ""
         self._segments = self._plan_segments(anchor, entry, skip, self._arms_raised)
         self._segment, self._tau, self._pace, self._paused = 0, 0.0, 1.0, False
@@ -598,6 +595,12 @@ class PowerDownSequencer:
                 self._note += "; push reflex (pitching backwards on straight legs)"
             self._reflex, self._reflexed = -config.reflex_step, True   # (re)stepped while it lasts
 
+    def _arm_reach(self, end: np.ndarray, posture: np.ndarray) -> float:
+        """How far the arms of ``posture`` reach in front of the body beyond those of ``end``: the mean, over
+        both sides, of the difference of the sines of shoulder pitch (raised arms: shoulder pitch negative)."""
+        return sum(0.5 * (math.sin(end[self._shoulders[side]]) - math.sin(posture[self._shoulders[side]]))
+                   for side in LEG_SIDES)
+
     def _arm_offset(self, now: float) -> np.ndarray:
         """Raised arms at the start (reach beyond ``arm_deadband``), first segment only: hold the centre of mass
         where the segment's end puts it. The arms coming down pass in front of the body (centre of mass
@@ -609,8 +612,7 @@ class PowerDownSequencer:
         if not self._arms_raised or self._segment != 0 or not self._segments or self._balance <= 0.0:
             return offset
         end = self._segments[0].end
-        reach = sum(0.5 * (math.sin(end[self._shoulders[side]]) - math.sin(self._plan[self._shoulders[side]]))
-                    for side in LEG_SIDES)
+        reach = self._arm_reach(end, self._plan)
         ramp = _minimum_jerk((now - self._started_at) / config.arm_ramp)
         for side in LEG_SIDES:
             a = self._j[f"{side}_ankle_pitch"]
