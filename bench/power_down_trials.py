@@ -1,8 +1,11 @@
 """POWER_DOWN on the simulated G1: the lowering to rest under noise and pushes, and the best response to a fall.
 
 Lowering trials (default): the PowerDownSequencer (safety/rest_lowering.py) drives HumanoidSim exactly as
-the guard node would: at 500 Hz it reads sim.joint_state() (encoder faults applied) and sim.imu(), streams
-its targets with apply_joint_command in NORMAL, and switches the actuation mode as each step says. The set
+the guard node would: at the guard's control rate (``--control-rate``, default 100 Hz as config/robot.yaml; the
+simulator steps at 500 Hz and holds the last target in between) it reads the newest sim.joint_state() (encoder
+faults applied) and sim.imu(), streams its targets with apply_joint_command in NORMAL, and switches the
+actuation mode as each step says; it starts from the posture the guard estimates from every reading of its
+last 0.1 s (safety/posture_estimate.py, the noise already on). The set
 varies encoder noise (0, 0.005, 0.01 rad, `encoder_noise` fault), a 15 N push on the torso during the
 lowering (none, forward, backward, left, right; 3 s from t = 1 ... 38 s: arms coming down, squat, seat, legs
 out, recline) and the starting posture
@@ -23,6 +26,7 @@ Postures (--derive): the balanced key postures of the G1 path, derived staticall
 
     .venv/bin/python bench/power_down_trials.py [--quick] [--falls] [--guard-falls] [--derive]
         [--seed N [N ...]] [--early]   (other encoder-noise seeds; only the raised-arms and first-second trials)
+        [--control-rate HZ]            (the guard's tick; 500 is what sessions 7-10 measured)
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from ftrobot_guard.hardware.actuation_modes import ActuationMode  # noqa: E402
 from ftrobot_guard.safety.envelope import Envelope, load_envelope  # noqa: E402
+from ftrobot_guard.safety.posture_estimate import PostureEstimate  # noqa: E402
 from ftrobot_guard.safety.rest_lowering import Lean, LoweringConfig, PowerDownSequencer  # noqa: E402
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig  # noqa: E402
 
@@ -58,6 +63,7 @@ ARMS_RAISED = {"left_shoulder_pitch_joint": -2.4, "right_shoulder_pitch_joint": 
 FALL_GYRO = 3.0         # rad/s, envelope posture.angular_rate.limit
 FALL_TILT = 0.5         # rad, envelope posture.tilt.limit
 TAIL_AFTER_OFF = 1.0    # s simulated after POWER_OFF
+CONTROL_RATE_HZ = 100.0  # the guard's control_rate_hz (config/robot.yaml): the lowering's tick
 
 
 @dataclass(frozen=True)
@@ -120,27 +126,43 @@ def settle_start_posture(sim: HumanoidSim, start: str) -> None:
     sim.run_for(0.5, lambda s: s.guard_alive())
 
 
+def observe_posture(sim: HumanoidSim, window: float = 0.1) -> np.ndarray:
+    """What the guard starts the lowering from: every joint reading of the last ``window`` s (joint_states at
+    500 Hz, one per 2 ms step, the noise already on; the guard node takes them all, not only each tick's
+    newest) through :class:`PostureEstimate`, as GuardCore does."""
+    estimate = PostureEstimate(len(sim.joint_names), window)
+
+    def read(s: HumanoidSim) -> None:
+        s.guard_alive()
+        estimate.add(s.time, s.joint_state().position)
+
+    sim.run_for(window, read)
+    return estimate.estimate()
+
+
 def run_lowering(trial: Trial, envelope: Envelope, config: LoweringConfig | None = None,
-                 seed: int = 1) -> TrialResult:
+                 seed: int = 1, control_rate: float = CONTROL_RATE_HZ) -> TrialResult:
     config = config or LoweringConfig()
     sim = HumanoidSim(SimConfig(require_guard_alive=False, seed=seed))
+    every = max(1, round(1.0 / (control_rate * sim.timestep)))   # physics steps per control tick
     settle_start_posture(sim, trial.start)
-    t0 = sim.time
     if trial.noise > 0.0:
         sim.inject_fault("encoder_noise", 0.0, 0.0, {"joint": "all", "stddev": trial.noise})
+    posture = observe_posture(sim)
+    t0 = sim.time
     if trial.push:
         ux, uy = DIRECTIONS[trial.push]
         sim.inject_fault("push", trial.push_onset, PUSH_DURATION,
                          {"force": [PUSH_FORCE * ux, PUSH_FORCE * uy, 0.0], "body": "torso_link"})
     excursion = Excursion(sim)
     sequencer = PowerDownSequencer(envelope, config)
-    step = sequencer.start(sim.time, sim.joint_state().position)
+    step = sequencer.start(sim.time, posture)
     names = sim.joint_names
     time_to_rest = math.nan
     fallback = ""
     off_at = math.nan
     limit = t0 + config.time_budget + config.damping_max + config.fallback_settle + 10.0
-    while sim.time < limit:
+    while sim.time < limit:   # one control tick: act on the step, the driver runs `every` steps, then read
         if step.actuation is not sim.mode:
             sim.set_actuation_mode(step.actuation)
         if step.positions is not None and sim.mode is ActuationMode.NORMAL:
@@ -156,9 +178,10 @@ def run_lowering(trial: Trial, envelope: Envelope, config: LoweringConfig | None
             off_at = sim.time
         if sim.time - off_at > TAIL_AFTER_OFF:
             break
-        sim.guard_alive()
-        sim.step()
-        excursion.check()
+        for _ in range(every):   # between ticks the driver holds the last target
+            sim.guard_alive()
+            sim.step()
+            excursion.check()
         reading = sim.joint_state()
         lean, tilt = lean_of(sim)
         step = sequencer.step(sim.time, reading.position, tilt, sim.battery().percentage, True, lean)
@@ -441,6 +464,8 @@ def main() -> None:
                         help="scale every key posture's duration (robustness to timing; push onsets scale too)")
     parser.add_argument("--seed", type=int, nargs="+", default=[1],
                         help="the simulator's seeds (encoder noise): the lowering set once per seed")
+    parser.add_argument("--control-rate", type=float, default=CONTROL_RATE_HZ,
+                        help="the guard's control rate (Hz): the sequencer's tick (default: config/robot.yaml's)")
     parser.add_argument("--early", action="store_true",
                         help="only the trials with raised arms or pushed in the first second (the hardest)")
     args = parser.parse_args()
@@ -463,7 +488,7 @@ def main() -> None:
         results = []
         for planned in trials:
             trial = dataclasses.replace(planned, push_onset=planned.push_onset * args.pace)
-            results.append(run_lowering(trial, envelope, config, seed=seed))
+            results.append(run_lowering(trial, envelope, config, seed=seed, control_rate=args.control_rate))
             r = results[-1]
             print(f"  seed {seed} {trial}: {r.peak_impact:.3f} m/s {r.peak_body}, rest {r.time_to_rest:.1f} s, "
                   f"excursion {1000 * r.hard_excursion:.2f} mrad, {r.fallback or 'no fallback'}", flush=True)

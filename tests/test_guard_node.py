@@ -101,6 +101,23 @@ def test_commands_are_forwarded_clamped_or_refused_and_estop_stops_at_once(
     assert all(m.points[0].positions[0] == pytest.approx(start, abs=0.5) for m in observer.forwarded[count:])
 
 
+def test_every_joint_reading_reaches_the_posture_estimate_not_one_per_tick(
+        guard_stack: Callable[..., GuardStack]) -> None:
+    """The guard takes its sensors once per 100 Hz tick and judges the newest; the simulator's joint_states come
+    at 500 Hz. A lowering starts from the posture averaged over the last 0.1 s of readings, so the older readings
+    of each tick must reach that estimate too: about 50 in its window, not 10 (one per tick)."""
+    stack = guard_stack()
+    wait_standing_in_normal(stack)
+    estimate = stack.guard.core.posture_estimate
+    counts: list[int] = []
+
+    def enough() -> bool:
+        counts.append(estimate.readings_in_window())
+        return counts[-1] >= 30
+
+    wait_until(enough, 10.0, f"at least 30 readings in the posture estimate's 0.1 s (seen {max(counts or [0])})")
+
+
 @pytest.mark.clause("6.7b", "5.3")
 def test_a_rogue_publisher_on_the_hardware_topic_stops_the_robot(guard_stack: Callable[..., GuardStack]) -> None:
     stack = guard_stack()

@@ -130,6 +130,7 @@ GUARD_INPUTS = ("guard/in/joint_command", "guard/in/cmd_vel", "guard/in/task_req
 
 
 SENSOR_QUEUE_DEPTH = 1       # the guard judges the newest message of each sensor topic at each tick: DDS keeps no other
+JOINT_STATES_QUEUE_DEPTH = 16  # joint_states: a tick's older readings feed the posture estimate (500 Hz at 100 Hz: 5)
 UNKNOWN_NODE_NAME = "_NODE_NAME_UNKNOWN_"
 UNNAMED_GRACE_S = 1.0
 UNAUTHENTICATED_STOP_REPORT_S = 10.0  # s between incident reports of stops by commands that failed authentication
@@ -294,7 +295,9 @@ class GuardNode(Node):
         sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=SENSOR_QUEUE_DEPTH,
                                 reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability)
         # Each tick takes the newest message of each topic (DDS replaces an older one that was not taken yet):
-        # its age is what the watchdogs judge, and a fault that lasts shows in the newest message too.
+        # its age is what the watchdogs judge, and a fault that lasts shows in the newest message too. For
+        # joint_states DDS keeps up to 16: the older ones of a tick only feed the posture estimate a lowering
+        # starts from (safety/posture_estimate.py: every reading averaged, not one per tick).
         # joint_states, imu and odom are read from their CDR bytes (ros/joint_message_cdr.py); whatever that
         # reader refuses, and the other inputs, rclpy deserializes.
         self._sensors: dict[str, tuple[Any, Callable[[Any], None], Callable[[bytes], Any] | None]] = {
@@ -304,8 +307,12 @@ class GuardNode(Node):
             "battery": (BatteryState, self._on_battery, None),
         }
         self._newest: dict[str, bytes] = {}
+        self._earlier_joint_states: list[bytes] = []   # joint_states taken in this tick before the newest
         for topic, (msg_type, _handler, _reader) in self._sensors.items():
-            self._intake.subscribe(msg_type, topic, sensor_qos, self._keeper(topic), raw=True)
+            qos = sensor_qos if topic != "joint_states" else QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=JOINT_STATES_QUEUE_DEPTH,
+                reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability)
+            self._intake.subscribe(msg_type, topic, qos, self._keeper(topic), raw=True)
         self.create_subscription(Bool, "estop", self._on_estop, COMMANDS,
                                  event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
         # The hardware's own mode changes (its guard/alive watchdog, an empty battery): optional, a driver
@@ -592,6 +599,13 @@ class GuardNode(Node):
             self._alive_pub.publish(header)
         self._intake.drain()
         newest, self._newest = self._newest, {}
+        earlier, self._earlier_joint_states = self._earlier_joint_states, []
+        for raw in earlier:   # oldest first, before the newest: only the posture estimate takes them
+            try:
+                msg = self._read(raw, JointState, read_joint_state)
+                self._core.earlier_joint_states(_seconds(msg.header.stamp), msg.name, msg.position)
+            except Exception as exc:  # a malformed message is reported, never fatal to the guard
+                self._on_intake_error("joint_states", exc)
         for topic, raw in newest.items():
             msg_type, handler, reader = self._sensors[topic]
             try:
@@ -611,6 +625,8 @@ class GuardNode(Node):
 
     def _keeper(self, topic: str) -> Callable[[Any, dict[str, Any]], None]:
         def keep(raw: Any, _info: dict[str, Any]) -> None:
+            if topic == "joint_states" and topic in self._newest:
+                self._earlier_joint_states.append(self._newest[topic])
             self._newest[topic] = raw
 
         return keep

@@ -76,6 +76,7 @@ from ftrobot_guard.safety.command_gate import (
 from ftrobot_guard.safety.envelope import Envelope
 from ftrobot_guard.safety.intrusion_check import IntrusionCheck, Publisher
 from ftrobot_guard.safety.modes import SafetyMode
+from ftrobot_guard.safety.posture_estimate import PostureEstimate
 from ftrobot_guard.safety.response_policy import Severity
 from ftrobot_guard.safety.rest_lowering import (
     PHASE_LOWERING,
@@ -188,6 +189,7 @@ class GuardCore:
         self._count = len(envelope.joints) if envelope is not None else 0
         self._index = dict(envelope.joints.index) if envelope is not None else {}
         self._measured = np.full(self._count, math.nan)
+        self._posture = PostureEstimate(self._count)   # where a lowering starts: the noise averaged out
         self._last_input: dict[str, float] = {}
         self._fresh_since: float | None = None
         self._tilt = math.nan
@@ -253,12 +255,30 @@ class GuardCore:
         if self._detectors is None:
             return
         self._mark("joint_states", now)
-        if len(positions) == len(names):
-            for name, value in zip(names, positions, strict=True):
-                i = self._index.get(name)
-                if i is not None:
-                    self._measured[i] = value if math.isfinite(value) else math.nan
+        self._take_positions(stamp, names, positions)
         self._reports(self._detectors.joint_states(now, stamp, names, positions, velocities, efforts), now)
+
+    def earlier_joint_states(self, stamp: float, names: Sequence[str], positions: Sequence[float]) -> None:
+        """A ``joint_states`` reading older than the newest one taken in the same tick (the node takes the
+        sensors in a batch per tick and judges the newest): only the posture estimate learns from it, so that it
+        averages every reading, not one per tick. Give them oldest first, before the newest."""
+        if self._detectors is not None:
+            self._take_positions(stamp, names, positions)
+
+    def _take_positions(self, stamp: float, names: Sequence[str], positions: Sequence[float]) -> None:
+        """The measured posture (model order) and its estimate, from a reading's positions (by stamp)."""
+        if len(positions) != len(names):
+            return
+        for name, value in zip(names, positions, strict=True):
+            i = self._index.get(name)
+            if i is not None:
+                self._measured[i] = value if math.isfinite(value) else math.nan
+        self._posture.add(stamp, self._measured)
+
+    @property
+    def posture_estimate(self) -> PostureEstimate:
+        """The recent joint readings a lowering starts from (read-only use: diagnostics and tests)."""
+        return self._posture
 
     def imu(self, now: float, stamp: float, orientation_xyzw: Sequence[float], angular_velocity: Sequence[float],
             linear_acceleration: Sequence[float]) -> None:
@@ -634,7 +654,7 @@ class GuardCore:
             elif output.action == StopAction.TUCK:
                 step = self._sequencer.fall_response(now, self._measured.copy(), self._lean)
             else:
-                step = self._sequencer.start(now, self._measured.copy())
+                step = self._sequencer.start(now, self._posture.estimate())
         elif output.action == StopAction.DAMP and phase in (PHASE_LOWERING, PHASE_TUCK):
             step = self._sequencer.abort_to_damping(now, output.cause)
         elif output.action == StopAction.TUCK and phase == PHASE_LOWERING:

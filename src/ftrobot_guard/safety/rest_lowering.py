@@ -37,11 +37,14 @@ The lowering, for the Unitree G1 (the defaults of :class:`LoweringConfig`, about
    forward by ``reflex_step`` (re-stepped while it lasts, fading with ``reflex_decay``; standing also at the
    start, where a push cannot be told from the start's jolt). Arms that start raised come down at
    ``arm_segment_speed`` straight to the next posture after ``stand``, the ankles leaning back by the arms'
-   reach in front of the body (``arm_counterbalance``) and the knees a little flexed (``arm_knee``).
+   reach in front of the body (``arm_counterbalance``) and the knees a little flexed (``arm_knee``); meanwhile
+   the lean rate is fed back harder (``arm_rate_gain``: the arms' swing rocks the body).
 4. **Pacing by the measured lean.** While on the feet, a lean error beyond ``lean_pause`` stops the path
    (targets hold, the balance feedback keeps working) until it is back below ``lean_resume``; the pace
    ramps, so targets stay smooth.
-5. **Encoders anchor, the IMU steers.** Measured joint positions anchor the start, detect broken readings
+5. **Encoders anchor, the IMU steers.** Measured joint positions anchor the start (the guard passes the
+   posture estimated from the last 0.1 s of readings, ``safety/posture_estimate.py``: one reading's noise
+   turned into a jolt that decided whether a push at the start tipped the robot), detect broken readings
    and tell when the body has settled in DAMPING (low-passed: 0.01 rad of encoder noise does not count
    as motion); the targets themselves are open loop in the joints, so encoder noise never enters them.
 
@@ -195,6 +198,7 @@ class LoweringConfig:
                                        # each: pelvis pitch kept), off the knee's stop under the arms' load
     arm_skip: str = "stand"            # key posture skipped when the arms start raised (straight to the next)
     arm_segment_speed: float = 1.0     # rad/s, first_segment_speed when the arms start raised (slower swing)
+    arm_rate_gain: float = 0.2         # balance_rate_gain meanwhile: the arms' swing rocks the body, damped faster
     joint_names: Mapping[str, str] = field(default_factory=lambda: _frozen({
         "left_ankle_pitch": "left_ankle_pitch_joint", "right_ankle_pitch": "right_ankle_pitch_joint",
         "left_ankle_roll": "left_ankle_roll_joint", "right_ankle_roll": "right_ankle_roll_joint",
@@ -217,6 +221,7 @@ class LoweringConfig:
             "reflex_knee": (0.0, 3.0), "arm_counterbalance": (0.0, 0.5),
             "arm_deadband": (0.0, 2.0),
             "arm_ramp": (0.01, 10.0), "arm_knee": (0.0, 0.5), "arm_segment_speed": (0.01, 10.0),
+            "arm_rate_gain": (0.0, 10.0),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -577,7 +582,7 @@ class PowerDownSequencer:
         Step both ankles forward by the joints' static deflection under a 15 N push at the chest (0.0255 rad),
         re-stepped while the backward pitch rate lasts (once only with raised arms, whose descent rocks the
         pelvis), fading while the lean feedback takes over. Standing, also once at the start: the start's own
-        jolt (the first targets are a noisy encoder reading: up to 0.18 rad/s at 0.01 rad of noise) cannot be
+        jolt (the first targets are the measured posture, noise-averaged by the guard but not exact) cannot be
         told from a push. Backwards only: a push from behind on straight legs is held by the lean feedback."""
         config = self._config
         if self._reflex != 0.0:
@@ -601,6 +606,11 @@ class PowerDownSequencer:
         return sum(0.5 * (math.sin(end[self._shoulders[side]]) - math.sin(posture[self._shoulders[side]]))
                    for side in LEG_SIDES)
 
+    @property
+    def _arms_coming_down(self) -> bool:
+        """Raised arms at the start, still on their way down (the first segment, on the feet)."""
+        return self._arms_raised and self._segment == 0 and bool(self._segments) and self._balance > 0.0
+
     def _arm_offset(self, now: float) -> np.ndarray:
         """Raised arms at the start (reach beyond ``arm_deadband``), first segment only: hold the centre of mass
         where the segment's end puts it. The arms coming down pass in front of the body (centre of mass
@@ -609,7 +619,7 @@ class PowerDownSequencer:
         offset = np.zeros(self._count)
         config = self._config
         self._arm_lean = 0.0
-        if not self._arms_raised or self._segment != 0 or not self._segments or self._balance <= 0.0:
+        if not self._arms_coming_down:
             return offset
         end = self._segments[0].end
         reach = self._arm_reach(end, self._plan)
@@ -635,10 +645,11 @@ class PowerDownSequencer:
             return offset
         config, j = self._config, self._j
         limit = config.balance_limit
+        rate_gain = config.arm_rate_gain if self._arms_coming_down else config.balance_rate_gain
         pitch = float(np.clip(self._balance * (config.balance_gain * (lean.pitch - self._planned_pitch())
-                                                 + config.balance_rate_gain * lean.pitch_rate), -limit, limit))
+                                                 + rate_gain * lean.pitch_rate), -limit, limit))
         roll = float(np.clip(self._balance * (config.balance_gain * lean.roll
-                                                + config.balance_rate_gain * lean.roll_rate), -limit, limit))
+                                                + rate_gain * lean.roll_rate), -limit, limit))
         for side, sign in zip(LEG_SIDES, (1.0, -1.0), strict=True):
             knee = sign * config.leg_length_gain * roll   # leaning left (roll < 0): the left knee extends
             offset[j[f"{side}_knee"]] = knee
