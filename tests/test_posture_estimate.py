@@ -85,6 +85,13 @@ def test_a_clock_going_back_starts_again() -> None:
     assert estimate.estimate()[0] == 2.0
 
 
+def test_a_reading_of_the_wrong_size_is_refused_with_a_reason() -> None:
+    estimate = PostureEstimate(3)
+    with pytest.raises(ValueError, match="3 positions expected"):
+        estimate.add(0.0, np.zeros(4))
+    assert np.all(np.isnan(estimate.estimate()))
+
+
 @pytest.mark.parametrize(("count", "window", "capacity"), [(-1, 0.1, 256), (3, 0.0, 256), (3, math.nan, 256),
                                                            (3, 11.0, 256), (3, 0.1, 2)])
 def test_bad_settings_are_refused(count: int, window: float, capacity: int) -> None:

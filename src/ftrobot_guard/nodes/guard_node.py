@@ -292,8 +292,10 @@ class GuardNode(Node):
         # took most of a core and made the guard late for its own inputs. estop and commands stay direct.
         self._intake = BatchedIntake(f"{self.get_name()}_intake", self.context, self.get_namespace(),
                                      on_error=self._on_intake_error)
-        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=SENSOR_QUEUE_DEPTH,
-                                reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability)
+        def sensor_qos(depth: int) -> QoSProfile:
+            return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                              reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability)
+
         # Each tick takes the newest message of each topic (DDS replaces an older one that was not taken yet):
         # its age is what the watchdogs judge, and a fault that lasts shows in the newest message too. For
         # joint_states DDS keeps up to 16: the older ones of a tick only feed the posture estimate a lowering
@@ -309,10 +311,8 @@ class GuardNode(Node):
         self._newest: dict[str, bytes] = {}
         self._earlier_joint_states: list[bytes] = []   # joint_states taken in this tick before the newest
         for topic, (msg_type, _handler, _reader) in self._sensors.items():
-            qos = sensor_qos if topic != "joint_states" else QoSProfile(
-                history=HistoryPolicy.KEEP_LAST, depth=JOINT_STATES_QUEUE_DEPTH,
-                reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability)
-            self._intake.subscribe(msg_type, topic, qos, self._keeper(topic), raw=True)
+            depth = JOINT_STATES_QUEUE_DEPTH if topic == "joint_states" else SENSOR_QUEUE_DEPTH
+            self._intake.subscribe(msg_type, topic, sensor_qos(depth), self._keeper(topic), raw=True)
         self.create_subscription(Bool, "estop", self._on_estop, COMMANDS,
                                  event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
         # The hardware's own mode changes (its guard/alive watchdog, an empty battery): optional, a driver

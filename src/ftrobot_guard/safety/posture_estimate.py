@@ -44,6 +44,9 @@ class PostureEstimate:
         """One reading (every joint, model order; NaN where unknown) taken at ``stamp`` (s).
         A time before the newest one (a clock going back, a stamp from the future before it) starts the history
         again: the estimate is then the newest reading until readings accumulate."""
+        if np.shape(positions) != self._readings.shape[1:]:
+            raise ValueError(f"posture estimate: {self._readings.shape[1]} positions expected, "
+                             f"got shape {np.shape(positions)}")
         if not math.isfinite(stamp):
             return
         if self._count and stamp < self.newest_time:
