@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ftrobot_msgs.msg import SafetyState
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ftrobot_guard.safety.modes import SafetyMode, UnknownSafetyModeError, mode_from_name, mode_from_number
@@ -25,8 +25,12 @@ def test_latched_modes_are_the_stops() -> None:
 
 
 @given(st.integers(min_value=-(2**70), max_value=2**70))
+@example(-1).via("the edge below BOOT")
+@example(5).via("ESTOP")
+@example(6).via("PAUSED, the newest mode")
+@example(7).via("the edge above it")
 def test_mode_from_number_accepts_exactly_the_known_numbers(number: int) -> None:
-    if 0 <= number <= 5:
+    if 0 <= number <= 6:   # BOOT ... ESTOP, PAUSED (the ftrobot_msgs/SafetyState numbers)
         assert mode_from_number(number).value == number
     else:
         with pytest.raises(UnknownSafetyModeError):
