@@ -117,6 +117,7 @@ from ftrobot_guard.safety.guardian_desk import GuardianDesk, GuardianOutcome
 from ftrobot_guard.safety.intrusion_check import AllowlistError, IntrusionCheck, Publisher, parse_allowlist
 from ftrobot_guard.safety.modes import SafetyMode
 from ftrobot_guard.safety.supervisor import STOP_MEASURES, SupervisorOutput
+from ftrobot_guard.safety.tick_intake import DEFAULT_CONTROL_RATE_HZ, TickIntake
 from ftrobot_guard.trust.certificates import CertificateError, CertificateVerifier, load_certificates
 from ftrobot_guard.trust.identity import IdentityNumberError, parse_identity_number
 from ftrobot_guard.trust.robot_credentials import RobotIdentityError, load_robot_credentials
@@ -164,7 +165,7 @@ class GuardNode(Node):
                                         "Detached signature of the envelope ('' = <envelope_file>.sig)")
         ca_files = declare_string_list(self, "department_ca_files", [],
                                        "Department CA certificates whose key signs the envelope")
-        self._control_rate = declare_double(self, "control_rate_hz", 100.0,
+        self._control_rate = declare_double(self, "control_rate_hz", DEFAULT_CONTROL_RATE_HZ,
                                             "Rate of guard/alive, of the sensor intake and the watchdogs", 50.0,
                                             2000.0, "Hz")
         self._state_rate = declare_double(self, "state_rate_hz", 1.0, "Rate safety_state is repeated at", 0.1, 50.0,
@@ -296,10 +297,9 @@ class GuardNode(Node):
             return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                               reliability=SENSOR_DATA.reliability, durability=SENSOR_DATA.durability)
 
-        # Each tick takes the newest message of each topic (DDS replaces an older one that was not taken yet):
-        # its age is what the watchdogs judge, and a fault that lasts shows in the newest message too. For
-        # joint_states DDS keeps up to 16: the older ones of a tick only feed the posture estimate a lowering
-        # starts from (safety/posture_estimate.py: every reading averaged, not one per tick).
+        # Each tick takes the newest message of each topic and, of joint_states, the earlier ones for the
+        # posture estimate (safety/tick_intake.py: the policy the simulator harness uses too). DDS keeps up to
+        # 16 joint_states between two ticks and replaces any other topic's older message not taken yet.
         # joint_states, imu and odom are read from their CDR bytes (ros/joint_message_cdr.py); whatever that
         # reader refuses, and the other inputs, rclpy deserializes.
         self._sensors: dict[str, tuple[Any, Callable[[Any], None], Callable[[bytes], Any] | None]] = {
@@ -308,8 +308,7 @@ class GuardNode(Node):
             "actuator_temperatures": (JointTemperatures, self._on_temperatures, None),
             "battery": (BatteryState, self._on_battery, None),
         }
-        self._newest: dict[str, bytes] = {}
-        self._earlier_joint_states: list[bytes] = []   # joint_states taken in this tick before the newest
+        self._tick_intake: TickIntake[bytes] = TickIntake(history_limit=JOINT_STATES_QUEUE_DEPTH)
         for topic, (msg_type, _handler, _reader) in self._sensors.items():
             depth = JOINT_STATES_QUEUE_DEPTH if topic == "joint_states" else SENSOR_QUEUE_DEPTH
             self._intake.subscribe(msg_type, topic, sensor_qos(depth), self._keeper(topic), raw=True)
@@ -598,8 +597,7 @@ class GuardNode(Node):
         if self._core.keeps_hardware_alive:  # withheld while a stop goes unconfirmed: the driver's watchdog stops
             self._alive_pub.publish(header)
         self._intake.drain()
-        newest, self._newest = self._newest, {}
-        earlier, self._earlier_joint_states = self._earlier_joint_states, []
+        earlier, newest = self._tick_intake.take()
         for raw in earlier:   # oldest first, before the newest: only the posture estimate takes them
             try:
                 msg = self._read(raw, JointState, read_joint_state)
@@ -625,9 +623,7 @@ class GuardNode(Node):
 
     def _keeper(self, topic: str) -> Callable[[Any, dict[str, Any]], None]:
         def keep(raw: Any, _info: dict[str, Any]) -> None:
-            if topic == "joint_states" and topic in self._newest:
-                self._earlier_joint_states.append(self._newest[topic])
-            self._newest[topic] = raw
+            self._tick_intake.keep(topic, raw)
 
         return keep
 

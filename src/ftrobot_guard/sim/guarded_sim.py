@@ -7,6 +7,12 @@ simulator as the hardware contract takes them (joint commands, actuation modes, 
 guard node is a thin adapter around the same core, so what is measured here is what the node decides,
 minus DDS. An optional controller stands in for the robot's own controller on ``guard/in/joint_command``.
 
+The guard takes its inputs as the node does: commands, hardware states, service replies and the graph at
+once; sensor readings are kept as they arrive and handed over at the guard's control tick
+(``control_rate_hz``, the node's 100 Hz by default), the newest of each topic and the earlier
+``joint_states`` for the posture estimate (safety/tick_intake.py, the node's own policy); ``guard/alive``
+goes out at each tick, as the node sends it.
+
 The ROS graph is emulated for the intrusion check: the guard publishes on ``hw/joint_command``, and the
 simulator's ``rogue_controller`` does too while its fault is active.
 """
@@ -27,6 +33,7 @@ from ftrobot_guard.safety.envelope import Envelope
 from ftrobot_guard.safety.guard_core import GuardConfig, GuardCore
 from ftrobot_guard.safety.intrusion_check import IntrusionCheck, Publisher
 from ftrobot_guard.safety.supervisor import SupervisorOutput
+from ftrobot_guard.safety.tick_intake import DEFAULT_CONTROL_RATE_HZ, TickIntake
 from ftrobot_guard.sim.delay_queue import DelayQueue
 from ftrobot_guard.sim.faults import FaultKind
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig
@@ -39,6 +46,15 @@ SENSOR_RATES_HZ = {"joint_states": 500.0, "imu": 500.0, "odom": 100.0, "actuator
 
 # A controller: (sim time) -> (joint names, positions) to send on guard/in/joint_command, or None.
 Controller = Callable[[float], tuple[tuple[str, ...], np.ndarray] | None]
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A sensor reading that reached the guard, handed over at its next tick: ``deliver`` as the newest of its
+    topic, ``deliver_earlier`` (joint_states only) as an earlier one for the posture estimate."""
+
+    deliver: Callable[[], None]
+    deliver_earlier: Callable[[], None] | None = None
 
 
 @dataclass
@@ -57,15 +73,21 @@ class GuardedRecord:
 
 
 class GuardedSim:
-    """HumanoidSim + GuardCore, stepped together (2 ms physics steps; the guard ticks every step)."""
+    """HumanoidSim + GuardCore, stepped together (2 ms physics steps; the guard ticks at ``control_rate_hz``)."""
 
     def __init__(self, envelope: Envelope, sim_config: SimConfig | None = None, guard_config: GuardConfig | None = None,
                  controller: Controller | None = None, command_rate_hz: float = 100.0,
-                 sensor_rates_hz: dict[str, float] | None = None) -> None:
+                 sensor_rates_hz: dict[str, float] | None = None,
+                 control_rate_hz: float = DEFAULT_CONTROL_RATE_HZ) -> None:
+        if not control_rate_hz > 0.0:
+            raise ValueError(f"control_rate_hz must be > 0, got {control_rate_hz!r}")
         self.sim = HumanoidSim(sim_config or SimConfig())
         self.record = GuardedRecord()
         self._schedule = PublicationSchedule(sensor_rates_hz or SENSOR_RATES_HZ)
-        self._delayed: DelayQueue[Callable[[], None]] = DelayQueue()
+        self._delayed: DelayQueue[tuple[str, _Arrival]] = DelayQueue()
+        self._arrived: TickIntake[_Arrival] = TickIntake()
+        self._control_period = 1.0 / control_rate_hz
+        self._next_tick = 0.0
         self._replies: list[Callable[[], None]] = []
         self._controller = controller
         self._command_period = 1.0 / command_rate_hz
@@ -140,17 +162,17 @@ class GuardedSim:
         for change in changes:  # hw/actuation_state, as the simulator node publishes it
             self._mode_changes_taken += 1
             self.core.hardware_state(now, int(change.mode), change.source, change.reason, self._mode_changes_taken)
-        for deliver in self._delayed.pop_due(now):
-            deliver()
+        for topic, arrival in self._delayed.pop_due(now):
+            self._arrived.keep(topic, arrival)
         for topic in self._schedule.due(now):
             if sim.topic_dropped(topic):
                 continue
-            deliver = self._reading(topic, now)
+            arrival = self._reading(topic, now)
             delay = sim.topic_delay(topic)
             if delay > 0.0:
-                self._delayed.put(now + delay, deliver)
+                self._delayed.put(now + delay, (topic, arrival))
             else:
-                deliver()
+                self._arrived.keep(topic, arrival)
         self._graph(now)
         if self._controller is not None and now + 1e-9 >= self._next_command:
             self._next_command = now + self._command_period
@@ -161,33 +183,49 @@ class GuardedSim:
                                                    local_time=self.local_time())
                 if decision is not None and decision.forwarded:
                     self.record.controller_forwarded.append(now)
-        self.core.tick(now, self.wall_start.timestamp() + now)
-        if self.core.keeps_hardware_alive:   # as the guard node: withheld while a stop goes unconfirmed
-            sim.guard_alive()
+        if now + 1e-9 >= self._next_tick:
+            self._next_tick += self._control_period
+            if self._next_tick <= now:   # a period shorter than the physics step: once per step
+                self._next_tick = now + self._control_period
+            self._control_tick(now)
 
-    def _reading(self, topic: str, stamp: float) -> Callable[[], None]:
+    def _control_tick(self, now: float) -> None:
+        """The guard node's control tick: guard/alive, then the sensors that arrived since the last tick, then
+        the guard core's own tick."""
+        if self.core.keeps_hardware_alive:   # as the guard node: withheld while a stop goes unconfirmed
+            self.sim.guard_alive()
+        earlier, newest = self._arrived.take()
+        for arrival in earlier:
+            if arrival.deliver_earlier is not None:
+                arrival.deliver_earlier()
+        for arrival in newest.values():
+            arrival.deliver()
+        self.core.tick(now, self.wall_start.timestamp() + now)
+
+    def _reading(self, topic: str, stamp: float) -> _Arrival:
         sim, core = self.sim, self.core
         if topic == "joint_states":
             js = sim.joint_state()
-            return lambda: core.joint_states(sim.time, stamp, js.names, js.position.tolist(), js.velocity.tolist(),
-                                             js.effort.tolist())
+            return _Arrival(lambda: core.joint_states(sim.time, stamp, js.names, js.position.tolist(),
+                                                      js.velocity.tolist(), js.effort.tolist()),
+                            lambda: core.earlier_joint_states(stamp, js.names, js.position.tolist()))
         if topic == "imu":
             imu = sim.imu()
             w, x, y, z = imu.orientation_wxyz.tolist()
-            return lambda: core.imu(sim.time, stamp, (x, y, z, w), imu.angular_velocity.tolist(),
-                                    imu.linear_acceleration.tolist())
+            return _Arrival(lambda: core.imu(sim.time, stamp, (x, y, z, w), imu.angular_velocity.tolist(),
+                                             imu.linear_acceleration.tolist()))
         if topic == "odom":
             odom = sim.odom()
             qw, qx, qy, qz = odom.orientation_wxyz.tolist()
             yaw = float(np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz)))
-            return lambda: core.odom(sim.time, stamp, float(odom.position[0]), float(odom.position[1]), yaw,
-                                     float(odom.linear_velocity[0]), float(odom.linear_velocity[1]),
-                                     float(odom.angular_velocity[2]), float(odom.position[2]))
+            return _Arrival(lambda: core.odom(sim.time, stamp, float(odom.position[0]), float(odom.position[1]), yaw,
+                                              float(odom.linear_velocity[0]), float(odom.linear_velocity[1]),
+                                              float(odom.angular_velocity[2]), float(odom.position[2])))
         if topic == "actuator_temperatures":
             temperatures = sim.temperatures()
-            return lambda: core.temperatures(sim.time, stamp, sim.joint_names, temperatures.tolist())
+            return _Arrival(lambda: core.temperatures(sim.time, stamp, sim.joint_names, temperatures.tolist()))
         battery = sim.battery()
-        return lambda: core.battery(sim.time, stamp, float(battery.percentage))
+        return _Arrival(lambda: core.battery(sim.time, stamp, float(battery.percentage)))
 
     def _graph(self, now: float) -> None:
         rogue = any(f.kind is FaultKind.ROGUE_PUBLISHER for f in self.sim.active_faults())
