@@ -10,12 +10,16 @@ rclpy on this machine, without the guard, without sensor traffic and without the
   (``--via service``, the hardware contract's way) or publishes ``floor/request`` (``--via topic``);
 * this process: publishes ``floor/estop`` ``--trials`` times, 5-15 ms apart, recording ``t0`` before each.
 
-Every node runs on rclpy's EventsExecutor (as the guard does) with the guard's reliable command QoS. Latency =
+``--via one_hop`` is the single hop under both: this process publishes ``floor/request`` straight to the hardware
+process (no relay), the least any cross-process e-stop path costs here, even one that skipped the guard.
+
+Every node runs on rclpy's EventsExecutor (as the guard does; ``--executor single`` for rclpy's
+SingleThreadedExecutor) with the guard's reliable command QoS. Latency =
 arrival - t0; both are ``CLOCK_MONOTONIC`` (``perf_counter_ns`` on Linux), one clock for every process of the
 machine. Prints count, p50/p90/p99/max (µs) per way, the load average before and after, and one JSON object
 per figure.
 
-    python bench/rclpy_chain_floor.py [--trials 3000] [--via service topic]
+    python bench/rclpy_chain_floor.py [--trials 3000] [--via service topic one_hop] [--executor events|single]
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 import rclpy
 from ftrobot_msgs.srv import SetActuationMode
 from rclpy.context import Context
+from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from std_msgs.msg import Bool
@@ -47,17 +52,18 @@ from ftrobot_guard.ros.qos_profiles import COMMANDS
 MATCH_WINDOW_NS = 20_000_000   # an arrival later than this after t0 is not counted as that trial's
 
 
-def _spin_for(executor: EventsExecutor, seconds: float) -> None:
+def _spin_for(executor: Executor | EventsExecutor, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         executor.spin_once(timeout_sec=0.05)
 
 
-def child(role: str, via: str, seconds: float, out: Path | None) -> int:
+def child(role: str, via: str, executor_kind: str, seconds: float, out: Path | None) -> int:
     context = Context()
     rclpy.init(context=context)
     node = Node(f"floor_{role}", context=context)
-    executor = EventsExecutor(context=context)
+    executor: Executor | EventsExecutor = (EventsExecutor(context=context) if executor_kind == "events"
+                                           else SingleThreadedExecutor(context=context))
     executor.add_node(node)
     arrivals: list[int] = []
     if role == "hardware":
@@ -99,21 +105,20 @@ def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values), max(1, math.ceil(fraction * len(values)))) - 1]
 
 
-def run(via: str, trials: int, domain: int, directory: Path) -> dict[str, float]:
+def run(via: str, executor_kind: str, trials: int, domain: int, directory: Path) -> dict[str, float]:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     seconds = 6.0 + trials * 0.0125
     arrivals_file = directory / f"arrivals_{via}.json"
-    children = [
-        subprocess.Popen([sys.executable, __file__, "--role", "hardware", "--via", via, "--seconds", f"{seconds:.1f}",
-                          "--out", str(arrivals_file)], env=env),
-        subprocess.Popen([sys.executable, __file__, "--role", "relay", "--via", via, "--seconds", f"{seconds:.1f}"],
-                         env=env),
-    ]
+    common = ["--via", via, "--executor", executor_kind, "--seconds", f"{seconds:.1f}"]
+    children = [subprocess.Popen([sys.executable, __file__, "--role", "hardware", *common, "--out", str(arrivals_file)],
+                                 env=env)]
+    if via != "one_hop":
+        children.append(subprocess.Popen([sys.executable, __file__, "--role", "relay", *common], env=env))
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     context = Context()
     rclpy.init(context=context)
     node = Node("floor_operator", context=context)
-    publisher = node.create_publisher(Bool, "floor/estop", COMMANDS)
+    publisher = node.create_publisher(Bool, "floor/request" if via == "one_hop" else "floor/estop", COMMANDS)
     deadline = time.monotonic() + 5.0
     while publisher.get_subscription_count() < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -154,24 +159,29 @@ def load_average() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=3000)
-    parser.add_argument("--via", nargs="+", choices=("service", "topic"), default=["service", "topic"])
+    parser.add_argument("--via", nargs="+", choices=("service", "topic", "one_hop"),
+                        default=["service", "topic", "one_hop"])
+    parser.add_argument("--executor", choices=("events", "single"), default="events")
     parser.add_argument("--domain", type=int, default=200 + os.getpid() % 30)
     parser.add_argument("--role", choices=("hardware", "relay"), help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role is not None:
-        return child(args.role, args.via[0], args.seconds, args.out)
-    print(f"bare rclpy chain, two hops in three processes, {args.trials} trials per way; load {load_average()}",
+        return child(args.role, args.via[0], args.executor, args.seconds, args.out)
+    print(f"bare rclpy chain ({args.executor} executor), {args.trials} trials per way; load {load_average()}",
           flush=True)
     figures = []
     with tempfile.TemporaryDirectory(prefix="ftrobot_floor_") as directory:
         for via in args.via:
-            result = run(via, args.trials, args.domain, Path(directory))
-            print(f"  estop -> relay -> hardware via {via:7s}: {result['count']:5.0f} of {result['trials']} arrived; "
+            result = run(via, args.executor, args.trials, args.domain, Path(directory))
+            way = "estop -> hardware, one hop     " if via == "one_hop" else f"estop -> relay -> hardware via {via:7s}"
+            print(f"  {way}: {result['count']:5.0f} of {result['trials']} arrived; "
                   f"p50 {result['p50_us']:5.0f} µs, p90 {result['p90_us']:5.0f}, p99 {result['p99_us']:5.0f}, "
                   f"max {result['max_us']:6.0f}", flush=True)
-            figures.append({"bench": "rclpy_chain_floor", "figure": f"two_hops_via_{via}", **result, "unit": "us"})
+            name = "one_hop" if via == "one_hop" else f"two_hops_via_{via}"
+            figures.append({"bench": "rclpy_chain_floor", "figure": name, "executor": args.executor, **result,
+                            "unit": "us"})
     print(f"load after {load_average()}")
     for figure in figures:
         print(json.dumps(figure))
