@@ -51,6 +51,7 @@ from ftrobot_guard.hardware.actuation_modes import ActuationMode  # noqa: E402
 from ftrobot_guard.safety.envelope import Envelope, load_envelope  # noqa: E402
 from ftrobot_guard.safety.posture_estimate import PostureEstimate  # noqa: E402
 from ftrobot_guard.safety.rest_lowering import Lean, LoweringConfig, PowerDownSequencer  # noqa: E402
+from ftrobot_guard.safety.tick_intake import DEFAULT_CONTROL_RATE_HZ  # noqa: E402
 from ftrobot_guard.sim.humanoid_sim import HumanoidSim, SimConfig  # noqa: E402
 
 DISTRO = os.environ.get("FTROBOT_ROS_DISTRO") or os.environ.get("ROS_DISTRO") or "unknown"
@@ -63,7 +64,7 @@ ARMS_RAISED = {"left_shoulder_pitch_joint": -2.4, "right_shoulder_pitch_joint": 
 FALL_GYRO = 3.0         # rad/s, envelope posture.angular_rate.limit
 FALL_TILT = 0.5         # rad, envelope posture.tilt.limit
 TAIL_AFTER_OFF = 1.0    # s simulated after POWER_OFF
-CONTROL_RATE_HZ = 100.0  # the guard's control_rate_hz (config/robot.yaml): the lowering's tick
+CONTROL_RATE_HZ = DEFAULT_CONTROL_RATE_HZ  # the guard's control_rate_hz (config/robot.yaml): the lowering's tick
 
 
 @dataclass(frozen=True)
